@@ -1,0 +1,58 @@
+"""Product write endpoints (staff only)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inventory.commands import RegisterProduct, RestockProduct
+from platform_core.http import accepted, dispatch_command
+from platform_core.runtime import runtime
+
+_Accepted = inline_serializer("ProductAccepted", {"sku": serializers.CharField()})
+
+
+class ProductRegisterApi(APIView):
+    """Register a product with its initial stock (staff)."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema_serializer(component_name="ProductRegisterInput")
+    class InputSerializer(serializers.Serializer):
+        sku = serializers.RegexField(r"^[A-Z0-9][A-Z0-9-]{0,63}$", help_text="upper-case SKU")
+        name = serializers.CharField(max_length=200)
+        price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
+        initial_stock = serializers.IntegerField(min_value=0, max_value=1_000_000)
+
+    @extend_schema(request=InputSerializer, responses={202: _Accepted})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        outcome = dispatch_command(
+            request, runtime().bus, RegisterProduct(**serializer.validated_data)
+        )
+        return accepted({"sku": serializer.validated_data["sku"]}, outcome)
+
+
+class ProductRestockApi(APIView):
+    """Add stock to a product (staff)."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema_serializer(component_name="ProductRestockInput")
+    class InputSerializer(serializers.Serializer):
+        quantity = serializers.IntegerField(min_value=1, max_value=1_000_000)
+
+    @extend_schema(request=InputSerializer, responses={202: _Accepted})
+    def post(self, request: Request, sku: str) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        command = RestockProduct(sku=sku, quantity=serializer.validated_data["quantity"])
+        outcome = dispatch_command(request, runtime().bus, command)
+        return accepted({"sku": sku}, outcome)

@@ -1,0 +1,1 @@
+"""The inventory domain model: pure Python, no framework imports."""

@@ -1,0 +1,143 @@
+"""Order write endpoints. Writes answer 202: the read model follows from the events."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+from django.urls import reverse
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orders.commands import CancelOrder, OrderItem, PlaceOrder
+from orders.events import ShippingAddress
+from orders.queries import order_events
+from platform_core.http import accepted, dispatch_command
+from platform_core.idempotency import idempotent
+from platform_core.runtime import runtime
+
+MAX_LINES = 100
+
+
+def _viewer(request: Request) -> int | None:
+    return None if request.user.is_staff else request.user.pk
+
+
+class OrderPlaceApi(APIView):
+    """Place an order. Send `Idempotency-Key` to make retries safe."""
+
+    @extend_schema_serializer(component_name="OrderPlaceInput")
+    class InputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="OrderPlaceItem")
+        class ItemSerializer(serializers.Serializer):
+            sku = serializers.CharField(max_length=64)
+            quantity = serializers.IntegerField(min_value=1, max_value=10_000)
+
+        @extend_schema_serializer(component_name="OrderPlaceAddress")
+        class AddressSerializer(serializers.Serializer):
+            name = serializers.CharField(max_length=200)
+            line1 = serializers.CharField(max_length=200)
+            line2 = serializers.CharField(
+                max_length=200, required=False, allow_blank=True, default=""
+            )
+            city = serializers.CharField(max_length=100)
+            postal_code = serializers.CharField(max_length=20)
+            country = serializers.RegexField(r"^[A-Z]{2}$", help_text="ISO 3166-1 alpha-2")
+
+        items = ItemSerializer(many=True, allow_empty=False, max_length=MAX_LINES)
+        shipping_address = AddressSerializer()
+        payment_token = serializers.CharField(max_length=100)
+
+    @extend_schema_serializer(component_name="OrderPlaceOutput")
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.UUIDField()
+        status = serializers.CharField()
+        log_position = serializers.CharField(required=False)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={202: OutputSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+    )
+    def post(self, request: Request) -> Response:
+        return idempotent(request, lambda: self._place(request))
+
+    def _place(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data: dict[str, Any] = serializer.validated_data
+        order_id = uuid.uuid4()
+        command = PlaceOrder(
+            order_id=order_id,
+            customer_id=request.user.pk,
+            items=tuple(OrderItem(**item) for item in data["items"]),
+            shipping_address=ShippingAddress(**data["shipping_address"]),
+            payment_token=data["payment_token"],
+        )
+        outcome = dispatch_command(request, runtime().bus, command)
+        location = reverse("order-detail", kwargs={"order_id": order_id})
+        return accepted({"id": str(order_id), "status": "pending"}, outcome, location)
+
+
+class OrderCancelApi(APIView):
+    """Cancel an order that has not shipped yet (409 once it has)."""
+
+    @extend_schema_serializer(component_name="OrderCancelInput")
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(max_length=500)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={202: inline_serializer("CancelAccepted", {"id": serializers.UUIDField()})},
+    )
+    def post(self, request: Request, order_id: uuid.UUID) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        command = CancelOrder(
+            order_id=order_id,
+            reason=serializer.validated_data["reason"],
+            requested_by=_viewer(request),
+        )
+        outcome = dispatch_command(request, runtime().bus, command)
+        return accepted({"id": str(order_id), "status": "cancelled"}, outcome)
+
+
+class OrderEventsApi(APIView):
+    """The order's stored events, oldest first (the owner or staff)."""
+
+    @extend_schema_serializer(component_name="OrderEventOutput")
+    class OutputSerializer(serializers.Serializer):
+        position = serializers.IntegerField()
+        version = serializers.IntegerField()
+        type = serializers.CharField(source="event_type")
+        schema_version = serializers.IntegerField()
+        data = serializers.JSONField()
+        metadata = serializers.JSONField()
+        recorded_at = serializers.DateTimeField()
+
+    @extend_schema(responses={200: OutputSerializer(many=True)})
+    def get(self, request: Request, order_id: uuid.UUID) -> Response:
+        rt = runtime()
+        events = order_events(order_id, viewer_id=_viewer(request), store=rt.store, codec=rt.codec)
+        rows = [
+            {
+                "position": e.position,
+                "version": e.version,
+                "event_type": e.event_type,
+                "schema_version": e.schema_version,
+                "data": msgspec.json.decode(e.data),
+                "metadata": msgspec.to_builtins(e.metadata),
+                "recorded_at": e.recorded_at,
+            }
+            for e in events
+        ]
+        return Response(self.OutputSerializer(rows, many=True).data)

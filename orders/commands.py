@@ -1,0 +1,54 @@
+"""Commands the orders context accepts: its published language."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from orders.events import ShippingAddress
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderItem:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlaceOrder:
+    order_id: UUID
+    customer_id: int
+    items: tuple[OrderItem, ...]
+    shipping_address: ShippingAddress
+    payment_token: str
+    command_id: UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfirmOrder:
+    order_id: UUID
+    command_id: UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelOrder:
+    order_id: UUID
+    reason: str
+    # The customer asking, or None when staff (or a process) cancels.
+    requested_by: int | None = None
+    command_id: UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarkOrderShipped:
+    order_id: UUID
+    shipment_id: str
+    tracking_number: str
+    command_id: UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarkOrderDelivered:
+    order_id: UUID
+    command_id: UUID = field(default_factory=uuid.uuid4)

@@ -1,0 +1,203 @@
+"""The Order aggregate: placement, confirmation, cancellation, shipping, delivery."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol
+from uuid import UUID
+
+from orders.commands import OrderItem
+from orders.events import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderDelivered,
+    OrderLine,
+    OrderPlaced,
+    OrderShipped,
+    ShippingAddress,
+)
+from platform_core.aggregate import Aggregate
+from platform_core.errors import Conflict, InvalidCommand
+
+MAX_REASON_LENGTH = 500
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProductQuote:
+    """What the catalog says a product is called and costs, at placement time."""
+
+    name: str
+    unit_price: Decimal
+
+
+class Catalog(Protocol):
+    """Port: the products orders can be placed for."""
+
+    def quote(self, skus: Sequence[str]) -> Mapping[str, ProductQuote]: ...
+
+
+class EmptyOrder(InvalidCommand):
+    pass
+
+
+class InvalidQuantity(InvalidCommand):
+    pass
+
+
+class UnknownProduct(InvalidCommand):
+    pass
+
+
+class InvalidReason(InvalidCommand):
+    pass
+
+
+class OrderCannotBeCancelled(Conflict):
+    pass
+
+
+class InvalidTransition(Conflict):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderState:
+    customer_id: int
+    status: OrderStatus
+    lines: tuple[OrderLine, ...]
+    total: Decimal
+    cancellation_reason: str = ""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _priced_lines(items: Sequence[OrderItem], catalog: Catalog) -> tuple[OrderLine, ...]:
+    if not items:
+        raise EmptyOrder("An order needs at least one item.")
+    if any(item.quantity <= 0 for item in items):
+        raise InvalidQuantity("Every quantity must be a positive whole number.")
+    quotes = catalog.quote([item.sku for item in items])
+    unknown = sorted({item.sku for item in items} - set(quotes))
+    if unknown:
+        raise UnknownProduct(f"Unknown product(s): {', '.join(unknown)}.")
+    return tuple(
+        OrderLine(
+            sku=item.sku,
+            name=quotes[item.sku].name,
+            quantity=item.quantity,
+            unit_price=quotes[item.sku].unit_price,
+        )
+        for item in items
+    )
+
+
+class Order(Aggregate[OrderState]):
+    """An order moves forward only: pending -> confirmed -> shipped -> delivered,
+    or to cancelled from pending or confirmed."""
+
+    category = "order"
+    state_type = OrderState
+
+    @classmethod
+    def place(
+        cls,
+        *,
+        order_id: UUID,
+        customer_id: int,
+        items: Sequence[OrderItem],
+        shipping_address: ShippingAddress,
+        payment_token: str,
+        catalog: Catalog,
+    ) -> Order:
+        lines = _priced_lines(items, catalog)
+        order = cls(str(order_id))
+        order._record(
+            OrderPlaced(
+                order_id=order_id,
+                customer_id=customer_id,
+                lines=lines,
+                shipping_address=shipping_address,
+                payment_token=payment_token,
+                total=sum((line.unit_price * line.quantity for line in lines), Decimal("0")),
+                placed_at=_now(),
+            )
+        )
+        return order
+
+    @property
+    def order_id(self) -> UUID:
+        return UUID(self.id)
+
+    def confirm(self) -> None:
+        if self.state.status is OrderStatus.CONFIRMED:
+            return
+        self._require(OrderStatus.PENDING, "confirm")
+        self._record(OrderConfirmed(order_id=self.order_id, confirmed_at=_now()))
+
+    def cancel(self, reason: str) -> None:
+        reason = reason.strip()
+        if not reason or len(reason) > MAX_REASON_LENGTH:
+            raise InvalidReason(f"A reason of 1-{MAX_REASON_LENGTH} characters is required.")
+        status = self.state.status
+        if status is OrderStatus.CANCELLED:
+            return
+        if status not in (OrderStatus.PENDING, OrderStatus.CONFIRMED):
+            raise OrderCannotBeCancelled(f"An order that is {status} can no longer be cancelled.")
+        self._record(OrderCancelled(order_id=self.order_id, reason=reason, cancelled_at=_now()))
+
+    def mark_shipped(self, *, shipment_id: str, tracking_number: str) -> None:
+        if self.state.status is OrderStatus.SHIPPED:
+            return
+        self._require(OrderStatus.CONFIRMED, "ship")
+        self._record(
+            OrderShipped(
+                order_id=self.order_id,
+                shipment_id=shipment_id,
+                tracking_number=tracking_number,
+                shipped_at=_now(),
+            )
+        )
+
+    def mark_delivered(self) -> None:
+        if self.state.status is OrderStatus.DELIVERED:
+            return
+        self._require(OrderStatus.SHIPPED, "deliver")
+        self._record(OrderDelivered(order_id=self.order_id, delivered_at=_now()))
+
+    def _require(self, status: OrderStatus, action: str) -> None:
+        if self.state.status is not status:
+            raise InvalidTransition(f"Cannot {action} an order that is {self.state.status}.")
+
+    def _apply(self, event: Any) -> None:
+        match event:
+            case OrderPlaced():
+                self._state = OrderState(
+                    customer_id=event.customer_id,
+                    status=OrderStatus.PENDING,
+                    lines=event.lines,
+                    total=event.total,
+                )
+            case OrderConfirmed():
+                self._state = replace(self.state, status=OrderStatus.CONFIRMED)
+            case OrderCancelled():
+                self._state = replace(
+                    self.state, status=OrderStatus.CANCELLED, cancellation_reason=event.reason
+                )
+            case OrderShipped():
+                self._state = replace(self.state, status=OrderStatus.SHIPPED)
+            case OrderDelivered():
+                self._state = replace(self.state, status=OrderStatus.DELIVERED)

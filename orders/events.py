@@ -1,0 +1,73 @@
+"""Events of the orders context: its published language, stored in the event store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import ClassVar
+from uuid import UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderLine:
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShippingAddress:
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderPlaced:
+    event_type: ClassVar[str] = "orders.OrderPlaced"
+    order_id: UUID
+    customer_id: int
+    lines: tuple[OrderLine, ...]
+    shipping_address: ShippingAddress
+    payment_token: str
+    total: Decimal
+    placed_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderConfirmed:
+    event_type: ClassVar[str] = "orders.OrderConfirmed"
+    order_id: UUID
+    confirmed_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderCancelled:
+    event_type: ClassVar[str] = "orders.OrderCancelled"
+    order_id: UUID
+    reason: str
+    cancelled_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderShipped:
+    event_type: ClassVar[str] = "orders.OrderShipped"
+    order_id: UUID
+    shipment_id: str
+    tracking_number: str
+    shipped_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderDelivered:
+    event_type: ClassVar[str] = "orders.OrderDelivered"
+    order_id: UUID
+    delivered_at: datetime
+
+
+EVENTS = (OrderPlaced, OrderConfirmed, OrderCancelled, OrderShipped, OrderDelivered)

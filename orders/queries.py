@@ -1,0 +1,30 @@
+"""Reads the orders context answers from its own event streams."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from orders.domain.order import Order
+from orders.events import OrderPlaced
+from platform_core.errors import NotFound
+from platform_core.eventstore import EventStore, RecordedEvent
+from platform_core.serialization import EventCodec
+
+
+class OrderNotFound(NotFound):
+    pass
+
+
+def order_events(
+    order_id: UUID, *, viewer_id: int | None, store: EventStore, codec: EventCodec
+) -> list[RecordedEvent]:
+    """The order's stored events; `viewer_id` None means staff, who may see any order."""
+    events = store.read_stream(Order.stream_id_for(str(order_id)))
+    if not events:
+        raise OrderNotFound(f"Order {order_id} does not exist.")
+    placed = codec.decode(events[0].event_type, events[0].schema_version, events[0].data)
+    if viewer_id is not None and (
+        not isinstance(placed, OrderPlaced) or placed.customer_id != viewer_id
+    ):
+        raise OrderNotFound(f"Order {order_id} does not exist.")
+    return events

@@ -1,0 +1,104 @@
+"""The composition root: the only place that knows every context and every adapter."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+
+import inventory.events
+import orders.events
+from inventory import handlers as inventory_handlers
+from inventory.commands import RegisterProduct, RestockProduct
+from inventory.domain.stock import StockItem
+from orders import handlers as order_handlers
+from orders.commands import (
+    CancelOrder,
+    ConfirmOrder,
+    MarkOrderDelivered,
+    MarkOrderShipped,
+    PlaceOrder,
+)
+from orders.domain.order import Order, ProductQuote
+from platform_core.bus import CommandBus, record_append
+from platform_core.django_snapshots import DjangoSnapshotStore
+from platform_core.eventstore import AppendResult, EventStore
+from platform_core.projector import ProjectionRunner
+from platform_core.repository import Repository
+from platform_core.runtime import Runtime
+from platform_core.serialization import EventCodec
+from platform_core.snapshots import SnapshotStore
+from platform_core.sql_store import event_store_for
+from projections.order_summary import OrderSummaryProjection
+from projections.product_stock import ProductStockProjection
+from projections.queries import product_prices
+
+
+class ReadModelCatalog:
+    """The orders context's `Catalog` port, answered from the product read model."""
+
+    def quote(self, skus: Sequence[str]) -> Mapping[str, ProductQuote]:
+        return {
+            sku: ProductQuote(name=name, unit_price=price)
+            for sku, (name, price) in product_prices(skus).items()
+        }
+
+
+def build_codec() -> EventCodec:
+    return EventCodec([*orders.events.EVENTS, *inventory.events.EVENTS])
+
+
+def build_bus(
+    *,
+    store: EventStore,
+    codec: EventCodec,
+    snapshots: SnapshotStore | None,
+    log_changed: threading.Event,
+) -> CommandBus:
+    def after_append(result: AppendResult) -> None:
+        record_append(result)
+        transaction.on_commit(log_changed.set)
+
+    def repository(aggregate_type: type) -> Repository:  # type: ignore[type-arg]
+        return Repository(
+            aggregate_type,
+            store=store,
+            codec=codec,
+            snapshots=snapshots,
+            snapshot_every=settings.SNAPSHOT_EVERY,
+            on_append=after_append,
+        )
+
+    orders, stock = repository(Order), repository(StockItem)
+    return CommandBus(
+        {
+            PlaceOrder: partial(
+                order_handlers.place_order, orders=orders, catalog=ReadModelCatalog()
+            ),
+            ConfirmOrder: partial(order_handlers.confirm_order, orders=orders),
+            CancelOrder: partial(order_handlers.cancel_order, orders=orders),
+            MarkOrderShipped: partial(order_handlers.mark_order_shipped, orders=orders),
+            MarkOrderDelivered: partial(order_handlers.mark_order_delivered, orders=orders),
+            RegisterProduct: partial(inventory_handlers.register_product, stock=stock),
+            RestockProduct: partial(inventory_handlers.restock_product, stock=stock),
+        },
+        transaction=transaction.atomic,
+    )
+
+
+def build_runtime() -> Runtime:
+    store, codec, log_changed = event_store_for(), build_codec(), threading.Event()
+    return Runtime(
+        bus=build_bus(
+            store=store, codec=codec, snapshots=DjangoSnapshotStore(), log_changed=log_changed
+        ),
+        store=store,
+        codec=codec,
+        projections=ProjectionRunner(
+            [OrderSummaryProjection(), ProductStockProjection()], store=store, codec=codec
+        ),
+        log_changed=log_changed,
+    )

@@ -1,0 +1,34 @@
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+
+from config import health
+from inventory.api import ProductRegisterApi, ProductRestockApi
+from orders.api import OrderCancelApi, OrderEventsApi, OrderPlaceApi
+from platform_core.drf import route_by_method
+from platform_core.http import json_error_view
+from projections.api import OrderDetailApi, OrderListApi, ProductListApi
+
+ProductCollectionApi = route_by_method("ProductCollectionApi", ProductListApi, ProductRegisterApi)
+OrderCollectionApi = route_by_method("OrderCollectionApi", OrderListApi, OrderPlaceApi)
+
+urlpatterns = [
+    path("api/auth/token/", obtain_auth_token, name="auth-token"),
+    path("api/products/", ProductCollectionApi.as_view(), name="product-list"),
+    path("api/products/<str:sku>/restock/", ProductRestockApi.as_view(), name="product-restock"),
+    path("api/orders/", OrderCollectionApi.as_view(), name="order-list"),
+    path("api/orders/<uuid:order_id>/", OrderDetailApi.as_view(), name="order-detail"),
+    path("api/orders/<uuid:order_id>/cancel/", OrderCancelApi.as_view(), name="order-cancel"),
+    path("api/orders/<uuid:order_id>/events/", OrderEventsApi.as_view(), name="order-events"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+]
+
+handler404 = json_error_view(404, "Not found.")
+handler500 = json_error_view(500, "Internal server error.")
+handler400 = json_error_view(400, "Bad request.")
+handler403 = json_error_view(403, "Forbidden.")

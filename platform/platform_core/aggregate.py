@@ -1,0 +1,69 @@
+"""Event-sourced aggregate root: its state is a fold of its events."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+State = TypeVar("State")
+
+
+class Aggregate(Generic[State]):
+    """Base of every aggregate.
+
+    A command method validates, then calls `_record(event)`; `_apply(event)` only evolves
+    `_state`. The whole state lives in one value object (`state_type`), which is also
+    what a snapshot stores.
+    """
+
+    category: ClassVar[str]
+    state_type: ClassVar[type[Any]]
+    # Bump when `state_type` changes shape: older snapshots are then ignored.
+    snapshot_schema: ClassVar[int] = 1
+
+    def __init__(self, aggregate_id: str) -> None:
+        self.id = aggregate_id
+        self.version = 0
+        self._state: State | None = None
+        self._pending: list[Any] = []
+
+    @property
+    def state(self) -> State:
+        if self._state is None:
+            raise LookupError(f"{type(self).__name__} {self.id} has no events yet")
+        return self._state
+
+    @property
+    def exists(self) -> bool:
+        return self._state is not None
+
+    @classmethod
+    def stream_id_for(cls, aggregate_id: str) -> str:
+        return f"{cls.category}-{aggregate_id}"
+
+    @classmethod
+    def from_snapshot(cls, aggregate_id: str, version: int, state: State) -> Self:
+        aggregate = cls(aggregate_id)
+        aggregate._state = state
+        aggregate.version = version
+        return aggregate
+
+    def replay(self, event: Any) -> None:
+        """Evolve state with an event that is already stored."""
+        self._apply(event)
+        self.version += 1
+
+    def _record(self, event: Any) -> None:
+        self.replay(event)
+        self._pending.append(event)
+
+    def _apply(self, event: Any) -> None:
+        raise NotImplementedError
+
+    def collect_pending(self) -> list[Any]:
+        """The events recorded since load, handing them over exactly once."""
+        pending, self._pending = self._pending, []
+        return pending
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PlatformCoreConfig(AppConfig):
+    name = "platform_core"
+    verbose_name = "Platform"
+    default_auto_field = "django.db.models.BigAutoField"

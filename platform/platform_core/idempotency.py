@@ -1,0 +1,108 @@
+"""`Idempotency-Key` for write endpoints: the same key and body get the first response.
+
+The durable record (the first response, kept for IDEMPOTENCY_TTL_SECONDS) lives in the
+database and is inserted in the same transaction as the command's effects; its unique
+(owner, key) constraint is the authority, so two concurrent duplicates give one effect
+even if the cache is flushed. The cache only holds a short in-flight lock so that a
+duplicate arriving mid-request waits for the first answer instead of racing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from platform_core.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+LOCK_SECONDS = 30
+WAIT_SECONDS = 10.0
+
+
+def _fingerprint(request: Request) -> str:
+    body = json.dumps(request.data, sort_keys=True, default=str)
+    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+
+
+def _error(code: int, name: str, message: str) -> Response:
+    return Response({"error": {"code": name, "message": message}}, status=code)
+
+
+def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
+    if record.fingerprint != fingerprint:
+        return _error(
+            status.HTTP_409_CONFLICT,
+            "idempotency_key_reused",
+            f"This {HEADER} was used with a different request.",
+        )
+    headers = {"Location": record.location} if record.location else {}
+    response = Response(record.body, status=record.status_code, headers=headers)
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _wait_for_first(owner: str, key: str) -> None:
+    """While another request holds the in-flight lock, wait (bounded) for it to finish."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    delay = 0.01
+    while time.monotonic() < deadline and cache.get(f"idem:{owner}:{key}"):
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+def idempotent(request: Request, handle: Callable[[], Response]) -> Response:
+    """Run `handle` at most once per (user, Idempotency-Key); replay its 2xx response."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return handle()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        return _error(400, "invalid_idempotency_key", f"{HEADER} must be 1-255 characters.")
+    owner = str(request.user.pk)
+    fingerprint = _fingerprint(request)
+    lock = f"idem:{owner}:{key}"
+    if not cache.add(lock, 1, LOCK_SECONDS):
+        _wait_for_first(owner, key)
+    try:
+        return _run_once(owner, key, fingerprint, handle)
+    finally:
+        cache.delete(lock)
+
+
+def _run_once(owner: str, key: str, fingerprint: str, handle: Callable[[], Response]) -> Response:
+    expired = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+    IdempotencyRecord.objects.filter(owner=owner, key=key, created_at__lt=expired).delete()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    owner=owner, key=key, fingerprint=fingerprint
+                )
+        except IntegrityError:
+            # A first request with this key committed (the insert waited for it).
+            return _replay(IdempotencyRecord.objects.get(owner=owner, key=key), fingerprint)
+        response = handle()
+        if not status.is_success(response.status_code):
+            transaction.set_rollback(True)
+            return response
+        record.status_code = response.status_code
+        record.body = _jsonable(response.data)
+        record.location = response.headers.get("Location", "")
+        record.save(update_fields=["status_code", "body", "location"])
+        return response
+
+
+def _jsonable(data: Any) -> Any:
+    return json.loads(json.dumps(data, default=str))

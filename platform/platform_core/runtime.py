@@ -1,0 +1,48 @@
+"""The one accessor through which entry points (views, tasks, commands) reach the bus.
+
+The composition root named by the PLATFORM_RUNTIME setting builds the runtime on first
+use, never at import time, so importing a view module has no side effects.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from platform_core.bus import CommandBus
+from platform_core.eventstore import EventStore
+from platform_core.projector import ProjectionRunner
+from platform_core.serialization import EventCodec
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    bus: CommandBus
+    store: EventStore
+    codec: EventCodec
+    projections: ProjectionRunner
+    # Set after a commit that appended events; in-process workers wait on it.
+    log_changed: threading.Event = field(default_factory=threading.Event)
+
+
+_runtime: Runtime | None = None
+_lock = threading.Lock()
+
+
+def runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        with _lock:
+            if _runtime is None:
+                _runtime = import_string(settings.PLATFORM_RUNTIME)()
+    return _runtime
+
+
+def reset_runtime() -> None:
+    """Forget the built runtime (tests that change settings call this)."""
+    global _runtime
+    with _lock:
+        _runtime = None

@@ -1,0 +1,107 @@
+"""Read endpoints, answered from the read models."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from rest_framework import serializers
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from projections.models import OrderSummary, ProductStock
+from projections.queries import orders_visible_to
+
+ORDER_STATUSES = ("pending", "confirmed", "shipped", "delivered", "cancelled")
+
+
+class ProductOutputSerializer(serializers.ModelSerializer):
+    available = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = ProductStock
+        fields = ("sku", "name", "price", "on_hand", "reserved", "available")
+
+
+class OrderOutputSerializer(serializers.ModelSerializer):
+    @extend_schema_serializer(component_name="OrderItem")
+    class ItemSerializer(serializers.Serializer):
+        sku = serializers.CharField()
+        name = serializers.CharField()
+        quantity = serializers.IntegerField()
+        unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+    @extend_schema_serializer(component_name="OrderHistoryEntry")
+    class HistorySerializer(serializers.Serializer):
+        type = serializers.CharField()
+        at = serializers.DateTimeField()
+
+    items = ItemSerializer(many=True)
+    history = HistorySerializer(many=True)
+    payment = serializers.SerializerMethodField()
+    shipment = serializers.SerializerMethodField()
+
+    class Meta:
+        model = OrderSummary
+        fields = (
+            "id",
+            "status",
+            "items",
+            "total",
+            "payment",
+            "shipment",
+            "cancellation_reason",
+            "history",
+            "placed_at",
+            "updated_at",
+        )
+
+    def get_payment(self, order: OrderSummary) -> dict[str, str | None]:
+        return {"status": order.payment_status or None}
+
+    def get_shipment(self, order: OrderSummary) -> dict[str, str | None]:
+        return {
+            "id": order.shipment_id or None,
+            "status": order.shipment_status or None,
+            "tracking_number": order.tracking_number or None,
+        }
+
+
+class ProductListApi(ListAPIView):
+    """Products with stock on hand, reserved and available."""
+
+    permission_classes = [AllowAny]
+    serializer_class = ProductOutputSerializer
+    queryset = ProductStock.objects.all()
+
+
+class OrderListApi(ListAPIView):
+    """Orders, newest first: staff see all, customers their own."""
+
+    serializer_class = OrderOutputSerializer
+
+    @extend_schema_serializer(component_name="OrderFilter")
+    class FilterSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=ORDER_STATUSES, required=False)
+
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=ORDER_STATUSES)])
+    def get(self, request: Request) -> Response:
+        return super().get(request)
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        filters = self.FilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return orders_visible_to(self.request.user, filters.validated_data.get("status"))
+
+
+class OrderDetailApi(APIView):
+    """One order as the read model shows it."""
+
+    @extend_schema(responses={200: OrderOutputSerializer})
+    def get(self, request: Request, order_id: uuid.UUID) -> Response:
+        order = get_object_or_404(orders_visible_to(request.user), id=order_id)
+        return Response(OrderOutputSerializer(order).data)
