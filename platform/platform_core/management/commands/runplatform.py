@@ -1,0 +1,52 @@
+"""Serve the whole platform from one process: HTTP and websockets (Daphne) plus the
+in-process workers. This is what `make run` starts on the embedded defaults."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from daphne.endpoints import build_endpoint_description_strings
+from daphne.server import Server
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import connections
+from django.utils.module_loading import import_string
+
+from platform_core.runtime import runtime
+
+
+class Command(BaseCommand):
+    help = "Serve HTTP/websockets and run the projector in this process (Ctrl-C stops)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+
+    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+        rt = runtime()
+        stop = threading.Event()
+        projector = threading.Thread(
+            target=self._project, args=(stop,), name="projector", daemon=True
+        )
+        projector.start()
+        self.stdout.write(f"Serving on http://{host}:{port}/  (Ctrl-C to stop)")
+        try:
+            Server(
+                application=import_string(settings.ASGI_APPLICATION),
+                endpoints=build_endpoint_description_strings(host=host, port=port),
+                signal_handlers=True,
+            ).run()
+        finally:
+            stop.set()
+            rt.log_changed.set()
+            projector.join(timeout=10)
+            self.stdout.write("Stopped.")
+
+    def _project(self, stop: threading.Event) -> None:
+        rt = runtime()
+        try:
+            rt.projections.run_forever(stop, rt.log_changed)
+        finally:
+            connections.close_all()
