@@ -28,8 +28,13 @@ from platform_core.runtime import runtime
 MAX_LINES = 100
 
 
+def _customer_id(request: Request) -> int:
+    return int(str(request.user.pk))
+
+
 def _viewer(request: Request) -> int | None:
-    return None if request.user.is_staff else request.user.pk
+    """The customer whose orders the request may see; None for staff, who see all."""
+    return None if request.user.is_staff else _customer_id(request)
 
 
 class OrderPlaceApi(APIView):
@@ -53,7 +58,7 @@ class OrderPlaceApi(APIView):
             postal_code = serializers.CharField(max_length=20)
             country = serializers.RegexField(r"^[A-Z]{2}$", help_text="ISO 3166-1 alpha-2")
 
-        items = ItemSerializer(many=True, allow_empty=False, max_length=MAX_LINES)
+        items = ItemSerializer(many=True, allow_empty=False, max_length=MAX_LINES)  # type: ignore[call-arg]
         shipping_address = AddressSerializer()
         payment_token = serializers.CharField(max_length=100)
 
@@ -78,7 +83,7 @@ class OrderPlaceApi(APIView):
         order_id = uuid.uuid4()
         command = PlaceOrder(
             order_id=order_id,
-            customer_id=request.user.pk,
+            customer_id=_customer_id(request),
             items=tuple(OrderItem(**item) for item in data["items"]),
             shipping_address=ShippingAddress(**data["shipping_address"]),
             payment_token=data["payment_token"],
@@ -120,7 +125,8 @@ class OrderEventsApi(APIView):
         version = serializers.IntegerField()
         type = serializers.CharField(source="event_type")
         schema_version = serializers.IntegerField()
-        data = serializers.JSONField()
+        # Declared fields leave the class namespace, so this does not shadow `.data`.
+        data = serializers.JSONField()  # type: ignore[assignment]
         metadata = serializers.JSONField()
         recorded_at = serializers.DateTimeField()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from functools import partial
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -23,6 +24,7 @@ from orders.commands import (
     PlaceOrder,
 )
 from orders.domain.order import Order, ProductQuote
+from platform_core.aggregate import Aggregate
 from platform_core.bus import CommandBus, record_append
 from platform_core.django_snapshots import DjangoSnapshotStore
 from platform_core.eventstore import AppendResult, EventStore
@@ -35,6 +37,8 @@ from platform_core.sql_store import event_store_for
 from projections.order_summary import OrderSummaryProjection
 from projections.product_stock import ProductStockProjection
 from projections.queries import product_prices
+
+A = TypeVar("A", bound=Aggregate[Any])
 
 
 class ReadModelCatalog:
@@ -62,7 +66,7 @@ def build_bus(
         record_append(result)
         transaction.on_commit(log_changed.set)
 
-    def repository(aggregate_type: type) -> Repository:  # type: ignore[type-arg]
+    def repository(aggregate_type: type[A]) -> Repository[A]:
         return Repository(
             aggregate_type,
             store=store,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
 
 
@@ -23,8 +22,8 @@ def route_by_method(name: str, *views: type[APIView]) -> type[APIView]:
                     raise ValueError(f"{method.upper()} is served by two views")
                 owners[method] = view
 
-    def get_permissions(self: APIView) -> list[BasePermission]:
-        owner = owners.get(self.request.method.lower(), views[0])
+    def get_permissions(self: APIView) -> list[Any]:
+        owner = owners.get((self.request.method or "").lower(), views[0])
         return [permission() for permission in owner.permission_classes]
 
     attributes: dict[str, Any] = {

@@ -4,6 +4,7 @@ Running it again changes nothing that exists already."""
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from typing import Any
 
@@ -34,12 +35,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         bus = runtime().bus
         for sku, name, price, stock in PRODUCTS:
-            try:
-                bus.handle(
-                    RegisterProduct(sku=sku, name=name, price=Decimal(price), initial_stock=stock)
-                )
-            except Conflict:
-                pass
+            command = RegisterProduct(
+                sku=sku, name=name, price=Decimal(price), initial_stock=stock
+            )
+            with contextlib.suppress(Conflict):  # registered by an earlier run
+                bus.handle(command)
         runtime().projections.catch_up()
         User = get_user_model()
         self.stdout.write("Demo users (username / password / API token):")
