@@ -1,0 +1,15 @@
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY platform ./platform
+COPY orders ./orders
+COPY inventory ./inventory
+COPY payments ./payments
+COPY shipping ./shipping
+COPY projections ./projections
+COPY manage.py ./
+RUN pip install --no-cache-dir . && SECRET_KEY=build python manage.py collectstatic --noinput
+USER nobody
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
