@@ -28,3 +28,17 @@ class StockReplenished:
 
 
 EVENTS = (ProductRegistered, StockReplenished)
+
+
+# Integration events, on the topic `inventory.events.v1`.
+TOPIC = "inventory.events.v1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StockLevelChangedV1:
+    event_type: ClassVar[str] = "inventory.stock-level-changed.v1"
+    sku: str
+    on_hand: int
+
+
+INTEGRATION_EVENTS = (StockLevelChangedV1,)

@@ -71,3 +71,41 @@ class OrderDelivered:
 
 
 EVENTS = (OrderPlaced, OrderConfirmed, OrderCancelled, OrderShipped, OrderDelivered)
+
+
+# Integration events: the contract other contexts consume over Kafka, on the topic
+# `orders.events.v1`. Versioned by type name; a breaking change gets a new version.
+TOPIC = "orders.events.v1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderLineV1:
+    sku: str
+    quantity: int
+    unit_price: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderPlacedV1:
+    event_type: ClassVar[str] = "orders.order-placed.v1"
+    order_id: UUID
+    customer_id: int
+    lines: tuple[OrderLineV1, ...]
+    total: Decimal
+    payment_token: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderCancelledV1:
+    event_type: ClassVar[str] = "orders.order-cancelled.v1"
+    order_id: UUID
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderConfirmedV1:
+    event_type: ClassVar[str] = "orders.order-confirmed.v1"
+    order_id: UUID
+
+
+INTEGRATION_EVENTS = (OrderPlacedV1, OrderCancelledV1, OrderConfirmedV1)

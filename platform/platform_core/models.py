@@ -78,3 +78,91 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner}:{self.key}"
+
+
+class OutboxMessage(models.Model):
+    """An integration event waiting to be (or already) published, written in the same
+    transaction as the domain events that caused it."""
+
+    id = models.BigAutoField(primary_key=True)
+    topic = models.CharField(max_length=255)
+    message_key = models.CharField(max_length=255)
+    message_id = models.UUIDField()
+    event_type = models.CharField(max_length=255)
+    source = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255, blank=True)
+    occurred_at = models.DateTimeField()
+    data = models.TextField()
+    headers = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "outbox"
+        indexes = [
+            models.Index(
+                fields=["id"],
+                name="outbox_unpublished_idx",
+                condition=models.Q(published_at__isnull=True),
+            ),
+            models.Index(fields=["published_at"], name="outbox_published_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.message_id}"
+
+
+class InboxMessage(models.Model):
+    """A message a consumer has processed; written with the consumer's effects."""
+
+    consumer = models.CharField(max_length=150)
+    message_id = models.CharField(max_length=255)
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "inbox"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["consumer", "message_id"], name="inbox_consumer_msg_uniq"
+            )
+        ]
+        indexes = [models.Index(fields=["processed_at"], name="inbox_processed_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.consumer}:{self.message_id}"
+
+
+class DeadLetter(models.Model):
+    """A message that kept failing, kept with everything needed to retry it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RETRIED = "retried"
+
+    source = models.CharField(max_length=150, db_index=True)
+    destination = models.CharField(max_length=255)
+    message_id = models.CharField(max_length=255)
+    payload = models.TextField()
+    headers = models.JSONField(default=dict)
+    error = models.TextField()
+    traceback = models.TextField(blank=True)
+    fingerprint = models.CharField(max_length=64, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    retried_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "dead_letters"
+        ordering = ("-last_failed_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "message_id"], name="dead_letter_source_msg_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.message_id}: {self.error[:60]}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from platform_core.aggregate import Aggregate
@@ -36,6 +36,7 @@ class Repository(Generic[A]):
         snapshots: SnapshotStore | None = None,
         snapshot_every: int = 100,
         on_append: Callable[[AppendResult], None] | None = None,
+        publish: Callable[[str, Sequence[Any]], None] | None = None,
     ) -> None:
         self._type = aggregate_type
         self._store = store
@@ -43,6 +44,7 @@ class Repository(Generic[A]):
         self._snapshots = snapshots
         self._snapshot_every = snapshot_every
         self._on_append = on_append
+        self._publish = publish
 
     def find(self, aggregate_id: str) -> A | None:
         stream_id = self._type.stream_id_for(aggregate_id)
@@ -59,7 +61,10 @@ class Repository(Generic[A]):
         return aggregate
 
     def save(self, aggregate: A) -> AppendResult | None:
-        """Append the aggregate's new events; ConcurrencyError if someone else wrote first."""
+        """Append the aggregate's new events; ConcurrencyError if someone else wrote first.
+
+        `publish`, when given, receives the same events in the same transaction (the
+        outbox uses it to store the integration events they translate to)."""
         pending = aggregate.collect_pending()
         if not pending:
             return None
@@ -72,6 +77,8 @@ class Repository(Generic[A]):
         )
         if self._on_append is not None:
             self._on_append(result)
+        if self._publish is not None:
+            self._publish(aggregate.id, pending)
         if self._snapshots is not None and self._crossed_snapshot(expected, aggregate.version):
             self._snapshots.save(
                 Snapshot(

@@ -7,14 +7,17 @@ use, never at import time, so importing a view module has no side effects.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 from platform_core.bus import CommandBus
+from platform_core.consumers import ConsumerGroup
 from platform_core.eventstore import EventStore
 from platform_core.projector import ProjectionRunner
+from platform_core.relay import OutboxRelay
 from platform_core.serialization import EventCodec
 
 
@@ -24,8 +27,12 @@ class Runtime:
     store: EventStore
     codec: EventCodec
     projections: ProjectionRunner
-    # Set after a commit that appended events; in-process workers wait on it.
+    relay: OutboxRelay
+    consumer_groups: Mapping[str, ConsumerGroup]
+    kafka_config: Mapping[str, str]
+    # Set after a commit that appended events / outbox rows; in-process workers wait on them.
     log_changed: threading.Event = field(default_factory=threading.Event)
+    outbox_changed: threading.Event = field(default_factory=threading.Event)
 
 
 _runtime: Runtime | None = None

@@ -1,0 +1,113 @@
+"""The transactional outbox: integration events are stored with the domain events that
+caused them, in the same transaction, and relayed to the broker afterwards."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+
+from platform_core.messages import ensure_context
+from platform_core.messaging import Envelope
+from platform_core.models import OutboxMessage
+from platform_core.serialization import EventCodec, to_json
+
+Translate = Callable[[Any], Sequence[Any]]
+
+
+class Outbox:
+    """Writes envelopes as outbox rows in the caller's transaction."""
+
+    def __init__(self, wake: threading.Event | None = None) -> None:
+        self._wake = wake
+
+    def add(self, envelopes: Sequence[Envelope]) -> None:
+        if not envelopes:
+            return
+        OutboxMessage.objects.bulk_create(
+            [
+                OutboxMessage(
+                    topic=e.topic,
+                    message_key=e.key,
+                    message_id=uuid.UUID(e.id),
+                    event_type=e.type,
+                    source=e.source,
+                    subject=e.subject,
+                    occurred_at=e.time,
+                    data=e.data.decode(),
+                    headers=_headers(e),
+                )
+                for e in envelopes
+            ]
+        )
+        if self._wake is not None:
+            transaction.on_commit(self._wake.set)
+
+
+def _headers(envelope: Envelope) -> dict[str, str]:
+    headers = dict(envelope.extra)
+    if envelope.correlation_id:
+        headers["correlationid"] = envelope.correlation_id
+    if envelope.causation_id:
+        headers["causationid"] = envelope.causation_id
+    return headers
+
+
+def envelope_of(row: OutboxMessage) -> Envelope:
+    headers = dict(row.headers)
+    return Envelope(
+        id=str(row.message_id),
+        type=row.event_type,
+        source=row.source,
+        time=row.occurred_at,
+        subject=row.subject,
+        topic=row.topic,
+        key=row.message_key,
+        data=row.data.encode(),
+        correlation_id=headers.pop("correlationid", None),
+        causation_id=headers.pop("causationid", None),
+        extra=headers,
+    )
+
+
+class IntegrationEvents:
+    """Turns one context's domain events into its integration events, into the outbox.
+
+    `translate` maps a domain event to zero or more integration events (frozen
+    dataclasses with a ClassVar `event_type` such as "orders.order-placed.v1").
+    """
+
+    def __init__(
+        self, *, source: str, topic: str, translate: Translate, codec: EventCodec, outbox: Outbox
+    ) -> None:
+        self._source = source
+        self._topic = topic
+        self._translate = translate
+        self._codec = codec
+        self._outbox = outbox
+
+    def publish(self, aggregate_id: str, domain_events: Sequence[Any]) -> None:
+        context = ensure_context()
+        now = datetime.now(UTC)
+        self._outbox.add(
+            [
+                Envelope(
+                    id=str(uuid.uuid4()),
+                    type=self._codec.name_of(type(event)),
+                    source=self._source,
+                    time=now,
+                    subject=aggregate_id,
+                    topic=self._topic,
+                    key=aggregate_id,
+                    data=to_json(event),
+                    correlation_id=context.correlation_id,
+                    causation_id=context.causation_id,
+                )
+                for domain_event in domain_events
+                for event in self._translate(domain_event)
+            ]
+        )

@@ -1,0 +1,136 @@
+"""The outbox relay: publishes unpublished outbox rows in order and marks each one only
+after the broker acknowledged it.
+
+Only one relay publishes at a time (a PostgreSQL advisory lock elects it), which keeps
+one aggregate's messages in order; a second relay waits as a hot standby and takes over
+when the first one's connection goes away. No transaction is held while waiting for the
+broker, so the relay never holds back readers of the event log. A relay killed between
+publishing and marking republishes those rows on restart: delivery is at-least-once and
+consumers deduplicate by message id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from platform_core.consumers import RetryPolicy
+from platform_core.messaging import Outgoing, Publisher
+from platform_core.models import OutboxMessage
+from platform_core.outbox import envelope_of
+
+logger = logging.getLogger(__name__)
+
+# An arbitrary constant: the advisory lock key of the relay leader.
+LEADER_LOCK_KEY = 0x6F7574626F78  # "outbox"
+# While the broker refuses messages: 0.5 s, 1 s, 2 s ... up to 30 s, with jitter.
+BROKER_BACKOFF = RetryPolicy(max_attempts=1_000_000, base_delay=0.5, max_delay=30)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        publisher: Publisher,
+        *,
+        batch_size: int = 1000,
+        backoff: RetryPolicy = BROKER_BACKOFF,
+        using: str = DEFAULT_DB_ALIAS,
+        on_published: Callable[[int], None] | None = None,
+    ) -> None:
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._backoff = backoff
+        self._using = using
+        self._on_published = on_published
+        self._leader_connection: object | None = None
+
+    def relay_once(self) -> tuple[int, int]:
+        """Publish one batch: (rows acknowledged, rows that failed)."""
+        rows = list(
+            OutboxMessage.objects.using(self._using)
+            .filter(published_at__isnull=True)
+            .order_by("id")[: self._batch_size]
+        )
+        if not rows:
+            return 0, 0
+        report = self._publisher.publish(
+            [Outgoing(row_id=r.id, envelope=envelope_of(r)) for r in rows]
+        )
+        with transaction.atomic(using=self._using):
+            if report.delivered:
+                OutboxMessage.objects.using(self._using).filter(id__in=report.delivered).update(
+                    published_at=timezone.now(), attempts=F("attempts") + 1
+                )
+            for row_id, error in report.failed.items():
+                OutboxMessage.objects.using(self._using).filter(id=row_id).update(
+                    attempts=F("attempts") + 1, last_error=error[:2000]
+                )
+        if self._on_published is not None and report.delivered:
+            self._on_published(len(report.delivered))
+        return len(report.delivered), len(report.failed)
+
+    def drain(self) -> int:
+        """Publish until the outbox is empty or a batch fails; the rows acknowledged."""
+        total = 0
+        while True:
+            delivered, failed = self.relay_once()
+            total += delivered
+            if failed or not delivered:
+                return total
+
+    def backlog(self) -> int:
+        return OutboxMessage.objects.using(self._using).filter(published_at__isnull=True).count()
+
+    def run_forever(
+        self, stop: threading.Event, wake: threading.Event, idle_seconds: float = 1.0
+    ) -> None:
+        """Relay while leader, woken after commits (in-process) or every `idle_seconds`;
+        back off exponentially while the broker fails."""
+        failures = 0
+        while not stop.is_set():
+            wake.clear()
+            try:
+                if not self._lead():
+                    stop.wait(idle_seconds)
+                    continue
+                delivered, failed = self.relay_once()
+            except Exception:
+                logger.exception("outbox relay batch failed")
+                close_old_connections()
+                delivered, failed = 0, 1
+            if failed:
+                failures += 1
+                delay = self._backoff.delay(failures)
+                logger.warning("broker refused %d messages; retrying in %.1fs", failed, delay)
+                stop.wait(delay)
+            elif delivered:
+                failures = 0
+            else:
+                wake.wait(idle_seconds)
+        self._resign()
+
+    def _lead(self) -> bool:
+        """Whether this relay is the leader, taking the lock if it is free."""
+        connection = connections[self._using]
+        if connection.vendor != "postgresql":
+            return True  # SQLite: the single embedded process relays
+        connection.ensure_connection()
+        if self._leader_connection is connection.connection:
+            return True  # a session lock lives as long as the connection that took it
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [LEADER_LOCK_KEY])
+            held = bool(cursor.fetchone()[0])
+        self._leader_connection = connection.connection if held else None
+        return held
+
+    def _resign(self) -> None:
+        connection = connections[self._using]
+        if self._leader_connection is not None and connection.connection is self._leader_connection:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [LEADER_LOCK_KEY])
+        self._leader_connection = None
