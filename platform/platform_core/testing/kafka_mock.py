@@ -33,6 +33,7 @@ def _library() -> ctypes.CDLL:
         "rd_kafka_mock_broker_set_down": ([p, ctypes.c_int32], i),
         "rd_kafka_mock_broker_set_up": ([p, ctypes.c_int32], i),
         "rd_kafka_mock_topic_create": ([p, s, i, i], i),
+        "rd_kafka_mock_group_initial_rebalance_delay_ms": ([p, ctypes.c_int32], None),
     }
     for name, (argtypes, restype) in signatures.items():
         function = getattr(lib, name)
@@ -55,6 +56,8 @@ class MockKafkaCluster:
         if not self._cluster:
             raise RuntimeError("rd_kafka_mock_cluster_new failed")
         self.brokers = brokers
+        # A real broker waits 3 s for more members before the first rebalance; tests need not.
+        self._lib.rd_kafka_mock_group_initial_rebalance_delay_ms(self._cluster, 0)
         self.bootstrap_servers: str = self._lib.rd_kafka_mock_cluster_bootstraps(
             self._cluster
         ).decode()

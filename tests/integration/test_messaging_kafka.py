@@ -1,0 +1,348 @@
+"""The messaging backbone against a Kafka protocol peer (librdkafka's mock cluster)."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from django.db import connections, transaction
+
+from inventory.commands import RegisterProduct, RestockProduct
+from inventory.events import TOPIC as INVENTORY_TOPIC
+from platform_core import dead_letters
+from platform_core.consumers import ConsumerGroup, RetryPolicy
+from platform_core.errors import InvalidCommand
+from platform_core.kafka import KafkaPublisher, LocalPublisher
+from platform_core.messages import MessageContext, current_context
+from platform_core.messaging import Envelope, Outgoing, PublishReport
+from platform_core.models import DeadLetter, OutboxMessage
+from platform_core.relay import OutboxRelay
+from platform_core.testing.kafka_mock import MockKafkaCluster
+from tests.integration.messaging_support import (
+    effects,
+    effects_table,
+    quiet,
+    record_effect,
+    running_consumer,
+    wait_until,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+STOCK_CHANGED = "inventory.stock-level-changed.v1"
+FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.01)
+
+
+@pytest.fixture
+def cluster():
+    with MockKafkaCluster(brokers=3) as mock:
+        mock.create_topic(INVENTORY_TOPIC, partitions=3)
+        yield mock
+
+
+@pytest.fixture
+def kafka(cluster) -> dict[str, Any]:
+    return {"bootstrap.servers": cluster.bootstrap_servers}
+
+
+@pytest.fixture
+def table():
+    with effects_table():
+        yield
+
+
+def register(bus, count: int, prefix: str = "SKU") -> list[str]:
+    skus = [f"{prefix}-{n}" for n in range(count)]
+    for sku in skus:
+        bus.handle(RegisterProduct(sku=sku, name=sku, price=Decimal("1.00"), initial_stock=1))
+    return skus
+
+
+def effects_group(handler=record_effect, **options) -> ConsumerGroup:
+    return ConsumerGroup("effects", {STOCK_CHANGED: handler}, topics=[INVENTORY_TOPIC], **options)
+
+
+def read_topic(kafka: dict[str, Any], expected: int) -> list[Any]:
+    consumer = Consumer(quiet({**kafka, "group.id": "reader", "auto.offset.reset": "earliest"}))
+    consumer.subscribe([INVENTORY_TOPIC])
+    messages: list[Any] = []
+    wait_until(
+        lambda: (
+            messages.extend(m for m in consumer.consume(500, 0.2) if not m.error())
+            or len(messages) >= expected
+        ),
+        what=f"{expected} messages",
+    )
+    consumer.close()
+    return messages
+
+
+def test_integration_events_commit_with_the_domain_events_or_not_at_all(platform_runtime):
+    bus = platform_runtime.bus
+    context = MessageContext(correlation_id="corr-outbox")
+    bus.handle(
+        RegisterProduct(sku="TEA", name="Tea", price=Decimal("2.50"), initial_stock=3),
+        context=context,
+    )
+    row = OutboxMessage.objects.get()
+    assert (row.topic, row.message_key, row.event_type) == (INVENTORY_TOPIC, "TEA", STOCK_CHANGED)
+    assert row.headers["correlationid"] == "corr-outbox"
+    head = platform_runtime.store.head()
+
+    with pytest.raises(InvalidCommand):
+        bus.handle(RestockProduct(sku="TEA", quantity=0))
+    with pytest.raises(RuntimeError), transaction.atomic():
+        bus.handle(RestockProduct(sku="TEA", quantity=5))
+        raise RuntimeError("the caller's transaction fails after the command")
+
+    assert OutboxMessage.objects.count() == 1
+    assert platform_runtime.store.head() == head
+
+
+def test_the_relay_publishes_cloudevents_keyed_by_aggregate_in_order(platform_runtime, kafka):
+    bus = platform_runtime.bus
+    skus = register(bus, 3)
+    for quantity in range(1, 6):
+        for sku in skus:
+            bus.handle(RestockProduct(sku=sku, quantity=quantity))
+
+    relay = OutboxRelay(KafkaPublisher(quiet(kafka)))
+    assert relay.drain() == 18
+    assert relay.backlog() == 0
+
+    messages = read_topic(kafka, 18)
+    ids = set(OutboxMessage.objects.values_list("message_id", flat=True))
+    levels: dict[str, list[int]] = {}
+    for message in messages:
+        envelope = Envelope.from_kafka(
+            message.topic(), message.key(), message.value(), message.headers()
+        )
+        headers = dict(message.headers())
+        assert headers["ce_specversion"] == b"1.0"
+        assert headers["content-type"] == b"application/json"
+        assert (envelope.type, envelope.source) == (STOCK_CHANGED, "/inventory")
+        assert envelope.subject == envelope.key == message.key().decode()
+        assert any(str(i) == envelope.id for i in ids)
+        levels.setdefault(envelope.key, []).append(int(envelope.data.split(b'"on_hand":')[1][:-1]))
+    assert {sku: sorted(v) for sku, v in levels.items()} == levels, "one key's events in order"
+    assert all(len(v) == 6 for v in levels.values())
+
+
+@pytest.mark.postgres
+def test_a_consumer_group_applies_each_message_once_in_its_correlation(
+    platform_runtime, kafka, table
+):
+    seen: list[tuple[str | None, str | None]] = []
+
+    def handler(envelope: Envelope) -> None:
+        context = current_context()
+        seen.append((context.correlation_id, context.causation_id))
+        record_effect(envelope)
+
+    register(platform_runtime.bus, 1, prefix="FIRST")
+    platform_runtime.bus.handle(
+        RegisterProduct(sku="CORR", name="c", price=Decimal("1.00"), initial_stock=1),
+        context=MessageContext(correlation_id="corr-end-to-end"),
+    )
+    register(platform_runtime.bus, 38)
+    OutboxRelay(KafkaPublisher(quiet(kafka))).drain()
+
+    with running_consumer(effects_group(handler), kafka):
+        wait_until(lambda: len(effects()) == 40, what="40 effects")
+
+    assert sorted(effects()) == sorted(
+        str(i) for i in OutboxMessage.objects.values_list("message_id", flat=True)
+    )
+    corr_row = OutboxMessage.objects.get(message_key="CORR")
+    assert ("corr-end-to-end", str(corr_row.message_id)) in seen
+
+
+@pytest.mark.postgres
+def test_every_message_delivered_twice_has_one_effect(platform_runtime, kafka, table):
+    register(platform_runtime.bus, 30)
+    publisher = KafkaPublisher(quiet(kafka))
+    batch = [Outgoing(row_id=r.id, envelope=_envelope(r)) for r in OutboxMessage.objects.all()]
+    assert len(publisher.publish(batch).delivered) == 30
+    assert len(publisher.publish(batch).delivered) == 30
+
+    with running_consumer(effects_group(), kafka):
+        wait_until(lambda: len(effects()) >= 30, what="30 effects")
+        read_topic(kafka, 60)  # the duplicates are on the topic too...
+        wait_until(lambda: _committed(kafka, "effects") == 60, what="all 60 consumed")
+    assert len(effects()) == 30  # ...but had no second effect
+
+
+@pytest.mark.postgres
+def test_nothing_is_lost_while_every_broker_is_down(platform_runtime, cluster, kafka, table):
+    register(platform_runtime.bus, 25)
+    cluster.take_down()
+    relay = OutboxRelay(
+        KafkaPublisher(quiet({**kafka, "message.timeout.ms": 1500})),
+        backoff=RetryPolicy(max_attempts=10**6, base_delay=0.05, max_delay=0.2),
+    )
+    stop, wake = threading.Event(), threading.Event()
+    worker = threading.Thread(target=_relay_thread, args=(relay, stop, wake))
+    worker.start()
+    try:
+        wait_until(
+            lambda: OutboxMessage.objects.filter(attempts__gte=2).count() == 25,
+            what="two failed attempts on every row",
+        )
+        assert relay.backlog() == 25
+        assert "Local: Message timed out" in OutboxMessage.objects.first().last_error
+        cluster.bring_up()
+        wait_until(lambda: relay.backlog() == 0, what="the backlog to drain after recovery")
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+
+    with running_consumer(effects_group(), kafka):
+        wait_until(lambda: len(effects()) == 25, what="25 effects")
+    assert len(set(effects())) == 25
+
+
+@pytest.mark.postgres
+def test_a_poison_message_is_dead_lettered_while_the_rest_flow_on(platform_runtime, kafka, table):
+    fixed = threading.Event()
+
+    def handler(envelope: Envelope) -> None:
+        if b"POISON" in envelope.data and not fixed.is_set():
+            raise ValueError("cannot handle this stock level yet")
+        record_effect(envelope)
+
+    register(platform_runtime.bus, 5, prefix="A")
+    register(platform_runtime.bus, 1, prefix="POISON")
+    register(platform_runtime.bus, 5, prefix="B")
+    OutboxRelay(KafkaPublisher(quiet(kafka))).drain()
+    group = effects_group(handler, retry=FAST_RETRY)
+
+    with running_consumer(group, kafka):
+        wait_until(lambda: len(effects()) == 10 and DeadLetter.objects.exists(), what="10 + 1")
+
+    letter = DeadLetter.objects.get()
+    assert (letter.source, letter.attempts, letter.destination) == (
+        "consumer:effects",
+        3,
+        INVENTORY_TOPIC,
+    )
+    assert "ValueError: cannot handle this stock level yet" in letter.error
+    assert "in handler" in letter.traceback
+    assert b"POISON" not in b"".join(e.encode() for e in effects())
+
+    fixed.set()
+    assert dead_letters.retry(letter, {group.source: group.redeliver})
+    assert dead_letters.retry(letter, {group.source: group.redeliver})  # a second retry...
+    assert len(effects()) == 11  # ...has no second effect
+    assert DeadLetter.objects.get().status == DeadLetter.Status.RETRIED
+
+
+class _Killed(BaseException):
+    """Stands for the relay process dying right after the broker acknowledged."""
+
+
+class _PublishThenDie:
+    def __init__(self, inner: KafkaPublisher) -> None:
+        self.inner = inner
+
+    def publish(self, batch: list[Outgoing]) -> PublishReport:
+        self.inner.publish(batch)
+        raise _Killed
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.postgres
+def test_a_relay_killed_between_publishing_and_marking_loses_nothing(
+    platform_runtime, kafka, table
+):
+    register(platform_runtime.bus, 20)
+    with pytest.raises(_Killed):
+        OutboxRelay(_PublishThenDie(KafkaPublisher(quiet(kafka)))).relay_once()
+    assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 20
+
+    assert OutboxRelay(KafkaPublisher(quiet(kafka))).drain() == 20  # the restarted relay
+
+    with running_consumer(effects_group(), kafka):
+        wait_until(lambda: _committed(kafka, "effects") == 40, what="both copies consumed")
+    assert sorted(effects()) == sorted(
+        str(i) for i in OutboxMessage.objects.values_list("message_id", flat=True)
+    )
+
+
+class _Recording:
+    def __init__(self, inner: KafkaPublisher, log: list[tuple[str, int]], name: str) -> None:
+        self.inner, self.log, self.name = inner, log, name
+
+    def publish(self, batch: list[Outgoing]) -> PublishReport:
+        report = self.inner.publish(batch)
+        self.log.extend((self.name, row_id) for row_id in report.delivered)
+        return report
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.postgres
+def test_two_relays_at_once_publish_every_row_and_only_the_leader_publishes(
+    platform_runtime, kafka
+):
+    log: list[tuple[str, int]] = []
+    stop, wake = threading.Event(), threading.Event()
+    relays = [
+        OutboxRelay(_Recording(KafkaPublisher(quiet(kafka)), log, name), batch_size=7)
+        for name in ("first", "second")
+    ]
+    workers = [threading.Thread(target=_relay_thread, args=(relay, stop, wake)) for relay in relays]
+    for worker in workers:
+        worker.start()
+    try:
+        register(platform_runtime.bus, 60)
+        wait_until(lambda: relays[0].backlog() == 0, what="the outbox to drain")
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=30)
+    published = {row_id for _, row_id in log}
+    assert published == set(OutboxMessage.objects.values_list("id", flat=True))
+    assert len({name for name, _ in log}) == 1
+
+
+@pytest.mark.postgres
+def test_a_stopped_consumer_commits_what_it_processed(platform_runtime, kafka, table):
+    register(platform_runtime.bus, 20)
+    OutboxRelay(KafkaPublisher(quiet(kafka))).drain()
+    with running_consumer(effects_group(), kafka):
+        wait_until(lambda: len(effects()) == 20, what="20 effects")
+    assert _committed(kafka, "effects") == 20
+
+
+def test_without_kafka_the_outbox_is_relayed_to_in_process_subscribers(platform_runtime, table):
+    register(platform_runtime.bus, 4)
+    assert OutboxRelay(LocalPublisher([effects_group()])).drain() == 4
+    assert len(effects()) == 4
+    assert OutboxRelay(LocalPublisher([effects_group()])).drain() == 0
+
+
+def _envelope(row: OutboxMessage) -> Envelope:
+    from platform_core.outbox import envelope_of
+
+    return envelope_of(row)
+
+
+def _relay_thread(relay: OutboxRelay, stop: threading.Event, wake: threading.Event) -> None:
+    try:
+        relay.run_forever(stop, wake, idle_seconds=0.05)
+    finally:
+        connections.close_all()
+
+
+def _committed(kafka: dict[str, Any], group: str) -> int:
+    consumer = Consumer(quiet({**kafka, "group.id": group}))
+    try:
+        partitions = [TopicPartition(INVENTORY_TOPIC, p) for p in range(3)]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=10))
+    finally:
+        consumer.close()
