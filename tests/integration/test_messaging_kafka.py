@@ -19,6 +19,7 @@ from platform_core.kafka import KafkaPublisher, LocalPublisher
 from platform_core.messages import MessageContext, current_context
 from platform_core.messaging import Envelope, Outgoing, PublishReport
 from platform_core.models import DeadLetter, OutboxMessage
+from platform_core.outbox import envelope_of
 from platform_core.relay import OutboxRelay
 from platform_core.testing.kafka_mock import MockKafkaCluster
 from tests.integration.messaging_support import (
@@ -93,12 +94,17 @@ def test_integration_events_commit_with_the_domain_events_or_not_at_all(platform
 
     with pytest.raises(InvalidCommand):
         bus.handle(RestockProduct(sku="TEA", quantity=0))
-    with pytest.raises(RuntimeError), transaction.atomic():
-        bus.handle(RestockProduct(sku="TEA", quantity=5))
-        raise RuntimeError("the caller's transaction fails after the command")
+    with pytest.raises(RuntimeError):
+        _restock_then_fail(bus)
 
     assert OutboxMessage.objects.count() == 1
     assert platform_runtime.store.head() == head
+
+
+def _restock_then_fail(bus) -> None:
+    with transaction.atomic():
+        bus.handle(RestockProduct(sku="TEA", quantity=5))
+        raise RuntimeError("the caller's transaction fails after the command")
 
 
 def test_the_relay_publishes_cloudevents_keyed_by_aggregate_in_order(platform_runtime, kafka):
@@ -327,8 +333,6 @@ def test_without_kafka_the_outbox_is_relayed_to_in_process_subscribers(platform_
 
 
 def _envelope(row: OutboxMessage) -> Envelope:
-    from platform_core.outbox import envelope_of
-
     return envelope_of(row)
 
 
