@@ -1,10 +1,12 @@
 """Serve the whole platform from one process: HTTP and websockets (Daphne) plus the
-in-process workers. This is what `make run` starts on the embedded defaults."""
+in-process workers (projector, outbox relay). This is what `make run` starts on the
+embedded defaults."""
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from daphne.endpoints import build_endpoint_description_strings
@@ -18,7 +20,7 @@ from platform_core.runtime import runtime
 
 
 class Command(BaseCommand):
-    help = "Serve HTTP/websockets and run the projector in this process (Ctrl-C stops)."
+    help = "Serve HTTP/websockets and run the projector and relay in this process (Ctrl-C stops)."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -27,10 +29,22 @@ class Command(BaseCommand):
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
         rt = runtime()
         stop = threading.Event()
-        projector = threading.Thread(
-            target=self._project, args=(stop,), name="projector", daemon=True
-        )
-        projector.start()
+        workers = [
+            threading.Thread(
+                target=_work,
+                args=(rt.projections.run_forever, stop, rt.log_changed),
+                name="projector",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=_work,
+                args=(rt.relay.run_forever, stop, rt.outbox_changed),
+                name="outbox-relay",
+                daemon=True,
+            ),
+        ]
+        for worker in workers:
+            worker.start()
         self.stdout.write(f"Serving on http://{host}:{port}/  (Ctrl-C to stop)")
         try:
             Server(
@@ -41,12 +55,18 @@ class Command(BaseCommand):
         finally:
             stop.set()
             rt.log_changed.set()
-            projector.join(timeout=10)
+            rt.outbox_changed.set()
+            for worker in workers:
+                worker.join(timeout=10)
             self.stdout.write("Stopped.")
 
-    def _project(self, stop: threading.Event) -> None:
-        rt = runtime()
-        try:
-            rt.projections.run_forever(stop, rt.log_changed)
-        finally:
-            connections.close_all()
+
+def _work(
+    loop: Callable[[threading.Event, threading.Event], None],
+    stop: threading.Event,
+    wake: threading.Event,
+) -> None:
+    try:
+        loop(stop, wake)
+    finally:
+        connections.close_all()
