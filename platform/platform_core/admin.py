@@ -1,0 +1,161 @@
+"""Operator views: the event store (read-only), the outbox backlog, dead letters with
+retry and purge, and projection checkpoints. Staff only, like all of the admin."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from platform_core import dead_letters
+from platform_core.models import DeadLetter, OutboxMessage, ProjectionCheckpoint, StoredEvent
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _pretty(value: Any) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+
+
+@admin.register(StoredEvent)
+class StoredEventAdmin(ReadOnlyAdmin):
+    list_display = ("position", "stream_id", "version", "event_type", "recorded_at")
+    # No list filters: their DISTINCT queries would scan the whole log on every page.
+    search_fields = ("=stream_id", "=event_type")
+    show_full_result_count = False
+    fields = (
+        "position",
+        "stream_id",
+        "stream_type",
+        "version",
+        "event_type",
+        "schema_version",
+        "recorded_at",
+        "pretty_data",
+        "pretty_metadata",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="data")
+    def pretty_data(self, event: StoredEvent) -> str:
+        return _pretty(event.data)
+
+    @admin.display(description="metadata")
+    def pretty_metadata(self, event: StoredEvent) -> str:
+        return _pretty(event.metadata)
+
+
+class PublishedFilter(admin.SimpleListFilter):
+    title = "published"
+    parameter_name = "published"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", "Backlog (not published)"), ("yes", "Published")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(published_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "topic",
+        "event_type",
+        "message_key",
+        "created_at",
+        "published_at",
+        "attempts",
+        "last_error",
+    )
+    list_filter = (PublishedFilter, "topic", "event_type")
+    search_fields = ("=message_key", "=message_id")
+    show_full_result_count = False
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "source",
+        "destination",
+        "status",
+        "attempts",
+        "last_failed_at",
+        "short_error",
+    )
+    list_filter = ("status", "source", "fingerprint")
+    search_fields = ("=message_id", "error")
+    actions = ("retry", "purge")
+    readonly_fields = (
+        "source",
+        "destination",
+        "message_id",
+        "status",
+        "attempts",
+        "fingerprint",
+        "first_failed_at",
+        "last_failed_at",
+        "retried_at",
+        "pretty_headers",
+        "payload",
+        "error",
+        "traceback_text",
+    )
+    exclude = ("headers", "traceback")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="error")
+    def short_error(self, letter: DeadLetter) -> str:
+        return letter.error[:100]
+
+    @admin.display(description="headers")
+    def pretty_headers(self, letter: DeadLetter) -> str:
+        return _pretty(letter.headers)
+
+    @admin.display(description="traceback")
+    def traceback_text(self, letter: DeadLetter) -> str:
+        return format_html("<pre>{}</pre>", letter.traceback)
+
+    @admin.action(description="Retry through the original path")
+    def retry(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        from platform_core.management.commands.dead_letters import redelivery_paths
+
+        paths = redelivery_paths()
+        retried = failed = 0
+        for letter in queryset.filter(status=DeadLetter.Status.PENDING):
+            try:
+                ok = dead_letters.retry(letter, paths)
+            except dead_letters.CannotRetry as error:
+                self.message_user(request, str(error), messages.ERROR)
+                return
+            retried, failed = retried + ok, failed + (not ok)
+        level = messages.SUCCESS if not failed else messages.WARNING
+        self.message_user(request, f"{retried} retried, {failed} failed again", level)
+
+    @admin.action(description="Purge (delete) selected dead letters")
+    def purge(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        deleted, _ = queryset.delete()
+        self.message_user(request, f"purged {deleted} dead letter(s)", messages.SUCCESS)
+
+
+@admin.register(ProjectionCheckpoint)
+class ProjectionCheckpointAdmin(ReadOnlyAdmin):
+    list_display = ("name", "transaction_id", "position", "updated_at")

@@ -1,0 +1,91 @@
+"""Operators repair dead letters and inspect the log from the Django admin."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from inventory.commands import RegisterProduct
+from platform_core import dead_letters
+from platform_core.models import DeadLetter
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    user = django_user_model.objects.create_superuser("ops", "ops@example.com", "ops-pass-123")
+    client.force_login(user)
+    return client
+
+
+def _dead_letter() -> DeadLetter:
+    try:
+        raise ValueError("handler broke on message 42")
+    except ValueError as error:
+        return dead_letters.record(
+            dead_letters.Failure(
+                source="consumer:nobody-listens",
+                destination="inventory.events.v1",
+                message_id="m-1",
+                payload='{"sku": "X"}',
+                headers={"type": "inventory.stock-level-changed.v1"},
+                attempts=5,
+            ),
+            error,
+        )
+
+
+def test_the_admin_shows_the_event_store_read_only(admin_client, platform_runtime):
+    platform_runtime.bus.handle(
+        RegisterProduct(sku="ADM", name="Admin tea", price=Decimal("1.00"), initial_stock=1)
+    )
+    listing = admin_client.get("/admin/platform_core/storedevent/", SERVER_NAME="localhost")
+    assert listing.status_code == 200
+    assert b"inventory.ProductRegistered" in listing.content
+    assert (
+        admin_client.get(
+            "/admin/platform_core/storedevent/add/", SERVER_NAME="localhost"
+        ).status_code
+        == 403
+    )
+
+
+def test_a_dead_letter_shows_its_error_and_traceback(admin_client):
+    letter = _dead_letter()
+    page = admin_client.get(
+        f"/admin/platform_core/deadletter/{letter.pk}/change/", SERVER_NAME="localhost"
+    )
+    assert page.status_code == 200
+    assert b"handler broke on message 42" in page.content
+    assert b"Traceback" in page.content
+
+
+def test_retrying_a_dead_letter_without_a_path_says_so_and_changes_nothing(admin_client):
+    letter = _dead_letter()
+    response = admin_client.post(
+        "/admin/platform_core/deadletter/",
+        {"action": "retry", "_selected_action": [letter.pk]},
+        SERVER_NAME="localhost",
+        follow=True,
+    )
+    assert b"no retry path for source" in response.content.lower()
+    assert DeadLetter.objects.get().status == DeadLetter.Status.PENDING
+
+
+def test_purging_dead_letters_deletes_them(admin_client):
+    letter = _dead_letter()
+    admin_client.post(
+        "/admin/platform_core/deadletter/",
+        {"action": "purge", "_selected_action": [letter.pk]},
+        SERVER_NAME="localhost",
+    )
+    assert not DeadLetter.objects.exists()
+
+
+def test_customers_cannot_open_the_admin(client, customer):
+    client.force_login(customer)
+    response = client.get("/admin/platform_core/deadletter/", SERVER_NAME="localhost")
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
