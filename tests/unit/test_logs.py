@@ -1,0 +1,37 @@
+import io
+import json
+import logging
+
+from platform_core.logs import JsonFormatter, MessageContextFilter
+from platform_core.messages import MessageContext, message_context
+
+
+def _logger() -> tuple[logging.Logger, io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(MessageContextFilter())
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("tests.logs")
+    logger.handlers = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, stream
+
+
+def test_every_log_line_carries_the_correlation_and_causation_of_its_message():
+    logger, stream = _logger()
+    with message_context(MessageContext(correlation_id="req-7", causation_id="cmd-1", actor="u:3")):
+        logger.info("placing order %s", "o-1")
+    line = json.loads(stream.getvalue())
+    assert line["message"] == "placing order o-1"
+    assert (line["correlation_id"], line["causation_id"], line["actor"]) == (
+        "req-7",
+        "cmd-1",
+        "u:3",
+    )
+
+
+def test_a_log_line_outside_any_message_says_so():
+    logger, stream = _logger()
+    logger.warning("starting up")
+    assert json.loads(stream.getvalue())["correlation_id"] == "-"
