@@ -1,0 +1,234 @@
+"""The HTTP edges every endpoint shares: authentication, input validation, JSON errors,
+body limits, correlation ids, the OpenAPI document and the probes."""
+
+import json
+from typing import Any
+from uuid import UUID
+
+import pytest
+from django.conf import settings
+from django.http import HttpResponse
+from rest_framework.test import APIClient
+
+from platform_core.models import StoredEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORDERS = "/api/orders/"
+TOKEN = "/api/auth/token/"
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "line1": "1 Analytical St",
+    "city": "London",
+    "postal_code": "N1 9GU",
+    "country": "GB",
+}
+
+
+def order_body(*items: tuple[str, int]) -> dict[str, Any]:
+    return {
+        "items": [{"sku": sku, "quantity": quantity} for sku, quantity in items or [("MUG-1", 2)]],
+        "shipping_address": ADDRESS,
+        "payment_token": "tok_visa",
+    }
+
+
+def stored_events() -> int:
+    """Events in the store, whether the log shows them yet or not."""
+    return StoredEvent.objects.count()
+
+
+def fresh_client() -> APIClient:
+    return APIClient(SERVER_NAME="localhost")
+
+
+def assert_json_error(response: HttpResponse, status: int) -> dict[str, Any]:
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"]
+    assert error["message"]
+    return error
+
+
+def test_a_token_for_a_username_and_password_authenticates_later_requests(customer):
+    response = fresh_client().post(
+        TOKEN, {"username": "alice", "password": "alice-pass-123"}, format="json"
+    )
+    assert response.status_code == 200
+    client = fresh_client()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
+
+    listing = client.get(ORDERS)
+
+    assert listing.status_code == 200
+    assert listing.json()["results"] == []
+
+
+def test_a_wrong_password_gets_no_token(customer):
+    response = fresh_client().post(TOKEN, {"username": "alice", "password": "guess"}, format="json")
+
+    error = assert_json_error(response, 400)
+    assert "token" not in response.json()
+    assert error["details"]
+
+
+def test_an_unknown_token_is_unauthorized(customer):
+    client = fresh_client()
+    client.credentials(HTTP_AUTHORIZATION="Token 0123456789abcdef0123456789abcdef01234567")
+
+    assert_json_error(client.get(ORDERS), 401)
+
+
+def test_orders_need_credentials(anonymous_client):
+    error = assert_json_error(anonymous_client.get(ORDERS), 401)
+
+    assert error["code"] == "not_authenticated"
+    assert anonymous_client.get(ORDERS)["WWW-Authenticate"] == "Token"
+    assert_json_error(anonymous_client.post(ORDERS, {}, format="json"), 401)
+
+
+def test_a_session_login_authenticates_too(customer):
+    client = fresh_client()
+    assert client.login(username="alice", password="alice-pass-123")
+
+    assert client.get(ORDERS).status_code == 200
+
+
+def test_malformed_json_is_a_bad_request(customer_client):
+    before = stored_events()
+
+    response = customer_client.post(ORDERS, '{"items": [', content_type="application/json")
+
+    assert assert_json_error(response, 400)["code"] == "parse_error"
+    assert stored_events() == before
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded", "payment_token=tok_visa"),
+        ("text/plain", '{"items": []}'),
+        ("application/xml", "<order/>"),
+    ],
+)
+def test_a_body_that_is_not_json_is_an_unsupported_media_type(customer_client, content_type, body):
+    before = stored_events()
+
+    response = customer_client.post(ORDERS, body, content_type=content_type)
+
+    assert assert_json_error(response, 415)["code"] == "unsupported_media_type"
+    assert stored_events() == before
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(customer_client):
+    before = stored_events()
+    padding = "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    body = json.dumps({"payment_token": padding})
+
+    response = customer_client.post(ORDERS, body, content_type="application/json")
+
+    assert assert_json_error(response, 413)["code"] == "request_too_large"
+    assert stored_events() == before
+
+
+@pytest.mark.parametrize("body", ["[1, 2]", "null", '"order"'])
+def test_a_json_body_that_is_not_an_object_is_a_bad_request(customer_client, body):
+    response = customer_client.post(ORDERS, body, content_type="application/json")
+
+    assert assert_json_error(response, 400)["code"] == "invalid"
+
+
+def test_a_request_without_a_usable_correlation_id_gets_a_fresh_one(customer_client):
+    response = customer_client.get(ORDERS, HTTP_X_CORRELATION_ID="not safe\nto log")
+
+    assert UUID(response["X-Correlation-ID"])
+
+
+def test_an_order_for_an_unknown_product_is_refused_and_changes_nothing(customer_client):
+    before = stored_events()
+
+    response = customer_client.post(ORDERS, order_body(("NOPE-9", 1)), format="json")
+
+    assert response.status_code == 400
+    assert "NOPE-9" in response.json()["error"]["message"]
+    assert stored_events() == before
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"items": []}, "items"),
+        ({"items": [{"sku": "MUG-1", "quantity": 0}]}, "items"),
+        ({"items": [{"sku": "MUG-1", "quantity": "two"}]}, "items"),
+        ({"items": [{"sku": "MUG-1", "quantity": 1}] * 101}, "items"),
+        ({"shipping_address": {**ADDRESS, "country": "gb"}}, "shipping_address"),
+        ({"shipping_address": {"name": "Ada"}}, "shipping_address"),
+        ({"payment_token": ""}, "payment_token"),
+    ],
+    ids=[
+        "no-items",
+        "zero-quantity",
+        "text-quantity",
+        "too-many-lines",
+        "lower-case-country",
+        "partial-address",
+        "blank-payment-token",
+    ],
+)
+def test_an_invalid_order_is_refused_with_the_field_named(customer_client, change, field):
+    before = stored_events()
+
+    response = customer_client.post(ORDERS, {**order_body(), **change}, format="json")
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], list(error["details"])) == ("invalid", [field])
+    assert stored_events() == before
+
+
+def test_a_method_an_endpoint_does_not_serve_is_refused(customer_client):
+    response = customer_client.delete(ORDERS)
+
+    assert assert_json_error(response, 405)["code"] == "method_not_allowed"
+
+
+def test_an_unknown_path_answers_json(customer_client):
+    response = customer_client.get("/api/no-such-thing/")
+
+    assert_json_error(response, 404)
+
+
+def test_the_openapi_document_describes_the_order_endpoints(anonymous_client):
+    response = anonymous_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+
+    assert response.status_code == 200
+    document = json.loads(response.content)
+    assert document["openapi"].startswith("3.")
+    assert {
+        "/api/orders/",
+        "/api/orders/{order_id}/",
+        "/api/orders/{order_id}/cancel/",
+        "/api/orders/{order_id}/events/",
+        "/api/products/",
+        "/api/products/{sku}/restock/",
+    } <= set(document["paths"])
+    assert set(document["paths"]["/api/orders/"]) >= {"get", "post"}
+    place = document["paths"]["/api/orders/"]["post"]
+    assert "202" in place["responses"]
+    assert "Idempotency-Key" in {parameter["name"] for parameter in place["parameters"]}
+
+
+def test_the_interactive_docs_are_served(anonymous_client):
+    response = anonymous_client.get("/api/docs/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("probe", ["/healthz", "/readyz"])
+def test_the_probes_answer_ok(anonymous_client, probe):
+    response = anonymous_client.get(probe)
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}

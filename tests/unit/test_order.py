@@ -1,0 +1,267 @@
+"""The Order aggregate: given events, when a command, then events (or a refusal)."""
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from unittest.mock import ANY
+from uuid import UUID
+
+import pytest
+
+from orders.commands import OrderItem
+from orders.domain.order import (
+    EmptyOrder,
+    InvalidQuantity,
+    InvalidReason,
+    InvalidTransition,
+    Order,
+    OrderCannotBeCancelled,
+    OrderStatus,
+    ProductQuote,
+    UnknownProduct,
+)
+from orders.events import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderDelivered,
+    OrderLine,
+    OrderPlaced,
+    OrderShipped,
+    ShippingAddress,
+)
+
+ORDER_ID = UUID("00000000-0000-4000-8000-000000000001")
+AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+ADDRESS = ShippingAddress(
+    name="Ada Lovelace", line1="1 Analytical St", city="London", postal_code="N1", country="GB"
+)
+MUG = OrderLine(sku="MUG-1", name="Mug", quantity=2, unit_price=Decimal("7.50"))
+
+
+class FakeCatalog:
+    """The products on sale, by SKU."""
+
+    def __init__(self, products: Mapping[str, ProductQuote]) -> None:
+        self._products = dict(products)
+
+    def quote(self, skus: Sequence[str]) -> Mapping[str, ProductQuote]:
+        return {sku: self._products[sku] for sku in skus if sku in self._products}
+
+
+CATALOG = FakeCatalog(
+    {
+        "MUG-1": ProductQuote(name="Mug", unit_price=Decimal("7.50")),
+        "TEA-2": ProductQuote(name="Green tea", unit_price=Decimal("3.99")),
+    }
+)
+
+
+def placed(*lines: OrderLine) -> OrderPlaced:
+    lines = lines or (MUG,)
+    return OrderPlaced(
+        order_id=ORDER_ID,
+        customer_id=7,
+        lines=lines,
+        shipping_address=ADDRESS,
+        payment_token="tok_visa",
+        total=sum((line.unit_price * line.quantity for line in lines), Decimal("0")),
+        placed_at=AT,
+    )
+
+
+CONFIRMED = OrderConfirmed(order_id=ORDER_ID, confirmed_at=AT)
+CANCELLED = OrderCancelled(order_id=ORDER_ID, reason="changed my mind", cancelled_at=AT)
+SHIPPED = OrderShipped(order_id=ORDER_ID, shipment_id="S-1", tracking_number="TRK1", shipped_at=AT)
+DELIVERED = OrderDelivered(order_id=ORDER_ID, delivered_at=AT)
+
+
+def given(*events: object) -> Order:
+    order = Order(str(ORDER_ID))
+    for event in events:
+        order.replay(event)
+    return order
+
+
+def place(*items: OrderItem) -> Order:
+    return Order.place(
+        order_id=ORDER_ID,
+        customer_id=7,
+        items=items,
+        shipping_address=ADDRESS,
+        payment_token="tok_visa",
+        catalog=CATALOG,
+    )
+
+
+def test_placing_an_order_records_priced_lines_and_their_total():
+    order = place(OrderItem(sku="MUG-1", quantity=2), OrderItem(sku="TEA-2", quantity=3))
+
+    assert order.collect_pending() == [
+        OrderPlaced(
+            order_id=ORDER_ID,
+            customer_id=7,
+            lines=(
+                OrderLine(sku="MUG-1", name="Mug", quantity=2, unit_price=Decimal("7.50")),
+                OrderLine(sku="TEA-2", name="Green tea", quantity=3, unit_price=Decimal("3.99")),
+            ),
+            shipping_address=ADDRESS,
+            payment_token="tok_visa",
+            total=Decimal("26.97"),
+            placed_at=ANY,
+        )
+    ]
+    assert order.state.status is OrderStatus.PENDING
+    assert order.version == 1
+
+
+def test_an_order_needs_at_least_one_item():
+    with pytest.raises(EmptyOrder):
+        place()
+
+
+@pytest.mark.parametrize("quantity", [0, -1])
+def test_every_quantity_must_be_positive(quantity):
+    with pytest.raises(InvalidQuantity):
+        place(OrderItem(sku="MUG-1", quantity=1), OrderItem(sku="TEA-2", quantity=quantity))
+
+
+def test_an_order_for_an_unknown_product_is_refused_naming_it():
+    with pytest.raises(UnknownProduct, match="NOPE-9"):
+        place(OrderItem(sku="MUG-1", quantity=1), OrderItem(sku="NOPE-9", quantity=1))
+
+
+def test_a_pending_order_can_be_confirmed():
+    order = given(placed())
+
+    order.confirm()
+
+    assert order.collect_pending() == [OrderConfirmed(order_id=ORDER_ID, confirmed_at=ANY)]
+    assert order.state.status is OrderStatus.CONFIRMED
+
+
+def test_confirming_a_confirmed_order_records_nothing():
+    order = given(placed(), CONFIRMED)
+
+    order.confirm()
+
+    assert order.collect_pending() == []
+
+
+@pytest.mark.parametrize("history", [(), (CONFIRMED,)], ids=["pending", "confirmed"])
+def test_an_order_not_yet_shipped_can_be_cancelled_with_a_reason(history):
+    order = given(placed(), *history)
+
+    order.cancel("  found it cheaper  ")
+
+    assert order.collect_pending() == [
+        OrderCancelled(order_id=ORDER_ID, reason="found it cheaper", cancelled_at=ANY)
+    ]
+    assert order.state.status is OrderStatus.CANCELLED
+    assert order.state.cancellation_reason == "found it cheaper"
+
+
+@pytest.mark.parametrize("reason", ["", "   ", "x" * 501])
+def test_a_cancellation_needs_a_reason_of_sensible_length(reason):
+    order = given(placed())
+
+    with pytest.raises(InvalidReason):
+        order.cancel(reason)
+
+    assert order.collect_pending() == []
+
+
+def test_cancelling_a_cancelled_order_records_nothing():
+    order = given(placed(), CANCELLED)
+
+    order.cancel("again")
+
+    assert order.collect_pending() == []
+    assert order.state.cancellation_reason == "changed my mind"
+
+
+@pytest.mark.parametrize(
+    "history", [(CONFIRMED, SHIPPED), (CONFIRMED, SHIPPED, DELIVERED)], ids=["shipped", "delivered"]
+)
+def test_an_order_cannot_be_cancelled_after_shipping(history):
+    order = given(placed(), *history)
+
+    with pytest.raises(OrderCannotBeCancelled):
+        order.cancel("too late")
+
+    assert order.collect_pending() == []
+
+
+def test_a_confirmed_order_ships_then_is_delivered():
+    order = given(placed(), CONFIRMED)
+
+    order.mark_shipped(shipment_id="S-1", tracking_number="TRK1")
+    order.mark_delivered()
+
+    assert order.collect_pending() == [
+        OrderShipped(order_id=ORDER_ID, shipment_id="S-1", tracking_number="TRK1", shipped_at=ANY),
+        OrderDelivered(order_id=ORDER_ID, delivered_at=ANY),
+    ]
+    assert order.state.status is OrderStatus.DELIVERED
+
+
+def test_shipping_or_delivering_twice_records_nothing():
+    order = given(placed(), CONFIRMED, SHIPPED)
+    order.mark_shipped(shipment_id="S-1", tracking_number="TRK1")
+    order.mark_delivered()
+    order.mark_delivered()
+
+    assert order.collect_pending() == [OrderDelivered(order_id=ORDER_ID, delivered_at=ANY)]
+
+
+def _confirm(order: Order) -> None:
+    order.confirm()
+
+
+def _ship(order: Order) -> None:
+    order.mark_shipped(shipment_id="S-1", tracking_number="TRK1")
+
+
+def _deliver(order: Order) -> None:
+    order.mark_delivered()
+
+
+@pytest.mark.parametrize(
+    ("history", "command"),
+    [
+        ((), _ship),
+        ((), _deliver),
+        ((CONFIRMED,), _deliver),
+        ((CANCELLED,), _confirm),
+        ((CANCELLED,), _ship),
+        ((CONFIRMED, CANCELLED), _deliver),
+        ((CONFIRMED, SHIPPED), _confirm),
+        ((CONFIRMED, SHIPPED, DELIVERED), _ship),
+    ],
+    ids=[
+        "ship-pending",
+        "deliver-pending",
+        "deliver-confirmed",
+        "confirm-cancelled",
+        "ship-cancelled",
+        "deliver-cancelled",
+        "confirm-shipped",
+        "ship-delivered",
+    ],
+)
+def test_an_order_only_moves_forward(history, command):
+    order = given(placed(), *history)
+
+    with pytest.raises(InvalidTransition):
+        command(order)
+
+    assert order.collect_pending() == []
+
+
+def test_replaying_events_rebuilds_state_and_version():
+    order = given(placed(MUG), CONFIRMED, CANCELLED)
+
+    assert order.version == 3
+    assert order.state.status is OrderStatus.CANCELLED
+    assert order.state.lines == (MUG,)
+    assert order.state.total == Decimal("15.00")
+    assert order.state.customer_id == 7
