@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from rest_framework.test import APIClient
 
-from platform_core.models import StoredEvent
+from tests.support import stored_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,11 +31,6 @@ def order_body(*items: tuple[str, int]) -> dict[str, Any]:
         "shipping_address": ADDRESS,
         "payment_token": "tok_visa",
     }
-
-
-def stored_events() -> int:
-    """Events in the store, whether the log shows them yet or not."""
-    return StoredEvent.objects.count()
 
 
 def fresh_client() -> APIClient:

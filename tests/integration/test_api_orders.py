@@ -1,6 +1,5 @@
 """Placing, reading, listing and cancelling orders over HTTP, and who may see what."""
 
-import time
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -12,7 +11,7 @@ from inventory.commands import RegisterProduct
 from orders.commands import ConfirmOrder, MarkOrderShipped, OrderItem, PlaceOrder
 from orders.events import ShippingAddress
 from platform_core.eventstore import LogPosition
-from platform_core.models import StoredEvent
+from tests.support import stored_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,36 +23,6 @@ ADDRESS = {
     "postal_code": "N1 9GU",
     "country": "GB",
 }
-
-
-@pytest.fixture
-def project(platform_runtime):
-    """Run the projections until they have read every stored event.
-
-    On PostgreSQL the log shows an event only once every older transaction in the
-    cluster has ended, so one catch-up can stop short while another client is busy.
-    """
-    runner = platform_runtime.projections
-
-    def project() -> None:
-        last = (
-            StoredEvent.objects.order_by("-transaction_id", "-position")
-            .values_list("position", flat=True)
-            .first()
-        )
-        deadline = time.monotonic() + 10
-        runner.catch_up()
-        while last is not None and any(runner.checkpoint(n).position != last for n in runner.names):
-            assert time.monotonic() < deadline, f"projections never reached position {last}"
-            time.sleep(0.01)
-            runner.catch_up()
-
-    return project
-
-
-def stored_events() -> int:
-    """Events in the store, whether the log shows them yet or not."""
-    return StoredEvent.objects.count()
 
 
 def order_body(*items: tuple[str, int]) -> dict[str, Any]:

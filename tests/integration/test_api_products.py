@@ -1,45 +1,13 @@
 """GET /api/products/ (public) and the staff-only product writes."""
 
-import time
-
 import pytest
 
-from platform_core.models import StoredEvent
+from tests.support import stored_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PRODUCTS = "/api/products/"
 MUG = {"sku": "MUG-1", "name": "Mug", "price": "7.50", "initial_stock": 10}
-
-
-@pytest.fixture
-def project(platform_runtime):
-    """Run the projections until they have read every stored event.
-
-    On PostgreSQL the log shows an event only once every older transaction in the
-    cluster has ended, so one catch-up can stop short while another client is busy.
-    """
-    runner = platform_runtime.projections
-
-    def project() -> None:
-        last = (
-            StoredEvent.objects.order_by("-transaction_id", "-position")
-            .values_list("position", flat=True)
-            .first()
-        )
-        deadline = time.monotonic() + 10
-        runner.catch_up()
-        while last is not None and any(runner.checkpoint(n).position != last for n in runner.names):
-            assert time.monotonic() < deadline, f"projections never reached position {last}"
-            time.sleep(0.01)
-            runner.catch_up()
-
-    return project
-
-
-def stored_events() -> int:
-    """Events in the store, whether the log shows them yet or not."""
-    return StoredEvent.objects.count()
 
 
 def test_staff_register_a_product_and_anyone_can_list_it(staff_client, anonymous_client, project):

@@ -2,7 +2,6 @@
 and one order, however many times and however concurrently the request arrives."""
 
 import threading
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -31,31 +30,6 @@ BODY = {
     },
     "payment_token": "tok_visa",
 }
-
-
-@pytest.fixture
-def project(platform_runtime):
-    """Run the projections until they have read every stored event.
-
-    On PostgreSQL the log shows an event only once every older transaction in the
-    cluster has ended, so one catch-up can stop short while another client is busy.
-    """
-    runner = platform_runtime.projections
-
-    def project() -> None:
-        last = (
-            StoredEvent.objects.order_by("-transaction_id", "-position")
-            .values_list("position", flat=True)
-            .first()
-        )
-        deadline = time.monotonic() + 10
-        runner.catch_up()
-        while last is not None and any(runner.checkpoint(n).position != last for n in runner.names):
-            assert time.monotonic() < deadline, f"projections never reached position {last}"
-            time.sleep(0.01)
-            runner.catch_up()
-
-    return project
 
 
 @pytest.fixture
