@@ -12,7 +12,7 @@ from inventory.events import ProductRegistered, StockReplenished
 from platform_core.aggregate import Aggregate
 from platform_core.errors import Conflict, InvalidCommand
 
-SKU_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,63}$")
+SKU_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9-]{0,63}")
 
 
 class InvalidProduct(InvalidCommand):
@@ -42,11 +42,11 @@ class StockItem(Aggregate[StockState]):
 
     @classmethod
     def register(cls, *, sku: str, name: str, price: Decimal, initial_stock: int) -> StockItem:
-        if not SKU_PATTERN.match(sku):
+        if not SKU_PATTERN.fullmatch(sku):
             raise InvalidProduct("A SKU is 1-64 upper-case letters, digits or dashes.")
         if not name.strip():
             raise InvalidProduct("A product needs a name.")
-        if price <= 0 or price != price.quantize(Decimal("0.01")):
+        if not price.is_finite() or price <= 0 or price != price.quantize(Decimal("0.01")):
             raise InvalidProduct("A price is positive, in whole cents.")
         if initial_stock < 0:
             raise InvalidProduct("Initial stock cannot be negative.")

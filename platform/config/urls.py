@@ -28,7 +28,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
 ]
 
-handler404 = json_error_view(404, "Not found.")
-handler500 = json_error_view(500, "Internal server error.")
-handler400 = json_error_view(400, "Bad request.")
-handler403 = json_error_view(403, "Forbidden.")
+handler400 = json_error_view(400, "bad_request", "Bad request.")
+handler403 = json_error_view(403, "permission_denied", "Forbidden.")
+handler404 = json_error_view(404, "not_found", "Not found.")
+handler500 = json_error_view(500, "server_error", "Internal server error.")

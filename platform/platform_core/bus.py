@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
@@ -44,12 +46,17 @@ def record_append(result: AppendResult) -> None:
         outcome.positions.append(result.log_position)
 
 
+def _jittered_pause(attempt: int) -> None:
+    time.sleep(random.uniform(0, 0.005 * 2**attempt))
+
+
 class CommandBus:
     """Routes each command to its handler inside a fresh transaction.
 
     Events the handler stores carry the command's id as causation id and the caller's
     correlation id. A `ConcurrencyError` (someone wrote the same stream first) reruns the
-    handler on fresh state, at most `max_attempts` times in all.
+    handler on fresh state, at most `max_attempts` times in all, after a short random
+    pause that grows with each attempt, so that contending writers spread out.
     """
 
     def __init__(
@@ -57,11 +64,13 @@ class CommandBus:
         handlers: Mapping[type[Any], Handler],
         *,
         transaction: TransactionFactory,
-        max_attempts: int = 3,
+        max_attempts: int = 5,
+        pause: Callable[[int], None] | None = None,
     ) -> None:
         self._handlers = dict(handlers)
         self._transaction = transaction
         self._max_attempts = max_attempts
+        self._pause = pause or _jittered_pause
 
     def handle(self, command: Any, *, context: MessageContext | None = None) -> CommandOutcome:
         handler = self._handlers.get(type(command))
@@ -79,6 +88,7 @@ class CommandBus:
                 if attempt == self._max_attempts:
                     raise
                 logger.info("retrying %s after a concurrent write", type(command).__name__)
+                self._pause(attempt)
             finally:
                 _outcome.reset(token)
         raise AssertionError("unreachable")

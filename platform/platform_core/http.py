@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +17,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from platform_core.bus import CommandBus, CommandOutcome
 from platform_core.errors import Conflict, DomainError, InvalidCommand, NotFound
+from platform_core.eventstore import ConcurrencyError
 from platform_core.messages import (
     MessageContext,
     clean_correlation_id,
@@ -102,18 +104,32 @@ def _domain_status(exc: DomainError) -> int:
     return next((code for cls, code in _DOMAIN_STATUS if isinstance(exc, cls)), 400)
 
 
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Every API error as `{"error": {"code", "message", "details"?}}`."""
+    if isinstance(exc, NotFound):
+        return _error(404, "not_found", exc.message)
     if isinstance(exc, DomainError):
-        return _error(_domain_status(exc), type(exc).__name__, exc.message)
+        return _error(_domain_status(exc), _snake(type(exc).__name__), exc.message)
+    if isinstance(exc, ConcurrencyError):
+        return _error(
+            409,
+            "concurrent_modification",
+            "Someone else changed this resource at the same moment; retry the request.",
+        )
     if isinstance(exc, RequestDataTooBig):
         return _error(413, "request_too_large", "The request body is too large.")
+    if isinstance(exc, Http404):
+        return _error(404, "not_found", "Not found.")
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
     detail = response.data
     if isinstance(detail, dict) and set(detail) == {"detail"}:
-        code = getattr(exc, "default_code", "error")
+        code = getattr(detail["detail"], "code", None) or getattr(exc, "default_code", "error")
         response.data = {"error": {"code": code, "message": str(detail["detail"])}}
     else:
         response.data = {
@@ -126,12 +142,10 @@ def _error(code: int, name: str, message: str) -> Response:
     return Response({"error": {"code": name, "message": message}}, status=code)
 
 
-def json_error_view(status_code: int, message: str) -> Callable[..., HttpResponse]:
+def json_error_view(status_code: int, code: str, message: str) -> Callable[..., HttpResponse]:
     """A Django error handler (404, 500…) answering JSON."""
 
     def view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-        return JsonResponse(
-            {"error": {"code": status_code, "message": message}}, status=status_code
-        )
+        return JsonResponse({"error": {"code": code, "message": message}}, status=status_code)
 
     return view

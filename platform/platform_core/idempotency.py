@@ -24,6 +24,7 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from platform_core.http import POSITION_HEADER
 from platform_core.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -49,6 +50,8 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
             f"This {HEADER} was used with a different request.",
         )
     headers = {"Location": record.location} if record.location else {}
+    if isinstance(record.body, dict) and "log_position" in record.body:
+        headers[POSITION_HEADER] = record.body["log_position"]
     response = Response(record.body, status=record.status_code, headers=headers)
     response["Idempotent-Replayed"] = "true"
     return response
@@ -73,12 +76,14 @@ def idempotent(request: Request, handle: Callable[[], Response]) -> Response:
     owner = str(request.user.pk)
     fingerprint = _fingerprint(request)
     lock = f"idem:{owner}:{key}"
-    if not cache.add(lock, 1, LOCK_SECONDS):
+    locked = cache.add(lock, 1, LOCK_SECONDS)
+    if not locked:
         _wait_for_first(owner, key)
     try:
         return _run_once(owner, key, fingerprint, handle)
     finally:
-        cache.delete(lock)
+        if locked:  # never release another request's lock
+            cache.delete(lock)
 
 
 def _run_once(owner: str, key: str, fingerprint: str, handle: Callable[[], Response]) -> Response:

@@ -97,3 +97,15 @@ def test_a_restock_of_nothing_or_less_is_refused(quantity):
 
     assert item.collect_pending() == []
     assert item.state.on_hand == 10
+
+
+@pytest.mark.parametrize("sku", ["MUG\n", "MUG-1\n", " MUG"])
+def test_a_sku_with_surrounding_whitespace_is_refused(sku):
+    with pytest.raises(InvalidProduct):
+        StockItem.register(sku=sku, name="Mug", price=Decimal("1.00"), initial_stock=1)
+
+
+@pytest.mark.parametrize("price", ["NaN", "Infinity", "-Infinity", "sNaN"])
+def test_a_price_that_is_not_a_number_is_refused(price):
+    with pytest.raises(InvalidProduct):
+        StockItem.register(sku="MUG", name="Mug", price=Decimal(price), initial_stock=1)
