@@ -35,9 +35,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         bus = runtime().bus
         for sku, name, price, stock in PRODUCTS:
-            command = RegisterProduct(
-                sku=sku, name=name, price=Decimal(price), initial_stock=stock
-            )
+            command = RegisterProduct(sku=sku, name=name, price=Decimal(price), initial_stock=stock)
             with contextlib.suppress(Conflict):  # registered by an earlier run
                 bus.handle(command)
         runtime().projections.catch_up()
