@@ -8,6 +8,8 @@ transaction has ended.
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -19,6 +21,7 @@ import pytest
 
 from platform_core.eventstore import (
     LOG_START,
+    AppendResult,
     ConcurrencyError,
     EventMetadata,
     EventStore,
@@ -36,7 +39,32 @@ from platform_core.sql_store import event_store_for
 def store(request: pytest.FixtureRequest) -> EventStore:
     if request.param == "memory":
         return InMemoryEventStore()
-    return event_store_for()
+    return VisibleAfterAppend(event_store_for())
+
+
+class VisibleAfterAppend:
+    """Waits (bounded) after each append until the global log shows it.
+
+    On PostgreSQL an append becomes readable once every older transaction on the server
+    has ended; on a server shared with other work that can take a moment. The contract
+    is about what readers see once that happened, so the tests wait for it explicitly.
+    """
+
+    def __init__(self, inner: EventStore) -> None:
+        self._inner = inner
+        self.read_stream = inner.read_stream
+        self.read_all = inner.read_all
+        self.head = inner.head
+
+    def append(
+        self, stream_id: str, stream_type: str, expected_version: int, events: list[NewEvent]
+    ) -> AppendResult:
+        result = self._inner.append(stream_id, stream_type, expected_version, events)
+        deadline = time.monotonic() + 10
+        while self._inner.head() < result.log_position:
+            assert time.monotonic() < deadline, "the append never became visible"
+            time.sleep(0.005)
+        return result
 
 
 def new_event(event_type: str = "ItemAdded", **metadata: str) -> NewEvent:
