@@ -9,7 +9,6 @@ transaction has ended.
 from __future__ import annotations
 
 import time
-
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
