@@ -1,6 +1,6 @@
-"""Shared fixtures. Tests that need a service carry a marker (postgres, redis); without the
-service in the environment they are skipped with the reason in the run's summary. CI sets
-every service, so nothing is skipped there."""
+"""Shared fixtures. Tests that need a service carry a marker (postgres, redis, rabbitmq);
+without the service in the environment they are skipped with the reason in the run's
+summary. CI sets every service, so nothing is skipped there."""
 
 from __future__ import annotations
 

@@ -1,0 +1,174 @@
+"""Commands between contexts on the embedded default: with no broker, a command task runs
+in the sending process right after the sender's transaction commits, through the same
+inbox, bus and dead-letter path a worker uses. Runs on SQLite (and on PostgreSQL in CI)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from uuid import uuid4
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+
+from config.celery import app
+from inventory.commands import RegisterProduct
+from inventory.tasks import restock_product
+from orders.commands import OrderItem, PlaceOrder
+from orders.events import ShippingAddress
+from orders.tasks import cancel_order, confirm_order
+from platform_core.celery_commands import CommandTask, command_task, send_command
+from platform_core.messages import MessageContext, message_context
+from platform_core.models import DeadLetter, InboxMessage, StoredEvent
+from platform_core.runtime import Runtime
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@command_task("inventory", name="tests.eager.always_fail", max_retries=2)
+def always_fail(task: CommandTask, *, sku: str, command_id: str) -> str:
+    raise RuntimeError(f"the stock service is misconfigured for {sku}")
+
+
+@pytest.fixture(autouse=True)
+def eager() -> Iterator[None]:
+    """The embedded default, whatever broker the environment names."""
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+@pytest.fixture
+def product(platform_runtime: Runtime) -> str:
+    sku = f"MUG-{uuid4().hex[:8].upper()}"
+    platform_runtime.bus.handle(
+        RegisterProduct(sku=sku, name="Mug", price=Decimal("9.50"), initial_stock=1)
+    )
+    return sku
+
+
+def events(stream_id: str, event_type: str) -> list[StoredEvent]:
+    return list(StoredEvent.objects.filter(stream_id=stream_id, event_type=event_type))
+
+
+def restocks(sku: str) -> list[StoredEvent]:
+    return events(f"stock-{sku}", "inventory.StockReplenished")
+
+
+def test_a_command_leaves_only_once_the_transaction_that_decided_it_commits(product: str) -> None:
+    sender = MessageContext(correlation_id="corr-eager-1", actor="user:7")
+
+    with message_context(sender), transaction.atomic():
+        command_id = send_command(restock_product, sku=product, quantity=5)
+        assert restocks(product) == []
+
+    [restocked] = restocks(product)
+    assert restocked.data["quantity"] == 5
+    assert restocked.metadata["correlation_id"] == "corr-eager-1"
+    assert restocked.metadata["causation_id"] == command_id
+    assert restocked.metadata["actor"] == "user:7"
+
+
+def test_a_command_decided_in_a_transaction_that_rolls_back_never_leaves(product: str) -> None:
+    def decide_then_fail() -> None:
+        with transaction.atomic():
+            send_command(restock_product, sku=product, quantity=5)
+            raise RuntimeError("the decision is undone")
+
+    with pytest.raises(RuntimeError):
+        decide_then_fail()
+
+    assert restocks(product) == []
+
+
+def test_the_same_command_sent_twice_has_one_effect(product: str) -> None:
+    command_id = str(uuid4())
+
+    first = send_command(restock_product, sku=product, quantity=2, command_id=command_id)
+    second = send_command(restock_product, sku=product, quantity=2, command_id=command_id)
+
+    assert first == second == command_id
+    assert len(restocks(product)) == 1
+    assert InboxMessage.objects.filter(consumer="command:inventory", message_id=command_id).exists()
+
+
+def test_a_rejected_command_is_dead_lettered_at_once_and_runs_once_when_retried_after_the_fix(
+    platform_runtime: Runtime,
+) -> None:
+    sku = f"NEW-{uuid4().hex[:8].upper()}"
+    with message_context(MessageContext(correlation_id="corr-eager-2")):
+        command_id = send_command(restock_product, sku=sku, quantity=3)
+
+    letter = DeadLetter.objects.get(source="celery:inventory", message_id=command_id)
+    assert letter.attempts == 1, "a domain error is not retried"
+    assert letter.error.startswith("AggregateNotFound")
+    assert "restock_product" in letter.traceback
+    assert json.loads(letter.payload) == {"command_id": command_id, "quantity": 3, "sku": sku}
+    assert letter.headers["task"] == "inventory.tasks.restock_product"
+    assert letter.headers["correlation_id"] == "corr-eager-2"
+
+    platform_runtime.bus.handle(
+        RegisterProduct(sku=sku, name="Jug", price=Decimal("12.00"), initial_stock=0)
+    )
+    call_command("dead_letters", "retry", str(letter.pk))
+    call_command("dead_letters", "retry", str(letter.pk))
+
+    [restocked] = restocks(sku)
+    assert restocked.metadata["causation_id"] == command_id
+    assert restocked.metadata["correlation_id"] == "corr-eager-2"
+    letter.refresh_from_db()
+    assert letter.status == DeadLetter.Status.RETRIED
+
+
+def test_a_failure_that_outlasts_its_retries_is_dead_lettered_with_every_attempt(
+    product: str,
+) -> None:
+    command_id = send_command(always_fail, sku=product)
+
+    letter = DeadLetter.objects.get(source="celery:inventory", message_id=command_id)
+    assert letter.attempts == 3
+    assert letter.error == f"RuntimeError: the stock service is misconfigured for {product}"
+    assert letter.destination == "tests.eager.always_fail"
+
+
+@pytest.fixture
+def placed_order(
+    platform_runtime: Runtime, product: str, project: Callable[[], None]
+) -> Callable[[], str]:
+    def place() -> str:
+        project()
+        order_id = uuid4()
+        platform_runtime.bus.handle(
+            PlaceOrder(
+                order_id=order_id,
+                customer_id=1,
+                items=(OrderItem(sku=product, quantity=1),),
+                shipping_address=ShippingAddress(
+                    name="Ada",
+                    line1="1 Analytical St",
+                    city="London",
+                    postal_code="N1",
+                    country="GB",
+                ),
+                payment_token="tok_visa",
+            )
+        )
+        return str(order_id)
+
+    return place
+
+
+def test_orders_are_confirmed_and_cancelled_by_command_tasks(
+    placed_order: Callable[[], str],
+) -> None:
+    confirmed, cancelled = placed_order(), placed_order()
+
+    send_command(confirm_order, order_id=confirmed)
+    send_command(cancel_order, order_id=cancelled, reason="payment declined")
+
+    assert len(events(f"order-{confirmed}", "orders.OrderConfirmed")) == 1
+    [cancellation] = events(f"order-{cancelled}", "orders.OrderCancelled")
+    assert cancellation.data["reason"] == "payment declined"

@@ -1,0 +1,175 @@
+"""Command tasks that fail, and workers that die, with RabbitMQ and real Celery workers.
+
+A command that keeps failing is dead-lettered after its attempts and runs once when
+retried after the fix; a domain error is dead-lettered at once; a message no worker can
+run goes to RabbitMQ's dead-letter queue; a task whose worker (or pool process) is
+SIGKILLed midway, inside its transaction, is redelivered and takes effect once. The worker
+harness is in `test_celery_worker.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+
+from config.celery import app
+from inventory.commands import RestockProduct
+from inventory.tasks import restock_product
+from platform_core.celery_commands import CommandTask, command_task, send_command
+from platform_core.messages import MessageContext, message_context
+from platform_core.models import DeadLetter, InboxMessage
+from tests.integration.test_celery_worker import (
+    Worker,
+    barrier,
+    product,
+    queue_state,
+    restocks,
+    start_worker,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.django_db(transaction=True)]
+__all__ = ["product", "start_worker"]  # the harness's fixtures, imported for pytest to find
+
+
+# Test-only tasks, named explicitly so the worker and pytest agree whatever the import path.
+@command_task("inventory", name="tests.celery.restock_unless_broken", max_retries=2)
+def restock_unless_broken(
+    task: CommandTask, *, sku: str, quantity: int, command_id: str, broken: str
+) -> str:
+    """Fails for as long as the file `broken` exists: a bug until the fix is deployed."""
+    if Path(broken).exists():
+        raise RuntimeError("the stock service is misconfigured")
+    return task.execute(RestockProduct(sku=sku, quantity=quantity, command_id=UUID(command_id)))
+
+
+@command_task("inventory", name="tests.celery.restock_when_released")
+def restock_when_released(
+    task: CommandTask, *, sku: str, quantity: int, command_id: str, gate: str
+) -> str:
+    """Restocks, then, before committing, says it got there (pid, whether redelivered)
+    and holds until the test releases it."""
+    with transaction.atomic():
+        outcome = task.execute(
+            RestockProduct(sku=sku, quantity=quantity, command_id=UUID(command_id))
+        )
+        redelivered = "redelivered" if task.request.delivery_info.get("redelivered") else "first"
+        (Path(gate) / f"started-{os.getpid()}-{redelivered}").touch()
+        deadline = time.monotonic() + 60
+        while not (Path(gate) / "release").exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("never released")
+            time.sleep(0.02)
+    return outcome
+
+
+def test_a_command_that_keeps_failing_is_dead_lettered_and_retried_once_after_the_fix(
+    start_worker: Callable[[], Worker], product: str, tmp_path: Path
+) -> None:
+    worker = start_worker()
+    broken = tmp_path / "broken"
+    broken.touch()
+    with message_context(MessageContext(correlation_id="corr-worker-dl")):
+        command_id = send_command(
+            restock_unless_broken, sku=product, quantity=6, broken=str(broken)
+        )
+
+    letter = wait_for(
+        lambda: DeadLetter.objects.filter(source="celery:inventory", message_id=command_id).first(),
+        "the dead letter",
+        [worker],
+    )
+    assert letter.attempts == 3
+    assert letter.error == "RuntimeError: the stock service is misconfigured"
+    assert "restock_unless_broken" in letter.traceback
+    assert letter.headers["correlation_id"] == "corr-worker-dl"
+    assert queue_state("inventory") == (0, 1), "the message was acked"
+    assert restocks(product) == []
+
+    broken.unlink()  # the fix
+    call_command("dead_letters", "retry", str(letter.pk))
+    call_command("dead_letters", "retry", str(letter.pk))
+
+    [restocked] = restocks(product)
+    assert restocked.data["quantity"] == 6
+    assert restocked.metadata["correlation_id"] == "corr-worker-dl"
+    letter.refresh_from_db()
+    assert letter.status == DeadLetter.Status.RETRIED
+
+
+def test_a_domain_error_is_dead_lettered_without_a_retry(
+    start_worker: Callable[[], Worker],
+) -> None:
+    worker = start_worker()
+
+    command_id = send_command(restock_product, sku="NO-SUCH-SKU", quantity=1)
+
+    letter = wait_for(
+        lambda: DeadLetter.objects.filter(message_id=command_id).first(),
+        "the dead letter",
+        [worker],
+    )
+    assert letter.attempts == 1
+    assert letter.error.startswith("AggregateNotFound")
+
+
+def test_a_message_no_worker_can_run_goes_to_the_queues_dead_letter_queue(
+    start_worker: Callable[[], Worker],
+) -> None:
+    worker = start_worker()
+
+    app.send_task("inventory.tasks.no_such_task", kwargs={}, queue="inventory")
+
+    wait_for(lambda: queue_state("inventory.dead")[0] == 1, "RabbitMQ to dead-letter it", [worker])
+
+
+def started(gate: Path) -> list[tuple[int, str]]:
+    return sorted(
+        (int(pid), how)
+        for _, pid, how in (marker.name.split("-") for marker in gate.glob("started-*"))
+    )
+
+
+@pytest.mark.parametrize("victim", ["the whole worker", "its pool process"])
+def test_a_task_whose_worker_is_killed_midway_is_redelivered_and_completes_once(
+    start_worker: Callable[[], Worker], product: str, tmp_path: Path, victim: str
+) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    first = start_worker()
+    command_id = send_command(restock_when_released, sku=product, quantity=7, gate=str(gate))
+    [(first_pid, how)] = wait_for(lambda: started(gate), "the first worker to start", [first])
+    assert how == "first"
+    assert queue_state("inventory") == (0, 1), "the message is unacked, held by the worker"
+
+    if victim == "the whole worker":
+        first.kill()  # the broker requeues what the dead connection held unacked
+        wait_for(lambda: queue_state("inventory") == (1, 0), "RabbitMQ to requeue the message")
+        assert restocks(product) == [], "the killed worker's transaction left nothing"
+        assert not InboxMessage.objects.filter(message_id=command_id).exists()
+        worker = start_worker()
+    else:
+        os.kill(first_pid, signal.SIGKILL)  # the main process rejects the message to the queue
+        worker = first
+    deliveries = wait_for(lambda: len(started(gate)) == 2 and started(gate), "redelivery", [worker])
+    (gate / "release").touch()
+
+    [restocked] = wait_for(lambda: restocks(product), "the restock", [worker])
+    barrier(product, [worker])
+    pids = {how: pid for pid, how in deliveries}
+    assert set(pids) == {"first", "redelivered"}
+    assert pids["first"] == first_pid != pids["redelivered"]
+    assert [e.data["quantity"] for e in restocks(product)] == [7, 1]
+    assert restocked.metadata["causation_id"] == command_id
+    assert (
+        InboxMessage.objects.filter(consumer="command:inventory", message_id=command_id).count()
+        == 1
+    )
