@@ -13,6 +13,7 @@ from django.utils.html import format_html
 
 from platform_core import dead_letters
 from platform_core.models import DeadLetter, OutboxMessage, ProjectionCheckpoint, StoredEvent
+from platform_core.redelivery import redelivery_paths
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -136,8 +137,6 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry through the original path")
     def retry(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
-        from platform_core.management.commands.dead_letters import redelivery_paths
-
         paths = redelivery_paths()
         retried = failed = 0
         for letter in queryset.filter(status=DeadLetter.Status.PENDING):

@@ -9,17 +9,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from platform_core import celery_commands, dead_letters
+from platform_core import dead_letters
 from platform_core.models import DeadLetter
-from platform_core.runtime import runtime
-
-
-def redelivery_paths() -> dict[str, dead_letters.Redeliver]:
-    """The way back for each dead-letter source: consumer groups and Celery command queues."""
-    return {
-        **celery_commands.redelivery_paths(),
-        **{group.source: group.redeliver for group in runtime().consumer_groups.values()},
-    }
+from platform_core.redelivery import redelivery_paths
 
 
 class Command(BaseCommand):
