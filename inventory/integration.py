@@ -1,10 +1,26 @@
-"""What the inventory context publishes on Kafka, translated from its domain events."""
+"""What the inventory context publishes on Kafka, translated from its domain events.
+
+Stock levels are keyed by SKU (StockItem streams); the outcome of an order's reservation
+is keyed by order id (OrderReservation streams), which is what the fulfillment saga
+follows. Committing a reservation is published as the stock level it leaves."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from inventory.events import ProductRegistered, StockLevelChangedV1, StockReplenished
+from inventory.events import (
+    OrderReservationPlaced,
+    OrderReservationRejected,
+    OrderReservationReleased,
+    ProductRegistered,
+    ReservationCommitted,
+    ReservedLineV1,
+    StockLevelChangedV1,
+    StockReleasedV1,
+    StockReplenished,
+    StockReservationFailedV1,
+    StockReservedV1,
+)
 
 SOURCE = "/inventory"
 
@@ -13,6 +29,15 @@ def outbound(event: Any) -> list[Any]:
     match event:
         case ProductRegistered():
             return [StockLevelChangedV1(sku=event.sku, on_hand=event.initial_stock)]
-        case StockReplenished():
+        case StockReplenished() | ReservationCommitted():
             return [StockLevelChangedV1(sku=event.sku, on_hand=event.on_hand)]
+        case OrderReservationPlaced():
+            lines = tuple(
+                ReservedLineV1(sku=line.sku, quantity=line.quantity) for line in event.lines
+            )
+            return [StockReservedV1(order_id=event.order_id, lines=lines)]
+        case OrderReservationRejected():
+            return [StockReservationFailedV1(order_id=event.order_id, reason=event.reason)]
+        case OrderReservationReleased():
+            return [StockReleasedV1(order_id=event.order_id)]
     return []

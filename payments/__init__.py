@@ -1,1 +1,2 @@
-"""Payments context: the Payment aggregate and gateway port arrive with the saga (issue 4)."""
+"""Payments context: the Payment aggregate (one charge per order), the gateway port and
+the built-in fake gateway."""

@@ -1,1 +1,1 @@
-"""Shipping context: the Shipment aggregate and carrier port arrive with the saga (issue 4)."""
+"""Shipping context: the Shipment aggregate, the carrier port and the built-in fake carrier."""

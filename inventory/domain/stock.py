@@ -1,4 +1,5 @@
-"""The StockItem aggregate: one product's catalog entry and stock on hand."""
+"""The StockItem aggregate: one product's catalog entry, stock on hand and the stock
+held for orders."""
 
 from __future__ import annotations
 
@@ -7,8 +8,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
-from inventory.events import ProductRegistered, StockReplenished
+from inventory.events import (
+    ProductRegistered,
+    ReservationCommitted,
+    ReservationReleased,
+    StockReplenished,
+    StockReserved,
+)
 from platform_core.aggregate import Aggregate
 from platform_core.errors import Conflict, InvalidCommand
 
@@ -23,8 +31,22 @@ class InvalidRestock(InvalidCommand):
     pass
 
 
+class InvalidReservation(InvalidCommand):
+    pass
+
+
 class ProductAlreadyRegistered(Conflict):
     pass
+
+
+class InsufficientStock(Conflict):
+    """Fewer units are available than an order asks to reserve."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reservation:
+    order_id: UUID
+    quantity: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,13 +54,37 @@ class StockState:
     name: str
     price: Decimal
     on_hand: int
+    # At most one per order: reserving is idempotent by order id.
+    reservations: tuple[Reservation, ...] = ()
+
+    @property
+    def reserved(self) -> int:
+        return sum(reservation.quantity for reservation in self.reservations)
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    def reserved_for(self, order_id: UUID) -> int:
+        return next((r.quantity for r in self.reservations if r.order_id == order_id), 0)
+
+    def without(self, order_id: UUID) -> tuple[Reservation, ...]:
+        return tuple(r for r in self.reservations if r.order_id != order_id)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class StockItem(Aggregate[StockState]):
-    """Stock on hand never goes negative; price is kept to the cent."""
+    """Stock never goes negative: reserved never exceeds on hand. Price is kept to the cent.
+
+    Reserve, release and commit are idempotent by order id: an order holds one reservation
+    per product, and releasing or committing one it does not hold is a no-op."""
 
     category = "stock"
     state_type = StockState
+    snapshot_schema = 2
 
     @classmethod
     def register(cls, *, sku: str, name: str, price: Decimal, initial_stock: int) -> StockItem:
@@ -57,7 +103,7 @@ class StockItem(Aggregate[StockState]):
                 name=name.strip(),
                 price=price,
                 initial_stock=initial_stock,
-                registered_at=datetime.now(UTC),
+                registered_at=_now(),
             )
         )
         return item
@@ -70,7 +116,60 @@ class StockItem(Aggregate[StockState]):
                 sku=self.id,
                 quantity=quantity,
                 on_hand=self.state.on_hand + quantity,
-                replenished_at=datetime.now(UTC),
+                replenished_at=_now(),
+            )
+        )
+
+    def ensure_reservable(self, order_id: UUID, quantity: int) -> None:
+        """Raise InsufficientStock unless `reserve(order_id, quantity)` would succeed."""
+        if quantity <= 0:
+            raise InvalidReservation("A reservation holds a positive quantity.")
+        if self.state.reserved_for(order_id):
+            return
+        available = self.state.available
+        if quantity > available:
+            raise InsufficientStock(f"{self.id}: {quantity} requested, {available} available.")
+
+    def reserve(self, order_id: UUID, quantity: int) -> None:
+        self.ensure_reservable(order_id, quantity)
+        if self.state.reserved_for(order_id):
+            return
+        self._record(
+            StockReserved(
+                sku=self.id,
+                order_id=order_id,
+                quantity=quantity,
+                reserved=self.state.reserved + quantity,
+                reserved_at=_now(),
+            )
+        )
+
+    def release(self, order_id: UUID) -> None:
+        quantity = self.state.reserved_for(order_id)
+        if not quantity:
+            return
+        self._record(
+            ReservationReleased(
+                sku=self.id,
+                order_id=order_id,
+                quantity=quantity,
+                reserved=self.state.reserved - quantity,
+                released_at=_now(),
+            )
+        )
+
+    def commit(self, order_id: UUID) -> None:
+        quantity = self.state.reserved_for(order_id)
+        if not quantity:
+            return
+        self._record(
+            ReservationCommitted(
+                sku=self.id,
+                order_id=order_id,
+                quantity=quantity,
+                on_hand=self.state.on_hand - quantity,
+                reserved=self.state.reserved - quantity,
+                committed_at=_now(),
             )
         )
 
@@ -82,3 +181,14 @@ class StockItem(Aggregate[StockState]):
                 )
             case StockReplenished():
                 self._state = replace(self.state, on_hand=event.on_hand)
+            case StockReserved():
+                held = Reservation(order_id=event.order_id, quantity=event.quantity)
+                self._state = replace(self.state, reservations=(*self.state.reservations, held))
+            case ReservationReleased():
+                self._state = replace(self.state, reservations=self.state.without(event.order_id))
+            case ReservationCommitted():
+                self._state = replace(
+                    self.state,
+                    on_hand=event.on_hand,
+                    reservations=self.state.without(event.order_id),
+                )

@@ -1,0 +1,24 @@
+"""Commands the payments context accepts: its published language."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from uuid import UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessPayment:
+    """Charge the order once: a repeat is a no-op, whatever its amount or token."""
+
+    order_id: UUID
+    amount: Decimal
+    token: str
+    command_id: UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundPayment:
+    order_id: UUID
+    command_id: UUID = field(default_factory=uuid.uuid4)

@@ -1,0 +1,1 @@
+"""The payments domain model: pure Python, no framework imports."""

@@ -1,0 +1,53 @@
+"""The payment gateway port: what the Payment aggregate needs of a card processor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChargeResult:
+    charge_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundResult:
+    refund_id: str
+
+
+class ChargeDeclined(Exception):
+    """The gateway answered no: retrying with the same card will not help.
+
+    Not named `PaymentDeclined`: that is the event a Payment records when this happens."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class GatewayUnavailable(Exception):
+    """The gateway could not be reached or failed: a later try may succeed."""
+
+
+class GatewayTimeout(GatewayUnavailable):
+    """The call went out and no answer came back, so whether it took effect is unknown.
+
+    Retrying with the same idempotency key is safe: a gateway never acts twice on a key."""
+
+
+class PaymentGateway(Protocol):
+    """Port: a card processor with Stripe-style idempotency keys.
+
+    The same idempotency key always gives the first outcome; it never charges twice."""
+
+    def charge(self, *, idempotency_key: str, amount: Decimal, token: str) -> ChargeResult:
+        """Authorize and capture `amount` in one step.
+
+        Raises ChargeDeclined, GatewayUnavailable or GatewayTimeout."""
+        ...
+
+    def refund(self, *, idempotency_key: str, charge_id: str) -> RefundResult:
+        """Refund a captured charge in full. Raises GatewayUnavailable or GatewayTimeout."""
+        ...

@@ -1,0 +1,68 @@
+"""Events of the payments context: its published language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import ClassVar
+from uuid import UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentCaptured:
+    event_type: ClassVar[str] = "payments.PaymentCaptured"
+    order_id: UUID
+    amount: Decimal
+    charge_id: str
+    captured_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentDeclined:
+    event_type: ClassVar[str] = "payments.PaymentDeclined"
+    order_id: UUID
+    amount: Decimal
+    reason: str
+    declined_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentRefunded:
+    event_type: ClassVar[str] = "payments.PaymentRefunded"
+    order_id: UUID
+    amount: Decimal
+    charge_id: str
+    refund_id: str
+    refunded_at: datetime
+
+
+EVENTS = (PaymentCaptured, PaymentDeclined, PaymentRefunded)
+
+
+# Integration events, on the topic `payments.events.v1`, keyed by order id.
+TOPIC = "payments.events.v1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentCapturedV1:
+    event_type: ClassVar[str] = "payments.payment-captured.v1"
+    order_id: UUID
+    amount: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentDeclinedV1:
+    event_type: ClassVar[str] = "payments.payment-declined.v1"
+    order_id: UUID
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentRefundedV1:
+    event_type: ClassVar[str] = "payments.payment-refunded.v1"
+    order_id: UUID
+    amount: Decimal
+
+
+INTEGRATION_EVENTS = (PaymentCapturedV1, PaymentDeclinedV1, PaymentRefundedV1)

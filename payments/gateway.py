@@ -1,0 +1,294 @@
+"""The built-in fake payment gateway, Stripe-style test tokens, every attempt recorded.
+
+Tokens: `tok_visa` is captured; `tok_decline` is declined; `tok_error` fails transiently
+(GatewayUnavailable) on the first two attempts of an idempotency key, then is captured;
+`tok_timeout` never answers: the attempt is recorded, nothing is charged, and the call
+raises GatewayTimeout, so no reply (event) ever comes and the saga's step deadline fires.
+Any other token is declined.
+
+Like a real gateway, a key that succeeded once gives the same answer forever and never
+charges again (the attempt is recorded as `replayed`), so a double charge shows up as two
+captured charges for one order: `charges_captured(order_id)` counts the successful
+charges whose idempotency key names the order.
+
+`FakeGateway` keeps its log in the `payments_gateway_attempts` table so that it survives
+across processes; `InMemoryFakeGateway` keeps it in a list, for unit tests.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from functools import partial
+from typing import Protocol, TypeVar
+from uuid import UUID
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, connections, transaction
+
+from payments.domain.gateway import (
+    ChargeDeclined,
+    ChargeResult,
+    GatewayTimeout,
+    GatewayUnavailable,
+    RefundResult,
+)
+from payments.models import GatewayAttempt
+
+T = TypeVar("T")
+
+CHARGE, REFUND = "charge", "refund"
+SUCCEEDED, REPLAYED, DECLINED, UNAVAILABLE, TIMEOUT = (
+    "succeeded",
+    "replayed",
+    "declined",
+    "unavailable",
+    "timeout",
+)
+TRANSIENT_FAILURES = 2
+
+
+class RefundRejected(Exception):
+    """A refund of a charge the gateway never captured: a bug in the caller."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    operation: str
+    idempotency_key: str
+    outcome: str
+    token: str = ""
+    amount: Decimal | None = None
+    charge_id: str = ""
+    refund_id: str = ""
+    reason: str = ""
+
+
+class AttemptLog(Protocol):
+    def of_key(self, operation: str, idempotency_key: str) -> list[Attempt]: ...
+
+    def captured(self, charge_id: str) -> bool: ...
+
+    def add(self, attempt: Attempt) -> None: ...
+
+
+def _decide_charge(log: AttemptLog, *, key: str, amount: Decimal, token: str) -> Attempt:
+    earlier = log.of_key(CHARGE, key)
+    attempt = Attempt(operation=CHARGE, idempotency_key=key, token=token, amount=amount, outcome="")
+    first = next((a for a in earlier if a.outcome == SUCCEEDED), None)
+    if first is not None:
+        attempt = replace(attempt, outcome=REPLAYED, charge_id=first.charge_id)
+    elif token == "tok_visa" or (token == "tok_error" and len(earlier) >= TRANSIENT_FAILURES):
+        attempt = replace(attempt, outcome=SUCCEEDED, charge_id=f"ch_{uuid.uuid4().hex[:24]}")
+    elif token == "tok_error":
+        attempt = replace(attempt, outcome=UNAVAILABLE, reason="The gateway had an error.")
+    elif token == "tok_timeout":
+        attempt = replace(attempt, outcome=TIMEOUT, reason="The gateway did not answer.")
+    elif token == "tok_decline":
+        attempt = replace(attempt, outcome=DECLINED, reason="Your card was declined.")
+    else:
+        attempt = replace(attempt, outcome=DECLINED, reason=f"No such token: {token[:40]!r}.")
+    log.add(attempt)
+    return attempt
+
+
+def _decide_refund(log: AttemptLog, *, key: str, charge_id: str) -> Attempt:
+    attempt = Attempt(operation=REFUND, idempotency_key=key, charge_id=charge_id, outcome="")
+    first = next((a for a in log.of_key(REFUND, key) if a.outcome == SUCCEEDED), None)
+    if first is not None:
+        attempt = replace(attempt, outcome=REPLAYED, refund_id=first.refund_id)
+    elif log.captured(charge_id):
+        attempt = replace(attempt, outcome=SUCCEEDED, refund_id=f"re_{uuid.uuid4().hex[:24]}")
+    else:
+        attempt = replace(attempt, outcome=DECLINED, reason=f"No such charge: {charge_id!r}.")
+    log.add(attempt)
+    return attempt
+
+
+def _answer_charge(attempt: Attempt) -> ChargeResult:
+    if attempt.outcome in (SUCCEEDED, REPLAYED):
+        return ChargeResult(charge_id=attempt.charge_id)
+    if attempt.outcome == DECLINED:
+        raise ChargeDeclined(attempt.reason)
+    if attempt.outcome == TIMEOUT:
+        raise GatewayTimeout(attempt.reason)
+    raise GatewayUnavailable(attempt.reason)
+
+
+def _answer_refund(attempt: Attempt) -> RefundResult:
+    if attempt.outcome not in (SUCCEEDED, REPLAYED):
+        raise RefundRejected(attempt.reason)
+    return RefundResult(refund_id=attempt.refund_id)
+
+
+class _FakeGateway(ABC):
+    """The token rules and the questions tests ask; subclasses keep the log."""
+
+    def charge(self, *, idempotency_key: str, amount: Decimal, token: str) -> ChargeResult:
+        decide = partial(_decide_charge, key=idempotency_key, amount=amount, token=token)
+        return _answer_charge(self._decide(decide))
+
+    def refund(self, *, idempotency_key: str, charge_id: str) -> RefundResult:
+        decide = partial(_decide_refund, key=idempotency_key, charge_id=charge_id)
+        return _answer_refund(self._decide(decide))
+
+    @abstractmethod
+    def attempts(self, reference: UUID | str = "") -> list[Attempt]:
+        """Every attempt, oldest first, or those whose idempotency key names `reference`."""
+
+    def charges_captured(self, reference: UUID | str) -> int:
+        """How many distinct charges were captured for `reference` (an order id): more
+        than one is a double charge."""
+        return sum(
+            1
+            for attempt in self.attempts(reference)
+            if attempt.operation == CHARGE and attempt.outcome == SUCCEEDED
+        )
+
+    def refunds_made(self, reference: UUID | str) -> int:
+        return sum(
+            1
+            for attempt in self.attempts(reference)
+            if attempt.operation == REFUND and attempt.outcome == SUCCEEDED
+        )
+
+    @abstractmethod
+    def _decide(self, decide: Callable[[AttemptLog], Attempt]) -> Attempt:
+        """Run `decide` against the log, atomically."""
+
+
+class _MemoryLog:
+    def __init__(self) -> None:
+        self.attempts: list[Attempt] = []
+
+    def of_key(self, operation: str, idempotency_key: str) -> list[Attempt]:
+        return [
+            a
+            for a in self.attempts
+            if a.operation == operation and a.idempotency_key == idempotency_key
+        ]
+
+    def captured(self, charge_id: str) -> bool:
+        return any(
+            a.operation == CHARGE and a.outcome == SUCCEEDED and a.charge_id == charge_id
+            for a in self.attempts
+        )
+
+    def add(self, attempt: Attempt) -> None:
+        self.attempts.append(attempt)
+
+
+class InMemoryFakeGateway(_FakeGateway):
+    """The fake gateway with its log in memory (one process, no database)."""
+
+    def __init__(self) -> None:
+        self._log = _MemoryLog()
+        self._lock = threading.Lock()
+
+    def attempts(self, reference: UUID | str = "") -> list[Attempt]:
+        with self._lock:
+            return [a for a in self._log.attempts if str(reference) in a.idempotency_key]
+
+    def _decide(self, decide: Callable[[AttemptLog], Attempt]) -> Attempt:
+        with self._lock:
+            return decide(self._log)
+
+
+def _attempt_of(row: GatewayAttempt) -> Attempt:
+    return Attempt(
+        operation=row.operation,
+        idempotency_key=row.idempotency_key,
+        outcome=row.outcome,
+        token=row.token,
+        amount=row.amount,
+        charge_id=row.charge_id,
+        refund_id=row.refund_id,
+        reason=row.reason,
+    )
+
+
+class _DjangoLog:
+    def __init__(self, using: str) -> None:
+        self._rows = GatewayAttempt.objects.using(using)
+
+    def of_key(self, operation: str, idempotency_key: str) -> list[Attempt]:
+        rows = self._rows.filter(operation=operation, idempotency_key=idempotency_key)
+        return [_attempt_of(row) for row in rows.order_by("pk")]
+
+    def captured(self, charge_id: str) -> bool:
+        return self._rows.filter(operation=CHARGE, outcome=SUCCEEDED, charge_id=charge_id).exists()
+
+    def add(self, attempt: Attempt) -> None:
+        self._rows.create(
+            operation=attempt.operation,
+            idempotency_key=attempt.idempotency_key,
+            outcome=attempt.outcome,
+            token=attempt.token,
+            amount=attempt.amount,
+            charge_id=attempt.charge_id,
+            refund_id=attempt.refund_id,
+            reason=attempt.reason,
+        )
+
+
+class FakeGateway(_FakeGateway):
+    """The fake gateway with its log in the `payments_gateway_attempts` table of `using`.
+
+    A gateway is another system: a call that happened stays recorded when the caller's
+    transaction rolls back (a retried command must see its earlier attempts). So the log
+    is written on a connection of its own, in a short-lived worker thread, committing at
+    once. On PostgreSQL the default database serves. A SQLite file has one writer at a
+    time, and the bus's transaction holds it while the handler runs: there, `using` must
+    name a database alias of its own (another file), or every call inside a command is
+    refused with ImproperlyConfigured instead of waiting for a lock that never frees.
+    """
+
+    def __init__(self, using: str = "default") -> None:
+        self._using = using
+
+    def attempts(self, reference: UUID | str = "") -> list[Attempt]:
+        rows = GatewayAttempt.objects.using(self._using).order_by("pk")
+        if reference:
+            rows = rows.filter(idempotency_key__contains=str(reference))
+        return [_attempt_of(row) for row in rows]
+
+    def _decide(self, decide: Callable[[AttemptLog], Attempt]) -> Attempt:
+        self._refuse_a_locked_sqlite_file()
+        return _on_own_connection(partial(self._decide_once_per_key, decide))
+
+    def _decide_once_per_key(self, decide: Callable[[AttemptLog], Attempt]) -> Attempt:
+        log = _DjangoLog(self._using)
+        try:
+            with transaction.atomic(using=self._using):
+                return decide(log)
+        except IntegrityError:
+            # Another process succeeded with this key meanwhile: this call replays it.
+            with transaction.atomic(using=self._using):
+                return decide(log)
+
+    def _refuse_a_locked_sqlite_file(self) -> None:
+        caller = connections[self._using]
+        if caller.vendor == "sqlite" and caller.in_atomic_block:
+            raise ImproperlyConfigured(
+                f"FakeGateway(using={self._using!r}) cannot write to a SQLite database the"
+                " current transaction holds; give it a database alias of its own."
+            )
+
+
+def _on_own_connection(work: Callable[[], T]) -> T:
+    """Run `work` in a worker thread, so on a database connection (and transaction) of its
+    own, closed afterwards."""
+
+    def run() -> T:
+        try:
+            return work()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fake-gateway") as pool:
+        return pool.submit(run).result()

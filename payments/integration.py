@@ -1,0 +1,27 @@
+"""What the payments context publishes on Kafka, translated from its domain events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from payments.events import (
+    PaymentCaptured,
+    PaymentCapturedV1,
+    PaymentDeclined,
+    PaymentDeclinedV1,
+    PaymentRefunded,
+    PaymentRefundedV1,
+)
+
+SOURCE = "/payments"
+
+
+def outbound(event: Any) -> list[Any]:
+    match event:
+        case PaymentCaptured():
+            return [PaymentCapturedV1(order_id=event.order_id, amount=event.amount)]
+        case PaymentDeclined():
+            return [PaymentDeclinedV1(order_id=event.order_id, reason=event.reason)]
+        case PaymentRefunded():
+            return [PaymentRefundedV1(order_id=event.order_id, amount=event.amount)]
+    return []

@@ -1,0 +1,1 @@
+"""The shipping domain model: pure Python, no framework imports."""

@@ -1,0 +1,176 @@
+"""The Shipment aggregate and the carrier port that books it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+from uuid import UUID
+
+from platform_core.aggregate import Aggregate
+from platform_core.errors import Conflict, InvalidCommand
+from shipping.events import (
+    Address,
+    ShipmentCancelled,
+    ShipmentCreated,
+    ShipmentDelivered,
+    ShipmentDispatched,
+)
+
+SHIPMENT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+MAX_REASON_LENGTH = 500
+
+
+class ShipmentStatus(StrEnum):
+    CREATED = "created"
+    CANCELLED = "cancelled"
+    DISPATCHED = "dispatched"
+    DELIVERED = "delivered"
+
+
+class Carrier(Protocol):
+    """Port: the carrier that takes the parcel; booking gives its tracking number."""
+
+    def book(self, *, shipment_id: str, address: Address) -> str: ...
+
+
+class InvalidShipment(InvalidCommand):
+    pass
+
+
+class ShipmentIdTaken(Conflict):
+    pass
+
+
+class ShipmentCannotBeCancelled(Conflict):
+    pass
+
+
+class InvalidTransition(Conflict):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShipmentState:
+    order_id: UUID
+    status: ShipmentStatus
+    address: Address
+    tracking_number: str
+    cancellation_reason: str = ""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _validate(shipment_id: str, address: Address) -> None:
+    if not SHIPMENT_ID_PATTERN.fullmatch(shipment_id):
+        raise InvalidShipment("A shipment id is 1-64 letters, digits, dashes or underscores.")
+    required = {
+        "name": address.name,
+        "line1": address.line1,
+        "city": address.city,
+        "postal_code": address.postal_code,
+        "country": address.country,
+    }
+    missing = [field for field, value in required.items() if not value.strip()]
+    if missing:
+        raise InvalidShipment(f"The address needs {', '.join(missing)}.")
+
+
+class Shipment(Aggregate[ShipmentState]):
+    """Forward only: created -> dispatched -> delivered, or created -> cancelled.
+
+    Every step is idempotent: repeating the step a shipment has taken records nothing."""
+
+    category = "shipment"
+    state_type = ShipmentState
+
+    @classmethod
+    def create(
+        cls, *, shipment_id: str, order_id: UUID, address: Address, carrier: Carrier
+    ) -> Shipment:
+        _validate(shipment_id, address)
+        shipment = cls(shipment_id)
+        shipment._record(
+            ShipmentCreated(
+                shipment_id=shipment_id,
+                order_id=order_id,
+                address=address,
+                tracking_number=carrier.book(shipment_id=shipment_id, address=address),
+                created_at=_now(),
+            )
+        )
+        return shipment
+
+    def ensure_for(self, order_id: UUID) -> None:
+        """A repeated create is a no-op only when it is for the same order."""
+        if self.state.order_id != order_id:
+            raise ShipmentIdTaken(f"Shipment {self.id} belongs to another order.")
+
+    def cancel(self, reason: str = "") -> None:
+        reason = reason.strip()
+        if len(reason) > MAX_REASON_LENGTH:
+            raise InvalidShipment(f"A reason is at most {MAX_REASON_LENGTH} characters.")
+        status = self.state.status
+        if status is ShipmentStatus.CANCELLED:
+            return
+        if status is not ShipmentStatus.CREATED:
+            raise ShipmentCannotBeCancelled(f"A shipment that is {status} cannot be cancelled.")
+        self._record(
+            ShipmentCancelled(
+                shipment_id=self.id,
+                order_id=self.state.order_id,
+                reason=reason,
+                cancelled_at=_now(),
+            )
+        )
+
+    def dispatch(self) -> None:
+        if self.state.status in (ShipmentStatus.DISPATCHED, ShipmentStatus.DELIVERED):
+            return
+        self._require(ShipmentStatus.CREATED, "dispatch")
+        self._record(
+            ShipmentDispatched(
+                shipment_id=self.id,
+                order_id=self.state.order_id,
+                tracking_number=self.state.tracking_number,
+                dispatched_at=_now(),
+            )
+        )
+
+    def deliver(self) -> None:
+        if self.state.status is ShipmentStatus.DELIVERED:
+            return
+        self._require(ShipmentStatus.DISPATCHED, "deliver")
+        self._record(
+            ShipmentDelivered(
+                shipment_id=self.id, order_id=self.state.order_id, delivered_at=_now()
+            )
+        )
+
+    def _require(self, status: ShipmentStatus, action: str) -> None:
+        if self.state.status is not status:
+            raise InvalidTransition(f"Cannot {action} a shipment that is {self.state.status}.")
+
+    def _apply(self, event: Any) -> None:
+        match event:
+            case ShipmentCreated():
+                self._state = ShipmentState(
+                    order_id=event.order_id,
+                    status=ShipmentStatus.CREATED,
+                    address=event.address,
+                    tracking_number=event.tracking_number,
+                )
+            case ShipmentCancelled():
+                self._state = replace(
+                    self.state,
+                    status=ShipmentStatus.CANCELLED,
+                    cancellation_reason=event.reason,
+                )
+            case ShipmentDispatched():
+                self._state = replace(self.state, status=ShipmentStatus.DISPATCHED)
+            case ShipmentDelivered():
+                self._state = replace(self.state, status=ShipmentStatus.DELIVERED)

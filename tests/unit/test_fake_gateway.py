@@ -1,0 +1,188 @@
+"""The built-in fake payment gateway: Stripe-style test tokens, every attempt recorded,
+never two charges for one idempotency key. The same behaviour in memory and in the
+`payments_gateway_attempts` table."""
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection, transaction
+
+from payments.domain.gateway import (
+    ChargeDeclined,
+    ChargeResult,
+    GatewayTimeout,
+    GatewayUnavailable,
+)
+from payments.gateway import (
+    CHARGE,
+    DECLINED,
+    REFUND,
+    REPLAYED,
+    SUCCEEDED,
+    TIMEOUT,
+    UNAVAILABLE,
+    FakeGateway,
+    InMemoryFakeGateway,
+    RefundRejected,
+)
+
+KEY = "order-0001-charge"
+AMOUNT = Decimal("26.97")
+
+
+# The table-backed fake commits on a connection of its own, so no test transaction can
+# roll it back: the database is flushed after each test instead.
+@pytest.fixture(
+    params=["in-memory", pytest.param("django", marks=pytest.mark.django_db(transaction=True))]
+)
+def gateway(request: pytest.FixtureRequest) -> InMemoryFakeGateway | FakeGateway:
+    return FakeGateway() if request.param == "django" else InMemoryFakeGateway()
+
+
+def charge(gateway, token: str, key: str = KEY) -> ChargeResult:
+    return gateway.charge(idempotency_key=key, amount=AMOUNT, token=token)
+
+
+def outcomes(gateway, reference: str = KEY) -> list[str]:
+    return [attempt.outcome for attempt in gateway.attempts(reference)]
+
+
+def test_tok_visa_is_captured(gateway):
+    result = charge(gateway, "tok_visa")
+
+    assert result.charge_id.startswith("ch_")
+    assert outcomes(gateway) == [SUCCEEDED]
+    assert gateway.charges_captured("0001") == 1
+
+
+def test_the_same_key_returns_the_first_charge_and_never_charges_again(gateway):
+    first = charge(gateway, "tok_visa")
+
+    again = charge(gateway, "tok_visa")
+    with_other_token = charge(gateway, "tok_decline")
+
+    assert again == with_other_token == first
+    assert outcomes(gateway) == [SUCCEEDED, REPLAYED, REPLAYED]
+    assert gateway.charges_captured("0001") == 1
+
+
+def test_a_double_charge_would_be_counted(gateway):
+    charge(gateway, "tok_visa", key="order-0001-charge")
+    charge(gateway, "tok_visa", key="order-0001-charge-again")
+    charge(gateway, "tok_visa", key="order-0002-charge")
+
+    assert gateway.charges_captured("0001") == 2
+    assert gateway.charges_captured("0002") == 1
+
+
+def test_tok_decline_is_declined_every_time(gateway):
+    for _ in range(2):
+        with pytest.raises(ChargeDeclined, match="declined"):
+            charge(gateway, "tok_decline")
+
+    assert outcomes(gateway) == [DECLINED, DECLINED]
+    assert gateway.charges_captured("0001") == 0
+
+
+def test_an_unknown_token_is_declined(gateway):
+    with pytest.raises(ChargeDeclined, match="No such token"):
+        charge(gateway, "tok_unheard_of")
+
+
+def test_tok_error_fails_twice_per_key_then_succeeds(gateway):
+    for _ in range(2):
+        with pytest.raises(GatewayUnavailable):
+            charge(gateway, "tok_error")
+    with pytest.raises(GatewayUnavailable):
+        charge(gateway, "tok_error", key="order-0002-charge")
+
+    result = charge(gateway, "tok_error")
+
+    assert result.charge_id.startswith("ch_")
+    assert outcomes(gateway) == [UNAVAILABLE, UNAVAILABLE, SUCCEEDED]
+    assert gateway.charges_captured("0001") == 1
+
+
+def test_tok_timeout_never_answers_and_never_charges(gateway):
+    for _ in range(3):
+        with pytest.raises(GatewayTimeout):
+            charge(gateway, "tok_timeout")
+
+    assert outcomes(gateway) == [TIMEOUT] * 3
+    assert gateway.charges_captured("0001") == 0
+
+
+def test_a_timeout_is_a_transient_failure():
+    assert issubclass(GatewayTimeout, GatewayUnavailable)
+
+
+def test_a_captured_charge_is_refunded_once_per_key(gateway):
+    charged = charge(gateway, "tok_visa")
+
+    first = gateway.refund(idempotency_key="order-0001-refund", charge_id=charged.charge_id)
+    again = gateway.refund(idempotency_key="order-0001-refund", charge_id=charged.charge_id)
+
+    assert first == again
+    assert first.refund_id.startswith("re_")
+    assert [(a.operation, a.outcome) for a in gateway.attempts("0001")] == [
+        (CHARGE, SUCCEEDED),
+        (REFUND, SUCCEEDED),
+        (REFUND, REPLAYED),
+    ]
+    assert gateway.refunds_made("0001") == 1
+
+
+def test_a_charge_that_was_never_captured_cannot_be_refunded(gateway):
+    with pytest.raises(RefundRejected, match="ch_nope"):
+        gateway.refund(idempotency_key="order-0001-refund", charge_id="ch_nope")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_table_backed_log_is_shared_by_every_instance():
+    for _ in range(2):
+        with pytest.raises(GatewayUnavailable):
+            charge(FakeGateway(), "tok_error")
+
+    charge(FakeGateway(), "tok_error")
+    charge(FakeGateway(), "tok_error")
+
+    assert outcomes(FakeGateway()) == [UNAVAILABLE, UNAVAILABLE, SUCCEEDED, REPLAYED]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_attempt_outlives_the_callers_rolled_back_transaction():
+    gateway = FakeGateway()
+
+    if connection.vendor == "sqlite":
+        # One writer per SQLite file, and the caller's transaction holds it: the fake
+        # refuses at once rather than wait for a lock that frees only when it returns.
+        with pytest.raises(ImproperlyConfigured), transaction.atomic():
+            charge(gateway, "tok_error")
+        assert outcomes(gateway) == []
+        return
+    with pytest.raises(GatewayUnavailable), transaction.atomic():
+        charge(gateway, "tok_error")
+
+    assert outcomes(gateway) == [UNAVAILABLE]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_racing_processes_with_one_key_capture_one_charge():
+    results: list[ChargeResult] = []
+    start = threading.Barrier(4)
+
+    def race() -> None:
+        start.wait()
+        results.append(charge(FakeGateway(), "tok_visa"))
+
+    threads = [threading.Thread(target=race) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len({result.charge_id for result in results}) == 1
+    assert sorted(outcomes(FakeGateway())) == [REPLAYED] * 3 + [SUCCEEDED]

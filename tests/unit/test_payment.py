@@ -1,0 +1,264 @@
+"""The Payment aggregate and its handlers: one charge per order, captured or declined,
+refunded once, with the fake gateway in memory."""
+
+import contextlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import partial
+from unittest.mock import ANY
+from uuid import UUID
+
+import pytest
+
+import payments.events
+from payments.commands import ProcessPayment, RefundPayment
+from payments.domain.gateway import GatewayTimeout, GatewayUnavailable
+from payments.domain.payment import (
+    InvalidPayment,
+    Payment,
+    PaymentNotCaptured,
+    PaymentStatus,
+    charge_key,
+)
+from payments.events import (
+    PaymentCaptured,
+    PaymentCapturedV1,
+    PaymentDeclined,
+    PaymentDeclinedV1,
+    PaymentRefunded,
+    PaymentRefundedV1,
+)
+from payments.gateway import InMemoryFakeGateway
+from payments.handlers import process_payment, refund_payment
+from payments.integration import outbound
+from platform_core.bus import CommandBus
+from platform_core.eventstore import AppendResult, NewEvent
+from platform_core.memory import InMemoryEventStore
+from platform_core.repository import AggregateNotFound, Repository
+from platform_core.serialization import EventCodec
+
+AT = datetime(2025, 1, 2, tzinfo=UTC)
+ORDER = UUID("00000000-0000-4000-8000-000000000001")
+AMOUNT = Decimal("26.97")
+CODEC = EventCodec(payments.events.EVENTS)
+
+CAPTURED = PaymentCaptured(order_id=ORDER, amount=AMOUNT, charge_id="ch_1", captured_at=AT)
+DECLINED = PaymentDeclined(order_id=ORDER, amount=AMOUNT, reason="declined", declined_at=AT)
+REFUNDED = PaymentRefunded(
+    order_id=ORDER, amount=AMOUNT, charge_id="ch_1", refund_id="re_1", refunded_at=AT
+)
+
+
+def given(*events: object) -> Payment:
+    payment = Payment(str(ORDER))
+    for event in events:
+        payment.replay(event)
+    return payment
+
+
+class DatabaseFailsOnce(InMemoryEventStore):
+    """A store whose first append fails, as a database that goes away after the gateway
+    was called: the command is then delivered again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def append(
+        self, stream_id: str, stream_type: str, expected_version: int, events: Sequence[NewEvent]
+    ) -> AppendResult:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("the database went away")
+        return super().append(stream_id, stream_type, expected_version, events)
+
+
+class Payments:
+    """The payments handlers on an in-memory store and gateway, behind a bus."""
+
+    def __init__(self, store: InMemoryEventStore | None = None) -> None:
+        self.store = store or InMemoryEventStore()
+        self.gateway = InMemoryFakeGateway()
+        self.payments = Repository(Payment, store=self.store, codec=CODEC)
+        collaborators = {"payments": self.payments, "gateway": self.gateway}
+        self.bus = CommandBus(
+            {
+                ProcessPayment: partial(process_payment, **collaborators),
+                RefundPayment: partial(refund_payment, **collaborators),
+            },
+            transaction=contextlib.nullcontext,
+        )
+
+    def pay(self, token: str, amount: Decimal = AMOUNT) -> None:
+        self.bus.handle(ProcessPayment(order_id=ORDER, amount=amount, token=token))
+
+    def refund(self) -> None:
+        self.bus.handle(RefundPayment(order_id=ORDER))
+
+    def events(self) -> list[object]:
+        return [
+            CODEC.decode(e.event_type, e.schema_version, e.data)
+            for e in self.store.read_stream(f"payment-{ORDER}")
+        ]
+
+    def status(self) -> PaymentStatus:
+        return self.payments.get(str(ORDER)).state.status
+
+
+def test_a_payment_with_a_good_card_is_captured():
+    payments = Payments()
+
+    payments.pay("tok_visa")
+
+    [charge] = payments.gateway.attempts()
+    assert payments.events() == [
+        PaymentCaptured(order_id=ORDER, amount=AMOUNT, charge_id=charge.charge_id, captured_at=ANY)
+    ]
+    assert charge.idempotency_key == charge_key(ORDER)
+    assert payments.status() is PaymentStatus.CAPTURED
+
+
+def test_a_declined_card_is_recorded_as_a_declined_payment_not_raised():
+    payments = Payments()
+
+    payments.pay("tok_decline")
+
+    assert payments.events() == [
+        PaymentDeclined(
+            order_id=ORDER, amount=AMOUNT, reason="Your card was declined.", declined_at=ANY
+        )
+    ]
+    assert payments.status() is PaymentStatus.DECLINED
+
+
+def test_a_gateway_error_is_raised_recording_nothing_and_a_retry_captures():
+    payments = Payments()
+
+    for _ in range(2):
+        with pytest.raises(GatewayUnavailable):
+            payments.pay("tok_error")
+        assert payments.events() == []
+    payments.pay("tok_error")
+
+    assert [type(event) for event in payments.events()] == [PaymentCaptured]
+    assert payments.gateway.charges_captured(ORDER) == 1
+
+
+def test_a_gateway_that_never_answers_leaves_the_payment_undecided():
+    payments = Payments()
+
+    for _ in range(3):
+        with pytest.raises(GatewayTimeout):
+            payments.pay("tok_timeout")
+
+    assert payments.events() == []
+    assert payments.gateway.charges_captured(ORDER) == 0
+
+
+@pytest.mark.parametrize("history", [(CAPTURED,), (DECLINED,), (CAPTURED, REFUNDED)])
+def test_charging_a_decided_payment_again_records_nothing_and_calls_no_gateway(history):
+    payment = given(*history)
+    gateway = InMemoryFakeGateway()
+
+    payment.charge(amount=AMOUNT, token="tok_visa", gateway=gateway)
+
+    assert payment.collect_pending() == []
+    assert gateway.attempts() == []
+
+
+def test_a_repeated_payment_command_charges_once():
+    payments = Payments()
+
+    payments.pay("tok_visa")
+    payments.pay("tok_visa")
+    payments.pay("tok_visa", amount=Decimal("1.00"))
+
+    assert len(payments.events()) == 1
+    assert payments.gateway.charges_captured(ORDER) == 1
+
+
+def test_a_command_redelivered_after_its_charge_was_lost_does_not_charge_twice():
+    payments = Payments(DatabaseFailsOnce())
+    with pytest.raises(ConnectionError):
+        payments.pay("tok_visa")
+
+    payments.pay("tok_visa")
+
+    [captured] = payments.events()
+    assert [a.outcome for a in payments.gateway.attempts()] == ["succeeded", "replayed"]
+    assert captured.charge_id == payments.gateway.attempts()[0].charge_id
+    assert payments.gateway.charges_captured(ORDER) == 1
+
+
+@pytest.mark.parametrize("amount", ["0", "-1.00", "7.505", "NaN", "Infinity"])
+def test_an_amount_is_positive_in_whole_cents(amount):
+    gateway = InMemoryFakeGateway()
+
+    with pytest.raises(InvalidPayment, match="amount"):
+        Payment(str(ORDER)).charge(amount=Decimal(amount), token="tok_visa", gateway=gateway)
+
+    assert gateway.attempts() == []
+
+
+@pytest.mark.parametrize("token", ["", "   "])
+def test_a_payment_needs_a_token(token):
+    with pytest.raises(InvalidPayment, match="token"):
+        Payment(str(ORDER)).charge(amount=AMOUNT, token=token, gateway=InMemoryFakeGateway())
+
+
+def test_a_captured_payment_is_refunded():
+    payments = Payments()
+    payments.pay("tok_visa")
+
+    payments.refund()
+
+    captured, refunded = payments.events()
+    [refund] = [a for a in payments.gateway.attempts() if a.operation == "refund"]
+    assert refunded == PaymentRefunded(
+        order_id=ORDER,
+        amount=AMOUNT,
+        charge_id=captured.charge_id,
+        refund_id=refund.refund_id,
+        refunded_at=ANY,
+    )
+    assert payments.status() is PaymentStatus.REFUNDED
+
+
+def test_refunding_twice_refunds_once():
+    payments = Payments()
+    payments.pay("tok_visa")
+
+    payments.refund()
+    payments.refund()
+
+    assert len(payments.events()) == 2
+    assert payments.gateway.refunds_made(ORDER) == 1
+
+
+def test_a_declined_payment_cannot_be_refunded():
+    payment = given(DECLINED)
+
+    with pytest.raises(PaymentNotCaptured):
+        payment.refund(gateway=InMemoryFakeGateway())
+
+    assert payment.collect_pending() == []
+
+
+def test_a_payment_never_made_cannot_be_refunded():
+    with pytest.raises(AggregateNotFound):
+        Payments().refund()
+
+
+def test_replaying_events_rebuilds_state_and_version():
+    payment = given(CAPTURED, REFUNDED)
+
+    assert payment.version == 2
+    assert payment.state.status is PaymentStatus.REFUNDED
+    assert (payment.state.amount, payment.state.charge_id) == (AMOUNT, "ch_1")
+
+
+def test_payments_are_published_as_captured_declined_and_refunded():
+    assert outbound(CAPTURED) == [PaymentCapturedV1(order_id=ORDER, amount=AMOUNT)]
+    assert outbound(DECLINED) == [PaymentDeclinedV1(order_id=ORDER, reason="declined")]
+    assert outbound(REFUNDED) == [PaymentRefundedV1(order_id=ORDER, amount=AMOUNT)]
