@@ -31,7 +31,7 @@ def test_the_platform_layer_and_project_import_under_their_own_names():
 
 
 def test_every_context_publishes_its_language_beside_its_domain():
-    for context in ("orders", "inventory"):
+    for context in ("orders", "inventory", "payments", "shipping"):
         for module in ("events.py", "commands.py", "domain/__init__.py", "handlers.py"):
             assert (ROOT / context / module).is_file(), f"{context}/{module}"
 
