@@ -166,3 +166,59 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.message_id}: {self.error[:60]}"
+
+
+class SagaInstance(models.Model):
+    """One run of a saga (a long-running process across contexts) and where it stands."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        COMPENSATING = "compensating"
+        COMPLETED = "completed"
+        COMPENSATED = "compensated"
+        STUCK = "stuck"
+
+    id = models.UUIDField(primary_key=True)
+    saga = models.CharField(max_length=100)
+    key = models.CharField(max_length=255, help_text="the correlation key, e.g. the order id")
+    status = models.CharField(max_length=15, choices=Status.choices, default=Status.RUNNING)
+    step = models.PositiveSmallIntegerField(default=0, help_text="index of the current step")
+    data = models.JSONField(default=dict)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    resends = models.PositiveSmallIntegerField(default=0)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "saga_instances"
+        constraints = [models.UniqueConstraint(fields=["saga", "key"], name="saga_key_uniq")]
+        indexes = [
+            models.Index(
+                fields=["deadline_at"],
+                name="saga_deadline_idx",
+                condition=models.Q(status__in=["running", "compensating"]),
+            ),
+            models.Index(fields=["saga", "status"], name="saga_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.saga} {self.key} ({self.status})"
+
+
+class SagaStepEntry(models.Model):
+    """Append-only history of a saga instance: every command, reply, timeout and decision."""
+
+    instance = models.ForeignKey(SagaInstance, on_delete=models.CASCADE, related_name="history")
+    step = models.CharField(max_length=100)
+    kind = models.CharField(max_length=30)
+    message_id = models.CharField(max_length=255, blank=True)
+    detail = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "saga_steps"
+        ordering = ("at", "id")
+
+    def __str__(self) -> str:
+        return f"{self.step}: {self.kind}"
