@@ -57,21 +57,34 @@ def _headers(envelope: Envelope) -> dict[str, str]:
     return headers
 
 
-def envelope_of(row: OutboxMessage) -> Envelope:
-    headers = dict(row.headers)
+# The outbox columns a message is built from, in the order `envelope_from_row` takes them.
+ENVELOPE_COLUMNS = (
+    "id", "topic", "message_key", "message_id", "event_type", "source", "subject",
+    "occurred_at", "data", "headers",
+)  # fmt: skip
+
+
+def envelope_from_row(row: Sequence[Any]) -> Envelope:
+    """The message of an outbox row read as plain values (`ENVELOPE_COLUMNS`)."""
+    _, topic, key, message_id, event_type, source, subject, occurred_at, data, headers = row
+    extra = dict(headers)
     return Envelope(
-        id=str(row.message_id),
-        type=row.event_type,
-        source=row.source,
-        time=row.occurred_at,
-        subject=row.subject,
-        topic=row.topic,
-        key=row.message_key,
-        data=row.data.encode(),
-        correlation_id=headers.pop("correlationid", None),
-        causation_id=headers.pop("causationid", None),
-        extra=headers,
+        id=str(message_id),
+        type=event_type,
+        source=source,
+        time=occurred_at,
+        subject=subject,
+        topic=topic,
+        key=key,
+        data=data.encode(),
+        correlation_id=extra.pop("correlationid", None),
+        causation_id=extra.pop("causationid", None),
+        extra=extra,
     )
+
+
+def envelope_of(row: OutboxMessage) -> Envelope:
+    return envelope_from_row([getattr(row, column) for column in ENVELOPE_COLUMNS])
 
 
 class IntegrationEvents:

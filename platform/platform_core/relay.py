@@ -14,15 +14,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from platform_core.consumers import RetryPolicy
-from platform_core.messaging import Envelope, Outgoing, Publisher
+from platform_core.messaging import Outgoing, Publisher
 from platform_core.models import OutboxMessage
+from platform_core.outbox import ENVELOPE_COLUMNS, envelope_from_row
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +56,9 @@ class OutboxRelay:
             OutboxMessage.objects.using(self._using)
             .filter(published_at__isnull=True)
             .order_by("id")
-            .values_list(*_ENVELOPE_COLUMNS)[: self._batch_size]
+            .values_list(*ENVELOPE_COLUMNS)[: self._batch_size]
         )
-        batch = [_outgoing(row) for row in rows]
+        batch = [Outgoing(row_id=row[0], envelope=envelope_from_row(row)) for row in rows]
         if not batch:
             return 0, 0
         report = self._publisher.publish(batch)
@@ -149,37 +149,3 @@ class OutboxRelay:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [LEADER_LOCK_KEY])
         self._leader_connection = None
-
-
-_ENVELOPE_COLUMNS = (
-    "id",
-    "topic",
-    "message_key",
-    "message_id",
-    "event_type",
-    "source",
-    "subject",
-    "occurred_at",
-    "data",
-    "headers",
-)
-
-
-def _outgoing(row: tuple[Any, ...]) -> Outgoing:
-    """An outbox row (`_ENVELOPE_COLUMNS`) as a message; `outbox.envelope_of` for tuples."""
-    row_id, topic, key, message_id, event_type, source, subject, occurred_at, data, headers = row
-    extra = dict(headers)
-    envelope = Envelope(
-        id=str(message_id),
-        type=event_type,
-        source=source,
-        time=occurred_at,
-        subject=subject,
-        topic=topic,
-        key=key,
-        data=data.encode(),
-        correlation_id=extra.pop("correlationid", None),
-        causation_id=extra.pop("causationid", None),
-        extra=extra,
-    )
-    return Outgoing(row_id=row_id, envelope=envelope)

@@ -169,7 +169,7 @@ def test_a_consumer_group_applies_each_message_once_in_its_correlation(
 def test_every_message_delivered_twice_has_one_effect(platform_runtime, kafka, table):
     register(platform_runtime.bus, 30)
     publisher = KafkaPublisher(quiet(kafka))
-    batch = [Outgoing(row_id=r.id, envelope=_envelope(r)) for r in OutboxMessage.objects.all()]
+    batch = [Outgoing(row_id=r.id, envelope=envelope_of(r)) for r in OutboxMessage.objects.all()]
     assert len(publisher.publish(batch).delivered) == 30
     assert len(publisher.publish(batch).delivered) == 30
 
@@ -330,10 +330,6 @@ def test_without_kafka_the_outbox_is_relayed_to_in_process_subscribers(platform_
     assert OutboxRelay(LocalPublisher([effects_group()])).drain() == 4
     assert len(effects()) == 4
     assert OutboxRelay(LocalPublisher([effects_group()])).drain() == 0
-
-
-def _envelope(row: OutboxMessage) -> Envelope:
-    return envelope_of(row)
 
 
 def _relay_thread(relay: OutboxRelay, stop: threading.Event, wake: threading.Event) -> None:
