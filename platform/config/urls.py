@@ -8,6 +8,7 @@ from inventory.api import ProductRegisterApi, ProductRestockApi
 from orders.api import OrderCancelApi, OrderEventsApi, OrderPlaceApi
 from platform_core.drf import route_by_method
 from platform_core.http import json_error_view
+from platform_core.metrics import metrics_view
 from projections.api import OrderDetailApi, OrderListApi, ProductListApi
 
 ProductCollectionApi = route_by_method("ProductCollectionApi", ProductListApi, ProductRegisterApi)
@@ -26,6 +27,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler400 = json_error_view(400, "bad_request", "Bad request.")
