@@ -37,7 +37,19 @@ class PaymentRefunded:
     refunded_at: datetime
 
 
-EVENTS = (PaymentCaptured, PaymentDeclined, PaymentRefunded)
+@dataclass(frozen=True, kw_only=True)
+class PaymentVoided:
+    """Nothing was charged (or the charge was declined) when the refund was asked for.
+
+    Recorded so the refund is answered and so a charge arriving after it does nothing."""
+
+    event_type: ClassVar[str] = "payments.PaymentVoided"
+    order_id: UUID
+    reason: str
+    voided_at: datetime
+
+
+EVENTS = (PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided)
 
 
 # Integration events, on the topic `payments.events.v1`, keyed by order id.
@@ -65,4 +77,10 @@ class PaymentRefundedV1:
     amount: Decimal
 
 
-INTEGRATION_EVENTS = (PaymentCapturedV1, PaymentDeclinedV1, PaymentRefundedV1)
+@dataclass(frozen=True, kw_only=True)
+class PaymentVoidedV1:
+    event_type: ClassVar[str] = "payments.payment-voided.v1"
+    order_id: UUID
+
+
+INTEGRATION_EVENTS = (PaymentCapturedV1, PaymentDeclinedV1, PaymentRefundedV1, PaymentVoidedV1)

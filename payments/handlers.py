@@ -20,6 +20,7 @@ def process_payment(
 def refund_payment(
     command: RefundPayment, *, payments: Repository[Payment], gateway: PaymentGateway
 ) -> None:
-    payment = payments.get(str(command.order_id))
+    key = str(command.order_id)
+    payment = payments.find(key) or Payment(key)
     payment.refund(gateway=gateway)
     payments.save(payment)

@@ -11,6 +11,8 @@ from payments.events import (
     PaymentDeclinedV1,
     PaymentRefunded,
     PaymentRefundedV1,
+    PaymentVoided,
+    PaymentVoidedV1,
 )
 
 SOURCE = "/payments"
@@ -24,4 +26,6 @@ def outbound(event: Any) -> list[Any]:
             return [PaymentDeclinedV1(order_id=event.order_id, reason=event.reason)]
         case PaymentRefunded():
             return [PaymentRefundedV1(order_id=event.order_id, amount=event.amount)]
+        case PaymentVoided():
+            return [PaymentVoidedV1(order_id=event.order_id)]
     return []

@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from payments.domain.gateway import ChargeDeclined, PaymentGateway
-from payments.events import PaymentCaptured, PaymentDeclined, PaymentRefunded
+from payments.events import PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided
 from platform_core.aggregate import Aggregate
 from platform_core.errors import Conflict, InvalidCommand
 
@@ -19,6 +19,7 @@ class PaymentStatus(StrEnum):
     CAPTURED = "captured"
     DECLINED = "declined"
     REFUNDED = "refunded"
+    VOIDED = "voided"
 
 
 class InvalidPayment(InvalidCommand):
@@ -95,11 +96,16 @@ class Payment(Aggregate[PaymentState]):
         )
 
     def refund(self, *, gateway: PaymentGateway) -> None:
-        status = self.state.status
-        if status is PaymentStatus.REFUNDED:
+        """Give the money back. With nothing captured (no charge yet, or a declined one)
+        the payment is voided instead, so the refund is answered and a late charge does
+        nothing: a compensation may overtake the step it undoes."""
+        status = self.state.status if self.exists else None
+        if status in (PaymentStatus.REFUNDED, PaymentStatus.VOIDED):
             return
         if status is not PaymentStatus.CAPTURED:
-            raise PaymentNotCaptured(f"A payment that is {status} cannot be refunded.")
+            reason = "declined" if status is PaymentStatus.DECLINED else "never charged"
+            self._record(PaymentVoided(order_id=self.order_id, reason=reason, voided_at=_now()))
+            return
         charge_id = self.state.charge_id
         result = gateway.refund(idempotency_key=refund_key(self.order_id), charge_id=charge_id)
         self._record(
@@ -124,3 +130,6 @@ class Payment(Aggregate[PaymentState]):
                 )
             case PaymentRefunded():
                 self._state = replace(self.state, status=PaymentStatus.REFUNDED)
+            case PaymentVoided():
+                amount = self._state.amount if self._state else Decimal("0")
+                self._state = PaymentState(status=PaymentStatus.VOIDED, amount=amount)

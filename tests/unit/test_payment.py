@@ -17,7 +17,6 @@ from payments.domain.gateway import GatewayTimeout, GatewayUnavailable
 from payments.domain.payment import (
     InvalidPayment,
     Payment,
-    PaymentNotCaptured,
     PaymentStatus,
     charge_key,
 )
@@ -28,6 +27,8 @@ from payments.events import (
     PaymentDeclinedV1,
     PaymentRefunded,
     PaymentRefundedV1,
+    PaymentVoided,
+    PaymentVoidedV1,
 )
 from payments.gateway import InMemoryFakeGateway
 from payments.handlers import process_payment, refund_payment
@@ -35,7 +36,7 @@ from payments.integration import outbound
 from platform_core.bus import CommandBus
 from platform_core.eventstore import AppendResult, NewEvent
 from platform_core.memory import InMemoryEventStore
-from platform_core.repository import AggregateNotFound, Repository
+from platform_core.repository import Repository
 from platform_core.serialization import EventCodec
 
 AT = datetime(2025, 1, 2, tzinfo=UTC)
@@ -236,18 +237,26 @@ def test_refunding_twice_refunds_once():
     assert payments.gateway.refunds_made(ORDER) == 1
 
 
-def test_a_declined_payment_cannot_be_refunded():
+def test_refunding_a_declined_payment_voids_it_without_touching_the_gateway():
     payment = given(DECLINED)
+    gateway = InMemoryFakeGateway()
 
-    with pytest.raises(PaymentNotCaptured):
-        payment.refund(gateway=InMemoryFakeGateway())
+    payment.refund(gateway=gateway)
 
-    assert payment.collect_pending() == []
+    assert payment.collect_pending() == [
+        PaymentVoided(order_id=ORDER, reason="declined", voided_at=ANY)
+    ]
+    assert gateway.refunds_made(ORDER) == 0
 
 
-def test_a_payment_never_made_cannot_be_refunded():
-    with pytest.raises(AggregateNotFound):
-        Payments().refund()
+def test_a_refund_that_overtakes_its_charge_voids_the_payment_and_the_late_charge_does_nothing():
+    payments = Payments()
+    payments.refund()
+    payments.pay("tok_visa")
+
+    assert [type(e) for e in payments.events()] == [PaymentVoided]
+    assert payments.gateway.charges_captured(ORDER) == 0
+    assert outbound(payments.events()[0]) == [PaymentVoidedV1(order_id=ORDER)]
 
 
 def test_replaying_events_rebuilds_state_and_version():
