@@ -86,6 +86,16 @@ class OrderLineV1:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ShippingAddressV1:
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class OrderPlacedV1:
     event_type: ClassVar[str] = "orders.order-placed.v1"
     order_id: UUID
@@ -93,6 +103,7 @@ class OrderPlacedV1:
     lines: tuple[OrderLineV1, ...]
     total: Decimal
     payment_token: str
+    shipping_address: ShippingAddressV1
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from orders.events import (
@@ -12,6 +13,7 @@ from orders.events import (
     OrderLineV1,
     OrderPlaced,
     OrderPlacedV1,
+    ShippingAddressV1,
 )
 
 SOURCE = "/orders"
@@ -32,6 +34,7 @@ def outbound(event: Any) -> list[Any]:
                     lines=lines,
                     total=event.total,
                     payment_token=event.payment_token,
+                    shipping_address=ShippingAddressV1(**asdict(event.shipping_address)),
                 )
             ]
         case OrderCancelled():

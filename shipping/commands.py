@@ -23,6 +23,8 @@ class CreateShipment:
 class CancelShipment:
     shipment_id: str
     reason: str = ""
+    # Given by a saga compensating a booking that may never have happened.
+    order_id: UUID | None = None
     command_id: UUID = field(default_factory=uuid.uuid4)
 
 

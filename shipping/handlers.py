@@ -24,8 +24,14 @@ def create_shipment(
 
 
 def cancel_shipment(command: CancelShipment, *, shipments: Repository[Shipment]) -> None:
-    shipment = shipments.get(command.shipment_id)
-    shipment.cancel(command.reason)
+    shipment = shipments.find(command.shipment_id)
+    if shipment is None and command.order_id is not None:
+        shipment = Shipment.void(
+            shipment_id=command.shipment_id, order_id=command.order_id, reason=command.reason
+        )
+    else:
+        shipment = shipment or shipments.get(command.shipment_id)
+        shipment.cancel(command.reason)
     shipments.save(shipment)
 
 

@@ -88,3 +88,17 @@ def to_json(value: Any) -> bytes:
 def from_json(data: bytes | str, cls: type[Any]) -> Any:
     """Inverse of `to_json` for a value of type `cls`."""
     return msgspec.json.decode(data, type=cls)
+
+
+def to_primitives(value: Any) -> Any:
+    """A dataclass as dicts, lists, strings and numbers (UUID, Decimal, datetime as text):
+    what a Celery task's keyword arguments can carry."""
+    return msgspec.to_builtins(value)
+
+
+def from_primitives(value: Any, cls: type[Any]) -> Any:
+    """Inverse of `to_primitives` for a value of type `cls`; ValueError if it does not fit."""
+    try:
+        return msgspec.convert(value, cls)
+    except msgspec.ValidationError as error:
+        raise ValueError(str(error)) from error

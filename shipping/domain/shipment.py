@@ -56,7 +56,8 @@ class InvalidTransition(Conflict):
 class ShipmentState:
     order_id: UUID
     status: ShipmentStatus
-    address: Address
+    # None for a shipment cancelled before it was ever booked (see `Shipment.void`).
+    address: Address | None
     tracking_number: str
     cancellation_reason: str = ""
 
@@ -101,6 +102,18 @@ class Shipment(Aggregate[ShipmentState]):
                 address=address,
                 tracking_number=carrier.book(shipment_id=shipment_id, address=address),
                 created_at=_now(),
+            )
+        )
+        return shipment
+
+    @classmethod
+    def void(cls, *, shipment_id: str, order_id: UUID, reason: str) -> Shipment:
+        """Cancel a shipment that was never booked: a compensation that overtook the
+        booking. A booking arriving afterwards then finds it cancelled and does nothing."""
+        shipment = cls(shipment_id)
+        shipment._record(
+            ShipmentCancelled(
+                shipment_id=shipment_id, order_id=order_id, reason=reason, cancelled_at=_now()
             )
         )
         return shipment
@@ -165,10 +178,14 @@ class Shipment(Aggregate[ShipmentState]):
                     tracking_number=event.tracking_number,
                 )
             case ShipmentCancelled():
-                self._state = replace(
-                    self.state,
+                before = self._state or ShipmentState(
+                    order_id=event.order_id,
                     status=ShipmentStatus.CANCELLED,
-                    cancellation_reason=event.reason,
+                    address=None,
+                    tracking_number="",
+                )
+                self._state = replace(
+                    before, status=ShipmentStatus.CANCELLED, cancellation_reason=event.reason
                 )
             case ShipmentDispatched():
                 self._state = replace(self.state, status=ShipmentStatus.DISPATCHED)

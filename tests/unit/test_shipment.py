@@ -263,3 +263,17 @@ def test_shipments_are_published_created_cancelled_dispatched_and_delivered():
         ShipmentDispatchedV1(shipment_id="S-1", order_id=ORDER, tracking_number=TRACKING)
     ]
     assert outbound(DELIVERED) == [ShipmentDeliveredV1(shipment_id="S-1", order_id=ORDER)]
+
+
+def test_a_cancellation_that_overtakes_the_booking_voids_it_and_the_late_booking_does_nothing():
+    shipping = Shipping()
+    shipping.bus.handle(CancelShipment(shipment_id="S-1", reason="order cancelled", order_id=ORDER))
+    shipping.create()
+
+    assert [type(e) for e in shipping.events()] == [ShipmentCancelled]
+    assert shipping.shipments.get("S-1").state.status is ShipmentStatus.CANCELLED
+
+
+def test_cancelling_an_unknown_shipment_without_its_order_is_refused():
+    with pytest.raises(AggregateNotFound):
+        Shipping().bus.handle(CancelShipment(shipment_id="S-404"))
