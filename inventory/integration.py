@@ -6,8 +6,12 @@ follows. Committing a reservation is published as the stock level it leaves."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from typing import Any
 
+from inventory import events as inventory_events
+from inventory.commands import CommitStock
 from inventory.events import (
     OrderReservationPlaced,
     OrderReservationRejected,
@@ -21,8 +25,12 @@ from inventory.events import (
     StockReservationFailedV1,
     StockReservedV1,
 )
+from platform_core.messaging import Envelope
+from platform_core.serialization import from_json
+from shipping.events import ShipmentDispatchedV1
 
 SOURCE = "/inventory"
+TOPIC = inventory_events.TOPIC
 
 
 def outbound(event: Any) -> list[Any]:
@@ -41,3 +49,15 @@ def outbound(event: Any) -> list[Any]:
         case OrderReservationReleased():
             return [StockReleasedV1(order_id=event.order_id)]
     return []
+
+
+def inbound(handle: Callable[[Any], Any]) -> dict[str, Callable[[Envelope], Any]]:
+    """What inventory does with other contexts' events: stock leaves when it ships."""
+
+    def dispatched(envelope: Envelope) -> None:
+        event = from_json(envelope.data, ShipmentDispatchedV1)
+        handle(
+            CommitStock(order_id=event.order_id, command_id=uuid.uuid5(event.order_id, envelope.id))
+        )
+
+    return {ShipmentDispatchedV1.event_type: dispatched}

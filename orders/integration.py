@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from orders import events as orders_events
+from orders.commands import MarkOrderDelivered, MarkOrderShipped
 from orders.events import (
     OrderCancelled,
     OrderCancelledV1,
@@ -15,8 +19,12 @@ from orders.events import (
     OrderPlacedV1,
     ShippingAddressV1,
 )
+from platform_core.messaging import Envelope
+from platform_core.serialization import from_json
+from shipping.events import ShipmentDeliveredV1, ShipmentDispatchedV1
 
 SOURCE = "/orders"
+TOPIC = orders_events.TOPIC
 
 
 def outbound(event: Any) -> list[Any]:
@@ -42,3 +50,31 @@ def outbound(event: Any) -> list[Any]:
         case OrderConfirmed():
             return [OrderConfirmedV1(order_id=event.order_id)]
     return []
+
+
+def inbound(handle: Callable[[Any], Any]) -> dict[str, Callable[[Envelope], Any]]:
+    """What orders does with other contexts' events: follow its shipment."""
+
+    def shipped(envelope: Envelope) -> None:
+        event = from_json(envelope.data, ShipmentDispatchedV1)
+        handle(
+            MarkOrderShipped(
+                order_id=event.order_id,
+                shipment_id=event.shipment_id,
+                tracking_number=event.tracking_number,
+                command_id=uuid.uuid5(event.order_id, envelope.id),
+            )
+        )
+
+    def delivered(envelope: Envelope) -> None:
+        event = from_json(envelope.data, ShipmentDeliveredV1)
+        handle(
+            MarkOrderDelivered(
+                order_id=event.order_id, command_id=uuid.uuid5(event.order_id, envelope.id)
+            )
+        )
+
+    return {
+        ShipmentDispatchedV1.event_type: shipped,
+        ShipmentDeliveredV1.event_type: delivered,
+    }

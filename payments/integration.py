@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from payments import events as payments_events
 from payments.events import (
     PaymentCaptured,
     PaymentCapturedV1,
@@ -16,6 +17,7 @@ from payments.events import (
 )
 
 SOURCE = "/payments"
+TOPIC = payments_events.TOPIC
 
 
 def outbound(event: Any) -> list[Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shipping import events as shipping_events
 from shipping.events import (
     ShipmentCancelled,
     ShipmentCancelledV1,
@@ -16,6 +17,7 @@ from shipping.events import (
 )
 
 SOURCE = "/shipping"
+TOPIC = shipping_events.TOPIC
 
 
 def outbound(event: Any) -> list[Any]:

@@ -158,6 +158,9 @@ SPECTACULAR_SETTINGS = {
 
 # Platform knobs.
 SNAPSHOT_EVERY = int(os.environ.get("SNAPSHOT_EVERY", "100"))
+# How long a saga step waits for its reply before re-sending its command (twice), then
+# compensating.
+SAGA_STEP_SECONDS = float(os.environ.get("SAGA_STEP_SECONDS", "30"))
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 
 if not DEBUG:

@@ -6,7 +6,7 @@ An integration event is a context's public contract on the wire, versioned by it
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -125,5 +125,5 @@ class Publisher(Protocol):
     def close(self) -> None: ...
 
 
-class MessageHandler(Protocol):
-    def __call__(self, envelope: Envelope) -> Any: ...
+# What a consumer group runs for a message of a type it handles.
+MessageHandler = Callable[[Envelope], Any]

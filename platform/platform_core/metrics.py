@@ -14,8 +14,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from platform_core.models import DeadLetter, OutboxMessage, SagaInstance
+from platform_core.models import DeadLetter, OutboxMessage, SagaInstance, StoredEvent
 from platform_core.runtime import runtime
+
+# Counting a large lag exactly would cost a scan per scrape; past this it reads as the cap.
+LAG_CAP = 100_000
 
 
 class PlatformCollector(Collector):
@@ -33,16 +36,15 @@ class PlatformCollector(Collector):
         for row in pending.values("source").annotate(n=Count("id")):
             letters.add_metric([row["source"]], row["n"])
         yield letters
-        head = rt.store.head()
         lag = GaugeMetricFamily(
             "projection_lag_events",
-            "Events between a projection's checkpoint and the log head",
+            f"Stored events a projection has not read yet (counted up to {LAG_CAP})",
             labels=["projection"],
         )
         for name in rt.projections.names:
             checkpoint = rt.projections.checkpoint(name)
-            behind = head.position - checkpoint.position if head > checkpoint else 0
-            lag.add_metric([name], max(behind, 0))
+            unread = StoredEvent.objects.filter(position__gt=checkpoint.position)
+            lag.add_metric([name], unread[:LAG_CAP].count())
         yield lag
         sagas = GaugeMetricFamily("saga_instances", "Saga instances", labels=["saga", "status"])
         for group in SagaInstance.objects.values("saga", "status").annotate(n=Count("id")):

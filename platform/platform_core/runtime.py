@@ -18,6 +18,7 @@ from platform_core.consumers import ConsumerGroup
 from platform_core.eventstore import EventStore
 from platform_core.projector import ProjectionRunner
 from platform_core.relay import OutboxRelay
+from platform_core.sagas import SagaManager
 from platform_core.serialization import EventCodec
 
 
@@ -29,6 +30,7 @@ class Runtime:
     projections: ProjectionRunner
     relay: OutboxRelay
     consumer_groups: Mapping[str, ConsumerGroup]
+    sagas: Mapping[str, SagaManager]
     kafka_config: Mapping[str, str]
     # Set after a commit that appended events / outbox rows; in-process workers wait on them.
     log_changed: threading.Event = field(default_factory=threading.Event)

@@ -18,6 +18,7 @@ instance and the step, so a re-sent command is recognised as the same command.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 
 from platform_core.messaging import Envelope
@@ -37,6 +38,9 @@ Data = dict[str, Any]
 # (saga data, command id) -> the command to send
 CommandBuilder = Callable[[Mapping[str, Any], uuid.UUID], Any]
 Status = SagaInstance.Status
+# A completed saga can still be aborted (an order cancelled after confirmation, before it
+# shipped): everything it did is then undone.
+ABORTABLE = (Status.RUNNING, Status.COMPLETED)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,15 +127,16 @@ class SagaManager:
         self._on_reply(instance, reply)
         instance.save()
 
-    def fire_deadlines(self, limit: int = 100) -> int:
-        """Re-send or give up on every step past its deadline; the instances touched."""
+    def fire_deadlines(self, limit: int = 100, now: datetime | None = None) -> int:
+        """Re-send or give up on every step past its deadline (as of `now`); the
+        instances touched."""
         with transaction.atomic():
             due = list(
                 SagaInstance.objects.select_for_update(skip_locked=True)
                 .filter(
                     saga=self.definition.name,
                     status__in=[Status.RUNNING, Status.COMPENSATING],
-                    deadline_at__lte=self._now(),
+                    deadline_at__lte=now or self._now(),
                 )
                 .order_by("deadline_at")[:limit]
             )
@@ -186,7 +191,7 @@ class SagaManager:
             reason = str(reply.data.get("reason") or f"{step.name} failed")
             self._log(instance, "failed", reply.id, reason, step=step.name)
             self._begin_compensation(instance, reason, include_current=False)
-        elif running and reply.type in self.definition.aborted_by:
+        elif reply.type in self.definition.aborted_by and instance.status in ABORTABLE:
             reason = str(reply.data.get("reason") or reply.type)
             self._log(instance, "aborted", reply.id, reason, step=step.name)
             self._begin_compensation(instance, reason, include_current=True)
@@ -266,3 +271,17 @@ class SagaManager:
         SagaStepEntry.objects.create(
             instance=instance, step=step or "saga", kind=kind, message_id=message_id, detail=detail
         )
+
+
+def run_timers(
+    sagas: list[SagaManager], stop: threading.Event, wake: threading.Event, every: float = 1.0
+) -> None:
+    """Fire due deadlines of every saga every `every` seconds until `stop` is set."""
+    while not stop.is_set():
+        try:
+            for saga in sagas:
+                saga.fire_deadlines()
+        except Exception:
+            logger.exception("saga deadlines failed; retrying")
+            close_old_connections()
+        wake.wait(every)

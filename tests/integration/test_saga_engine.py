@@ -215,3 +215,15 @@ def test_an_operator_can_retry_a_step_or_compensate_a_running_saga(saga, sent):
 
 def test_a_saga_listens_to_every_type_its_steps_name():
     assert TOY.event_types >= {"t.placed", "t.paid", "t.refunded", "t.cancelled", "t.confirmed"}
+
+
+def test_aborting_a_completed_saga_undoes_every_step(saga, sent):
+    deliver(saga, "t.placed")
+    deliver(saga, "t.reserved")
+    deliver(saga, "t.paid", charge="ch_1")
+    deliver(saga, "t.confirmed")
+    deliver(saga, "t.cancelled", reason="changed my mind after confirmation")
+    deliver(saga, "t.refunded")
+    deliver(saga, "t.released")
+    assert names(sent) == ["reserve", "pay", "confirm", "refund", "release", "cancel"]
+    assert instance().status == Status.COMPENSATED

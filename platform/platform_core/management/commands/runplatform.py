@@ -1,12 +1,13 @@
 """Serve the whole platform from one process: HTTP and websockets (Daphne) plus the
-in-process workers (projector, outbox relay). This is what `make run` starts on the
-embedded defaults."""
+in-process workers (projector, outbox relay with the consumer groups, saga timers).
+This is what `make run` starts on the embedded defaults."""
 
 from __future__ import annotations
 
 import os
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from daphne.endpoints import build_endpoint_description_strings
@@ -17,6 +18,7 @@ from django.db import connections
 from django.utils.module_loading import import_string
 
 from platform_core.runtime import runtime
+from platform_core.sagas import run_timers
 
 
 class Command(BaseCommand):
@@ -40,6 +42,12 @@ class Command(BaseCommand):
                 target=_work,
                 args=(rt.relay.run_forever, stop, rt.outbox_changed),
                 name="outbox-relay",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=_work,
+                args=(partial(run_timers, list(rt.sagas.values())), stop, threading.Event()),
+                name="saga-timers",
                 daemon=True,
             ),
         ]

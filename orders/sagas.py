@@ -1,0 +1,154 @@
+"""The order-fulfillment saga: reserve stock -> take payment -> book shipment -> confirm.
+
+Started by `orders.order-placed.v1`. A failure compensates the steps done, in reverse
+(cancel the shipment, refund the payment, release the stock), then cancels the order with
+the reason. A customer's cancellation (`orders.order-cancelled.v1`, accepted by the order
+only before it shipped) compensates the same way. Every compensation is answered even when
+it overtakes the step it undoes, so every instance ends completed or compensated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from inventory.commands import ReleaseStock, ReserveStock
+from inventory.events import (
+    ReservationLine,
+    StockReleasedV1,
+    StockReservationFailedV1,
+    StockReservedV1,
+)
+from orders.commands import CancelOrder, ConfirmOrder
+from orders.events import OrderCancelledV1, OrderConfirmedV1, OrderPlacedV1
+from payments.commands import ProcessPayment, RefundPayment
+from payments.events import (
+    PaymentCapturedV1,
+    PaymentDeclinedV1,
+    PaymentRefundedV1,
+    PaymentVoidedV1,
+)
+from platform_core.sagas import Reply, SagaDefinition, Step
+from shipping.commands import CancelShipment, CreateShipment
+from shipping.events import Address, ShipmentCancelledV1, ShipmentCreatedV1
+
+NAME = "order-fulfillment"
+Data = Mapping[str, Any]
+
+
+def _order(data: Data) -> UUID:
+    return UUID(data["order_id"])
+
+
+def _started(reply: Reply) -> dict[str, Any]:
+    order_id = str(reply.data["order_id"])
+    return {
+        "order_id": order_id,
+        "lines": [
+            {"sku": line["sku"], "quantity": line["quantity"]} for line in reply.data["lines"]
+        ],
+        "total": str(reply.data["total"]),
+        "payment_token": reply.data["payment_token"],
+        "address": dict(reply.data["shipping_address"]),
+        "shipment_id": f"shp-{order_id}",
+    }
+
+
+def reserve(data: Data, command_id: UUID) -> ReserveStock:
+    lines = tuple(ReservationLine(sku=x["sku"], quantity=x["quantity"]) for x in data["lines"])
+    return ReserveStock(order_id=_order(data), lines=lines, command_id=command_id)
+
+
+def release(data: Data, command_id: UUID) -> ReleaseStock:
+    return ReleaseStock(order_id=_order(data), command_id=command_id)
+
+
+def pay(data: Data, command_id: UUID) -> ProcessPayment:
+    return ProcessPayment(
+        order_id=_order(data),
+        amount=Decimal(data["total"]),
+        token=data["payment_token"],
+        command_id=command_id,
+    )
+
+
+def refund(data: Data, command_id: UUID) -> RefundPayment:
+    return RefundPayment(order_id=_order(data), command_id=command_id)
+
+
+def book_shipment(data: Data, command_id: UUID) -> CreateShipment:
+    return CreateShipment(
+        order_id=_order(data),
+        shipment_id=data["shipment_id"],
+        address=Address(**data["address"]),
+        command_id=command_id,
+    )
+
+
+def cancel_shipment(data: Data, command_id: UUID) -> CancelShipment:
+    return CancelShipment(
+        shipment_id=data["shipment_id"],
+        reason="order cancelled",
+        order_id=_order(data),
+        command_id=command_id,
+    )
+
+
+def confirm(data: Data, command_id: UUID) -> ConfirmOrder:
+    return ConfirmOrder(order_id=_order(data), command_id=command_id)
+
+
+def cancel_order(data: Data, reason: str, command_id: UUID) -> CancelOrder:
+    return CancelOrder(order_id=_order(data), reason=reason, command_id=command_id)
+
+
+def order_fulfillment(*, step_deadline: timedelta, max_resends: int = 2) -> SagaDefinition:
+    """The saga, with each step's reply awaited for `step_deadline` (then re-sent)."""
+
+    def step(name: str, **rest: Any) -> Step:
+        return Step(name=name, deadline=step_deadline, max_resends=max_resends, **rest)
+
+    return SagaDefinition(
+        name=NAME,
+        started_by=OrderPlacedV1.event_type,
+        key_of=lambda reply: str(reply.data["order_id"]),
+        initial_data=_started,
+        aborted_by=frozenset({OrderCancelledV1.event_type}),
+        on_compensated=cancel_order,
+        steps=(
+            step(
+                "reserve-stock",
+                command=reserve,
+                succeeded_on=frozenset({StockReservedV1.event_type}),
+                failed_on=frozenset({StockReservationFailedV1.event_type}),
+                compensation=release,
+                compensated_on=frozenset({StockReleasedV1.event_type}),
+            ),
+            step(
+                "take-payment",
+                command=pay,
+                succeeded_on=frozenset({PaymentCapturedV1.event_type}),
+                failed_on=frozenset({PaymentDeclinedV1.event_type}),
+                compensation=refund,
+                compensated_on=frozenset(
+                    {PaymentRefundedV1.event_type, PaymentVoidedV1.event_type}
+                ),
+            ),
+            step(
+                "book-shipment",
+                command=book_shipment,
+                succeeded_on=frozenset({ShipmentCreatedV1.event_type}),
+                compensation=cancel_shipment,
+                compensated_on=frozenset({ShipmentCancelledV1.event_type}),
+                keep=lambda reply: {"tracking_number": reply.data["tracking_number"]},
+            ),
+            step(
+                "confirm-order",
+                command=confirm,
+                succeeded_on=frozenset({OrderConfirmedV1.event_type}),
+            ),
+        ),
+    )

@@ -1,0 +1,146 @@
+"""The command bus of this deployment: every context's handlers with their repositories
+and adapters (payment gateway, carrier, catalog)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from functools import partial
+from types import ModuleType
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from inventory import handlers as inventory_handlers
+from inventory import integration as inventory_integration
+from inventory.commands import (
+    CommitStock,
+    RegisterProduct,
+    ReleaseStock,
+    ReserveStock,
+    RestockProduct,
+)
+from inventory.domain.reservation import OrderReservation
+from inventory.domain.stock import StockItem
+from orders import handlers as order_handlers
+from orders import integration as orders_integration
+from orders.commands import (
+    CancelOrder,
+    ConfirmOrder,
+    MarkOrderDelivered,
+    MarkOrderShipped,
+    PlaceOrder,
+)
+from orders.domain.order import Order, ProductQuote
+from payments import handlers as payment_handlers
+from payments import integration as payments_integration
+from payments.commands import ProcessPayment, RefundPayment
+from payments.domain.gateway import PaymentGateway
+from payments.domain.payment import Payment
+from payments.gateway import FakeGateway, InMemoryFakeGateway
+from platform_core.aggregate import Aggregate
+from platform_core.bus import CommandBus, record_append
+from platform_core.eventstore import AppendResult, EventStore
+from platform_core.outbox import IntegrationEvents, Outbox
+from platform_core.repository import Repository
+from platform_core.serialization import EventCodec
+from platform_core.snapshots import SnapshotStore
+from projections.queries import product_prices
+from shipping import handlers as shipping_handlers
+from shipping import integration as shipping_integration
+from shipping.carrier import FakeCarrier
+from shipping.commands import CancelShipment, CreateShipment, DeliverShipment, DispatchShipment
+from shipping.domain.shipment import Shipment
+
+A = TypeVar("A", bound=Aggregate[Any])
+
+
+class ReadModelCatalog:
+    """The orders context's `Catalog` port, answered from the product read model."""
+
+    def quote(self, skus: Sequence[str]) -> Mapping[str, ProductQuote]:
+        return {
+            sku: ProductQuote(name=name, unit_price=price)
+            for sku, (name, price) in product_prices(skus).items()
+        }
+
+
+def build_gateway() -> PaymentGateway:
+    """The fake gateway keeps its attempt log in PostgreSQL on a connection of its own (so
+    a rolled-back command keeps its attempts); SQLite has one writer at a time, so the
+    embedded default keeps the log in memory."""
+    return FakeGateway() if connection.vendor == "postgresql" else InMemoryFakeGateway()
+
+
+def build_bus(
+    *,
+    store: EventStore,
+    codec: EventCodec,
+    snapshots: SnapshotStore | None,
+    log_changed: threading.Event,
+    outbox: Outbox,
+    gateway: PaymentGateway,
+) -> CommandBus:
+    def after_append(result: AppendResult) -> None:
+        record_append(result)
+        transaction.on_commit(log_changed.set)
+
+    def repository(aggregate_type: type[A], integration: ModuleType) -> Repository[A]:
+        publisher = IntegrationEvents(
+            source=integration.SOURCE,
+            topic=integration.TOPIC,
+            translate=integration.outbound,
+            codec=codec,
+            outbox=outbox,
+        )
+        return Repository(
+            aggregate_type,
+            store=store,
+            codec=codec,
+            snapshots=snapshots,
+            snapshot_every=settings.SNAPSHOT_EVERY,
+            on_append=after_append,
+            publish=publisher.publish,
+        )
+
+    orders = repository(Order, orders_integration)
+    stock = repository(StockItem, inventory_integration)
+    reservations = repository(OrderReservation, inventory_integration)
+    payments = repository(Payment, payments_integration)
+    shipments = repository(Shipment, shipping_integration)
+    return CommandBus(
+        {
+            PlaceOrder: partial(
+                order_handlers.place_order, orders=orders, catalog=ReadModelCatalog()
+            ),
+            ConfirmOrder: partial(order_handlers.confirm_order, orders=orders),
+            CancelOrder: partial(order_handlers.cancel_order, orders=orders),
+            MarkOrderShipped: partial(order_handlers.mark_order_shipped, orders=orders),
+            MarkOrderDelivered: partial(order_handlers.mark_order_delivered, orders=orders),
+            RegisterProduct: partial(inventory_handlers.register_product, stock=stock),
+            RestockProduct: partial(inventory_handlers.restock_product, stock=stock),
+            ReserveStock: partial(
+                inventory_handlers.reserve_stock, stock=stock, reservations=reservations
+            ),
+            ReleaseStock: partial(
+                inventory_handlers.release_stock, stock=stock, reservations=reservations
+            ),
+            CommitStock: partial(
+                inventory_handlers.commit_stock, stock=stock, reservations=reservations
+            ),
+            ProcessPayment: partial(
+                payment_handlers.process_payment, payments=payments, gateway=gateway
+            ),
+            RefundPayment: partial(
+                payment_handlers.refund_payment, payments=payments, gateway=gateway
+            ),
+            CreateShipment: partial(
+                shipping_handlers.create_shipment, shipments=shipments, carrier=FakeCarrier()
+            ),
+            CancelShipment: partial(shipping_handlers.cancel_shipment, shipments=shipments),
+            DispatchShipment: partial(shipping_handlers.dispatch_shipment, shipments=shipments),
+            DeliverShipment: partial(shipping_handlers.deliver_shipment, shipments=shipments),
+        },
+        transaction=transaction.atomic,
+    )
