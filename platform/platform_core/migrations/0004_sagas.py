@@ -5,47 +5,90 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('platform_core', '0003_messaging'),
+        ("platform_core", "0003_messaging"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SagaInstance',
+            name="SagaInstance",
             fields=[
-                ('id', models.UUIDField(primary_key=True, serialize=False)),
-                ('saga', models.CharField(max_length=100)),
-                ('key', models.CharField(help_text='the correlation key, e.g. the order id', max_length=255)),
-                ('status', models.CharField(choices=[('running', 'Running'), ('compensating', 'Compensating'), ('completed', 'Completed'), ('compensated', 'Compensated'), ('stuck', 'Stuck')], default='running', max_length=15)),
-                ('step', models.PositiveSmallIntegerField(default=0, help_text='index of the current step')),
-                ('data', models.JSONField(default=dict)),
-                ('deadline_at', models.DateTimeField(blank=True, null=True)),
-                ('resends', models.PositiveSmallIntegerField(default=0)),
-                ('reason', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.UUIDField(primary_key=True, serialize=False)),
+                ("saga", models.CharField(max_length=100)),
+                (
+                    "key",
+                    models.CharField(
+                        help_text="the correlation key, e.g. the order id", max_length=255
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("compensating", "Compensating"),
+                            ("completed", "Completed"),
+                            ("compensated", "Compensated"),
+                            ("stuck", "Stuck"),
+                        ],
+                        default="running",
+                        max_length=15,
+                    ),
+                ),
+                (
+                    "step",
+                    models.PositiveSmallIntegerField(
+                        default=0, help_text="index of the current step"
+                    ),
+                ),
+                ("data", models.JSONField(default=dict)),
+                ("deadline_at", models.DateTimeField(blank=True, null=True)),
+                ("resends", models.PositiveSmallIntegerField(default=0)),
+                ("reason", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'db_table': 'saga_instances',
-                'indexes': [models.Index(condition=models.Q(('status__in', ['running', 'compensating'])), fields=['deadline_at'], name='saga_deadline_idx'), models.Index(fields=['saga', 'status'], name='saga_status_idx')],
-                'constraints': [models.UniqueConstraint(fields=('saga', 'key'), name='saga_key_uniq')],
+                "db_table": "saga_instances",
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("status__in", ["running", "compensating"])),
+                        fields=["deadline_at"],
+                        name="saga_deadline_idx",
+                    ),
+                    models.Index(fields=["saga", "status"], name="saga_status_idx"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("saga", "key"), name="saga_key_uniq")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='SagaStepEntry',
+            name="SagaStepEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('step', models.CharField(max_length=100)),
-                ('kind', models.CharField(max_length=30)),
-                ('message_id', models.CharField(blank=True, max_length=255)),
-                ('detail', models.TextField(blank=True)),
-                ('at', models.DateTimeField(auto_now_add=True)),
-                ('instance', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='history', to='platform_core.sagainstance')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("step", models.CharField(max_length=100)),
+                ("kind", models.CharField(max_length=30)),
+                ("message_id", models.CharField(blank=True, max_length=255)),
+                ("detail", models.TextField(blank=True)),
+                ("at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "instance",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="history",
+                        to="platform_core.sagainstance",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'saga_steps',
-                'ordering': ('at', 'id'),
+                "db_table": "saga_steps",
+                "ordering": ("at", "id"),
             },
         ),
     ]
