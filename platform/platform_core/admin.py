@@ -7,13 +7,23 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
 from platform_core import dead_letters
-from platform_core.models import DeadLetter, OutboxMessage, ProjectionCheckpoint, StoredEvent
+from platform_core.models import (
+    DeadLetter,
+    OutboxMessage,
+    ProjectionCheckpoint,
+    SagaInstance,
+    SagaStepEntry,
+    StoredEvent,
+)
 from platform_core.redelivery import redelivery_paths
+from platform_core.runtime import runtime
+from platform_core.sagas import SagaManager
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -158,3 +168,101 @@ class DeadLetterAdmin(admin.ModelAdmin):
 @admin.register(ProjectionCheckpoint)
 class ProjectionCheckpointAdmin(ReadOnlyAdmin):
     list_display = ("name", "transaction_id", "position", "updated_at")
+
+
+class SagaStepInline(admin.TabularInline):
+    model = SagaStepEntry
+    fields = ("at", "step", "kind", "message_id", "detail")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("at", "id")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(SagaInstance)
+class SagaInstanceAdmin(ReadOnlyAdmin):
+    list_display = ("key", "saga", "status", "current_step", "reason", "updated_at")
+    list_filter = ("saga", "status")
+    search_fields = ("=key",)
+    inlines = (SagaStepInline,)
+    actions = ("retry_step", "compensate", "resolve")
+    readonly_fields = (
+        "id",
+        "saga",
+        "key",
+        "status",
+        "current_step",
+        "deadline_at",
+        "resends",
+        "reason",
+        "pretty_data",
+        "created_at",
+        "updated_at",
+    )
+    exclude = ("data", "step")
+
+    @admin.display(description="step")
+    def current_step(self, instance: SagaInstance) -> str:
+        steps = self._manager(instance).definition.steps
+        return steps[instance.step].name if instance.step < len(steps) else str(instance.step)
+
+    @admin.display(description="data")
+    def pretty_data(self, instance: SagaInstance) -> str:
+        return _pretty(instance.data)
+
+    def _manager(self, instance: SagaInstance) -> SagaManager:
+        return runtime().sagas[instance.saga]
+
+    @admin.action(description="Retry the current step now")
+    def retry_step(self, request: HttpRequest, queryset: QuerySet[SagaInstance]) -> None:
+        self._each(
+            request,
+            queryset,
+            [SagaInstance.Status.RUNNING, SagaInstance.Status.COMPENSATING],
+            lambda manager, instance: manager.retry_step(instance),
+            "retried",
+        )
+
+    @admin.action(description="Compensate (undo what was done, cancel)")
+    def compensate(self, request: HttpRequest, queryset: QuerySet[SagaInstance]) -> None:
+        reason = f"compensated by {request.user.get_username()} from the admin"
+        self._each(
+            request,
+            queryset,
+            [SagaInstance.Status.RUNNING],
+            lambda manager, instance: manager.compensate(instance, reason),
+            "compensating",
+        )
+
+    @admin.action(description="Mark stuck sagas resolved (after fixing them by hand)")
+    def resolve(self, request: HttpRequest, queryset: QuerySet[SagaInstance]) -> None:
+        note = f"resolved by {request.user.get_username()} from the admin"
+        self._each(
+            request,
+            queryset,
+            [SagaInstance.Status.STUCK],
+            lambda manager, instance: manager.resolve(instance, note),
+            "resolved",
+        )
+
+    def _each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[SagaInstance],
+        statuses: list[str],
+        act: Any,
+        done: str,
+    ) -> None:
+        count = 0
+        with transaction.atomic():
+            for instance in queryset.select_for_update().filter(status__in=statuses):
+                act(self._manager(instance), instance)
+                count += 1
+        skipped = queryset.count() - count
+        message = f"{count} saga(s) {done}" + (
+            f"; {skipped} not in a state for it" if skipped else ""
+        )
+        self.message_user(request, message, messages.SUCCESS if not skipped else messages.WARNING)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import pytest
 
 from inventory.commands import RegisterProduct
 from platform_core import dead_letters
-from platform_core.models import DeadLetter
+from platform_core.models import DeadLetter, SagaInstance, SagaStepEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,3 +90,41 @@ def test_customers_cannot_open_the_admin(client, customer):
     response = client.get("/admin/platform_core/deadletter/", SERVER_NAME="localhost")
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def _saga(status: str, **data: object) -> SagaInstance:
+    instance = SagaInstance.objects.create(
+        id=uuid.uuid4(),
+        saga="order-fulfillment",
+        key=str(uuid.uuid4()),
+        status=status,
+        data={"order_id": str(uuid.uuid4()), "shipment_id": "shp-x", **data},
+        reason="compensating reserve-stock never confirmed" if status == "stuck" else "",
+    )
+    SagaStepEntry.objects.create(instance=instance, step="reserve-stock", kind="command_sent")
+    return instance
+
+
+def test_a_saga_shows_its_step_timeline(admin_client, platform_runtime):
+    instance = _saga("stuck")
+    page = admin_client.get(
+        f"/admin/platform_core/sagainstance/{instance.pk}/change/", SERVER_NAME="localhost"
+    )
+    assert page.status_code == 200
+    assert b"command_sent" in page.content
+    assert b"never confirmed" in page.content
+
+
+def test_an_operator_resolves_a_stuck_saga_and_only_a_stuck_one(admin_client, platform_runtime):
+    stuck, running = _saga("stuck"), _saga("running")
+    admin_client.post(
+        "/admin/platform_core/sagainstance/",
+        {"action": "resolve", "_selected_action": [stuck.pk, running.pk]},
+        SERVER_NAME="localhost",
+    )
+    stuck.refresh_from_db()
+    running.refresh_from_db()
+    assert stuck.status == SagaInstance.Status.COMPENSATED
+    assert "resolved by ops" in stuck.reason
+    assert running.status == SagaInstance.Status.RUNNING
+    assert stuck.history.filter(kind="resolved").exists()
