@@ -1,8 +1,17 @@
-"""The order summary read model: one row per order, what GET /api/orders/ shows."""
+"""The order summary read model: one row per order, what GET /api/orders/ shows.
+
+The order's `status` follows the orders context only. Payments and shipping add what they
+know: `payment_status`, and the shipment's id, status and tracking number. The shipment is
+reported twice, by shipping (ShipmentDispatched, ShipmentDelivered) and by orders
+(OrderShipped, OrderDelivered), so its status only ever moves forward: whichever source
+the log shows first, the other one then agrees with it or is already behind it.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,13 +22,50 @@ from orders.events import (
     OrderPlaced,
     OrderShipped,
 )
+from payments.events import PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided
 from platform_core.eventstore import RecordedEvent
 from platform_core.projector import EventHandler, Projection
 from projections.models import OrderSummary
+from shipping.events import (
+    ShipmentCancelled,
+    ShipmentCreated,
+    ShipmentDelivered,
+    ShipmentDispatched,
+)
+
+logger = logging.getLogger(__name__)
+
+# How far a shipment has got. A shipment is either cancelled or dispatched, never both.
+_SHIPMENT_PROGRESS = {"": 0, "created": 1, "cancelled": 2, "dispatched": 2, "delivered": 3}
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ShipmentNews:
+    """What one event says about the order's shipment; no id means the current one."""
+
+    status: str
+    shipment_id: str = ""
+    tracking_number: str = ""
 
 
 def _history_entry(recorded: RecordedEvent, at: datetime) -> dict[str, str]:
     return {"type": recorded.event_type.rpartition(".")[2], "at": at.isoformat()}
+
+
+def _apply_shipment(summary: OrderSummary, news: _ShipmentNews) -> None:
+    shipment_id = news.shipment_id or summary.shipment_id
+    if not shipment_id:
+        return
+    if summary.shipment_id and shipment_id != summary.shipment_id:
+        if news.status != "created":
+            # About a shipment the order has since replaced: history only.
+            return
+        summary.shipment_status = summary.tracking_number = ""
+    summary.shipment_id = shipment_id
+    current = _SHIPMENT_PROGRESS.get(summary.shipment_status, 0)
+    if _SHIPMENT_PROGRESS[news.status] >= current:
+        summary.shipment_status = news.status
+    summary.tracking_number = news.tracking_number or summary.tracking_number
 
 
 class OrderSummaryProjection(Projection):
@@ -32,6 +78,14 @@ class OrderSummaryProjection(Projection):
             OrderCancelled: self.on_order_cancelled,
             OrderShipped: self.on_order_shipped,
             OrderDelivered: self.on_order_delivered,
+            PaymentCaptured: self.on_payment_captured,
+            PaymentDeclined: self.on_payment_declined,
+            PaymentRefunded: self.on_payment_refunded,
+            PaymentVoided: self.on_payment_voided,
+            ShipmentCreated: self.on_shipment_created,
+            ShipmentCancelled: self.on_shipment_cancelled,
+            ShipmentDispatched: self.on_shipment_dispatched,
+            ShipmentDelivered: self.on_shipment_delivered,
         }
 
     def on_order_placed(self, event: OrderPlaced, recorded: RecordedEvent) -> None:
@@ -69,29 +123,74 @@ class OrderSummaryProjection(Projection):
         )
 
     def on_order_shipped(self, event: OrderShipped, recorded: RecordedEvent) -> None:
-        self._advance(
-            event.order_id,
-            recorded,
-            event.shipped_at,
-            status="shipped",
+        news = _ShipmentNews(
             shipment_id=event.shipment_id,
-            shipment_status="dispatched",
+            status="dispatched",
             tracking_number=event.tracking_number,
         )
+        self._advance(event.order_id, recorded, event.shipped_at, news, status="shipped")
 
     def on_order_delivered(self, event: OrderDelivered, recorded: RecordedEvent) -> None:
-        self._advance(
-            event.order_id,
-            recorded,
-            event.delivered_at,
-            status="delivered",
-            shipment_status="delivered",
-        )
+        news = _ShipmentNews(status="delivered")
+        self._advance(event.order_id, recorded, event.delivered_at, news, status="delivered")
 
-    def _advance(self, order_id: Any, recorded: RecordedEvent, at: datetime, **fields: Any) -> None:
-        summary = OrderSummary.objects.get(id=order_id)
+    def on_payment_captured(self, event: PaymentCaptured, recorded: RecordedEvent) -> None:
+        self._advance(event.order_id, recorded, event.captured_at, payment_status="captured")
+
+    def on_payment_declined(self, event: PaymentDeclined, recorded: RecordedEvent) -> None:
+        self._advance(event.order_id, recorded, event.declined_at, payment_status="declined")
+
+    def on_payment_refunded(self, event: PaymentRefunded, recorded: RecordedEvent) -> None:
+        self._advance(event.order_id, recorded, event.refunded_at, payment_status="refunded")
+
+    def on_payment_voided(self, event: PaymentVoided, recorded: RecordedEvent) -> None:
+        self._advance(event.order_id, recorded, event.voided_at, payment_status="voided")
+
+    def on_shipment_created(self, event: ShipmentCreated, recorded: RecordedEvent) -> None:
+        news = _ShipmentNews(
+            shipment_id=event.shipment_id,
+            status="created",
+            tracking_number=event.tracking_number,
+        )
+        self._advance(event.order_id, recorded, event.created_at, news)
+
+    def on_shipment_cancelled(self, event: ShipmentCancelled, recorded: RecordedEvent) -> None:
+        news = _ShipmentNews(shipment_id=event.shipment_id, status="cancelled")
+        self._advance(event.order_id, recorded, event.cancelled_at, news)
+
+    def on_shipment_dispatched(self, event: ShipmentDispatched, recorded: RecordedEvent) -> None:
+        news = _ShipmentNews(
+            shipment_id=event.shipment_id,
+            status="dispatched",
+            tracking_number=event.tracking_number,
+        )
+        self._advance(event.order_id, recorded, event.dispatched_at, news)
+
+    def on_shipment_delivered(self, event: ShipmentDelivered, recorded: RecordedEvent) -> None:
+        news = _ShipmentNews(shipment_id=event.shipment_id, status="delivered")
+        self._advance(event.order_id, recorded, event.delivered_at, news)
+
+    def _advance(
+        self,
+        order_id: Any,
+        recorded: RecordedEvent,
+        at: datetime,
+        shipment: _ShipmentNews | None = None,
+        **fields: Any,
+    ) -> None:
+        summary = OrderSummary.objects.filter(id=order_id).first()
+        if summary is None:
+            logger.warning(
+                "skipped %s at position %s: no order %s in the read model",
+                recorded.event_type,
+                recorded.position,
+                order_id,
+            )
+            return
         for name, value in fields.items():
             setattr(summary, name, value)
+        if shipment is not None:
+            _apply_shipment(summary, shipment)
         summary.history = [*summary.history, _history_entry(recorded, at)]
-        summary.updated_at = at
+        summary.updated_at = max(summary.updated_at, at)
         summary.save()

@@ -1,14 +1,29 @@
-"""The product stock read model: what GET /api/products/ shows."""
+"""The product stock read model: what GET /api/products/ shows.
+
+Stock events carry the product's totals after the change (`on_hand`, `reserved`), so the
+projection copies them rather than adding quantities up: a replayed or rebuilt projection
+lands on the same numbers as the aggregate.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from inventory.events import ProductRegistered, StockReplenished
+from inventory.events import (
+    ProductRegistered,
+    ReservationCommitted,
+    ReservationReleased,
+    StockReplenished,
+    StockReserved,
+)
 from platform_core.eventstore import RecordedEvent
 from platform_core.projector import EventHandler, Projection
 from projections.models import ProductStock
+
+logger = logging.getLogger(__name__)
 
 
 class ProductStockProjection(Projection):
@@ -18,6 +33,9 @@ class ProductStockProjection(Projection):
         return {
             ProductRegistered: self.on_product_registered,
             StockReplenished: self.on_stock_replenished,
+            StockReserved: self.on_stock_reserved,
+            ReservationReleased: self.on_reservation_released,
+            ReservationCommitted: self.on_reservation_committed,
         }
 
     def on_product_registered(self, event: ProductRegistered, recorded: RecordedEvent) -> None:
@@ -33,6 +51,30 @@ class ProductStockProjection(Projection):
         )
 
     def on_stock_replenished(self, event: StockReplenished, recorded: RecordedEvent) -> None:
-        ProductStock.objects.filter(sku=event.sku).update(
-            on_hand=event.on_hand, updated_at=event.replenished_at
+        self._set(event.sku, recorded, event.replenished_at, on_hand=event.on_hand)
+
+    def on_stock_reserved(self, event: StockReserved, recorded: RecordedEvent) -> None:
+        self._set(event.sku, recorded, event.reserved_at, reserved=event.reserved)
+
+    def on_reservation_released(self, event: ReservationReleased, recorded: RecordedEvent) -> None:
+        self._set(event.sku, recorded, event.released_at, reserved=event.reserved)
+
+    def on_reservation_committed(
+        self, event: ReservationCommitted, recorded: RecordedEvent
+    ) -> None:
+        self._set(
+            event.sku,
+            recorded,
+            event.committed_at,
+            on_hand=event.on_hand,
+            reserved=event.reserved,
         )
+
+    def _set(self, sku: str, recorded: RecordedEvent, at: datetime, **fields: int) -> None:
+        if not ProductStock.objects.filter(sku=sku).update(updated_at=at, **fields):
+            logger.warning(
+                "skipped %s at position %s: no product %s in the read model",
+                recorded.event_type,
+                recorded.position,
+                sku,
+            )

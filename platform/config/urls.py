@@ -10,6 +10,7 @@ from platform_core.drf import route_by_method
 from platform_core.http import json_error_view
 from platform_core.metrics import metrics_view
 from projections.api import OrderDetailApi, OrderListApi, ProductListApi
+from shipping.api import ShipmentDeliverApi, ShipmentDispatchApi
 
 ProductCollectionApi = route_by_method("ProductCollectionApi", ProductListApi, ProductRegisterApi)
 OrderCollectionApi = route_by_method("OrderCollectionApi", OrderListApi, OrderPlaceApi)
@@ -22,6 +23,16 @@ urlpatterns = [
     path("api/orders/<uuid:order_id>/", OrderDetailApi.as_view(), name="order-detail"),
     path("api/orders/<uuid:order_id>/cancel/", OrderCancelApi.as_view(), name="order-cancel"),
     path("api/orders/<uuid:order_id>/events/", OrderEventsApi.as_view(), name="order-events"),
+    path(
+        "api/shipments/<str:shipment_id>/dispatch/",
+        ShipmentDispatchApi.as_view(),
+        name="shipment-dispatch",
+    ),
+    path(
+        "api/shipments/<str:shipment_id>/deliver/",
+        ShipmentDeliverApi.as_view(),
+        name="shipment-deliver",
+    ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
