@@ -1,0 +1,129 @@
+"""Helpers shared by the benchmarks in bench/: machine description, interleaved rounds,
+medians, the printed table and the results file."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def machine() -> str:
+    """CPU model, core count and memory of this machine, as one line."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            kib = int(meminfo.readline().split()[1])
+            memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{model}, {os.cpu_count()} cores{memory}, {platform.system()} {platform.release()}"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def throughput(op: Callable[[], int], seconds: float) -> float:
+    """Items per second: call `op` (which returns how many items it handled) until
+    `seconds` have passed."""
+    done = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        done += op()
+        now = time.perf_counter()
+        if now >= deadline:
+            return done / (now - start)
+
+
+def latency_ms(op: Callable[[], object], seconds: float, min_calls: int = 3) -> float:
+    """Median milliseconds per call of `op`, calling it for about `seconds`."""
+    times: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while len(times) < min_calls or time.perf_counter() < deadline:
+        start = time.perf_counter()
+        op()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def interleaved(
+    contenders: Mapping[str, Callable[[], float]], rounds: int, warmup: bool = True
+) -> dict[str, list[float]]:
+    """Run every contender once per round, rotating who goes first each round, so slow
+    phases of a noisy machine hit all of them alike. Returns each one's per-round values."""
+    names = list(contenders)
+    if warmup:
+        for name in names:
+            contenders[name]()
+    results: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            results[name].append(contenders[name]())
+    return results
+
+
+def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
+    """Median of the per-round ratios: each round's pair ran back to back."""
+    return statistics.median(n / d for n, d in zip(numerator, denominator, strict=True))
+
+
+def format_number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table, padded so it also reads well in a terminal."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (
+            str(cell).ljust(width) if i == 0 else str(cell).rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+        return "| " + " | ".join(padded) + " |"
+
+    rule = (
+        "|"
+        + "|".join("-" * (w + 1) + ":" if i else ":" + "-" * (w + 1) for i, w in enumerate(widths))
+        + "|"
+    )
+    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+
+
+def write_results(name: str, results: Mapping[str, Any], path: Path | None = None) -> Path:
+    """Write the flat metric -> number object (plus "machine" and "when")."""
+    path = path or RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(results), indent=2, sort_keys=True) + "\n")
+    return path
