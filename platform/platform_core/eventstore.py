@@ -46,7 +46,7 @@ class LogPosition(NamedTuple):
 LOG_START = LogPosition(0, 0)
 
 
-class EventMetadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class EventMetadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """Who and what caused an event; stored beside it as JSON."""
 
     event_id: UUID
@@ -66,9 +66,14 @@ class NewEvent:
     schema_version: int = 1
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RecordedEvent:
-    """An event as the store holds it."""
+class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """An event as the store holds it.
+
+    A msgspec Struct rather than a dataclass because readers build hundreds of thousands
+    of them: construction is several times cheaper, and `gc=False` keeps them out of the
+    cyclic garbage collector (they hold no references that could form a cycle), whose
+    full collections otherwise dominated reading a large log.
+    """
 
     position: int
     transaction_id: int

@@ -12,9 +12,7 @@ serial by nature, so the position alone orders the log.
 
 from __future__ import annotations
 
-import dataclasses
-import gc
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,78 +97,24 @@ def _recorded(row: Sequence[Any]) -> RecordedEvent:
     )
 
 
-_ROW_FIELDS = (
-    "position",
-    "transaction_id",
-    "stream_id",
-    "stream_type",
-    "version",
-    "event_type",
-    "schema_version",
-    "data",
-    "metadata",
-    "recorded_at",
-)
-
-
-def _slot_setters() -> tuple[Callable[[RecordedEvent, Any], None], ...] | None:
-    """The slot setters of RecordedEvent's fields in row order, or None if it is no
-    longer the plain slotted dataclass of `_ROW_FIELDS` that `_pg_recorded` expects."""
-    fields = tuple(field.name for field in dataclasses.fields(RecordedEvent))
-    if (
-        fields != _ROW_FIELDS
-        or "__slots__" not in RecordedEvent.__dict__
-        or hasattr(RecordedEvent, "__post_init__")
-    ):
-        return None
-    return tuple(RecordedEvent.__dict__[name].__set__ for name in fields)
-
-
-_SLOT_SETTERS = _slot_setters()
-
-
 def _pg_recorded(rows: Sequence[Sequence[Any]]) -> list[RecordedEvent]:
-    """RecordedEvents from binary-format rows (`recorded_at` is an aware datetime).
-
-    Reading the log and replaying a stream are bound by this loop, so two things are
-    done here for speed (figures in docs/benchmarks.md):
-
-    - RecordedEvent is a frozen, slotted dataclass whose generated __init__ costs over a
-      microsecond per event (ten keyword arguments, ten object.__setattr__ calls), so the
-      row is written into the slots directly: equal objects in under half the time.
-    - Each event brings three objects the cyclic garbage collector tracks (the event,
-      its metadata, the metadata's UUID). Built with the collector running, a batch and
-      the one before it survive into the old generations, and full collections of the
-      whole process heap took a quarter of the time of reading a 100k-event log. The
-      collector is paused while a batch is built (never re-enabled if it was off), so
-      the batch is usually freed before any collection sees it.
-    """
-    if _SLOT_SETTERS is None:
-        return [_recorded(row) for row in rows]
-    new, cls, decode = object.__new__, RecordedEvent, decode_metadata
-    set0, set1, set2, set3, set4, set5, set6, set7, set8, set9 = _SLOT_SETTERS
-    events: list[RecordedEvent] = []
-    append = events.append
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        for row in rows:
-            event = new(cls)
-            set0(event, row[0])
-            set1(event, row[1])
-            set2(event, row[2])
-            set3(event, row[3])
-            set4(event, row[4])
-            set5(event, row[5])
-            set6(event, row[6])
-            set7(event, row[7].encode())
-            set8(event, decode(row[8]))
-            set9(event, row[9])
-            append(event)
-    finally:
-        if collecting:
-            gc.enable()
-    return events
+    """RecordedEvents from binary-format rows (`recorded_at` already an aware datetime)."""
+    decode = decode_metadata
+    return [
+        RecordedEvent(
+            position=row[0],
+            transaction_id=row[1],
+            stream_id=row[2],
+            stream_type=row[3],
+            version=row[4],
+            event_type=row[5],
+            schema_version=row[6],
+            data=row[7].encode(),
+            metadata=decode(row[8]),
+            recorded_at=row[9],
+        )
+        for row in rows
+    ]
 
 
 class PostgresEventStore:
