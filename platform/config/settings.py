@@ -89,6 +89,10 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if not env_bool("DATABASE_PREPARED_STATEMENTS", True):
+    # Behind a pooler that cannot carry prepared statements (PgBouncer in transaction mode
+    # before 1.21): the event store then stops preparing its statements too.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
