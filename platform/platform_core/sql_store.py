@@ -82,6 +82,7 @@ _EXPLICIT_PREPARE_ONLY = 2**62
 
 
 def _recorded(row: Sequence[Any]) -> RecordedEvent:
+    """An event from a row of `_COLUMNS` (SQLite gives text where PostgreSQL gives types)."""
     data, metadata = row[7], row[8]
     return RecordedEvent(
         position=row[0],
@@ -95,26 +96,6 @@ def _recorded(row: Sequence[Any]) -> RecordedEvent:
         metadata=decode_metadata(metadata),
         recorded_at=row[9] if isinstance(row[9], datetime) else datetime.fromisoformat(row[9]),
     )
-
-
-def _pg_recorded(rows: Sequence[Sequence[Any]]) -> list[RecordedEvent]:
-    """RecordedEvents from binary-format rows (`recorded_at` already an aware datetime)."""
-    decode = decode_metadata
-    return [
-        RecordedEvent(
-            position=row[0],
-            transaction_id=row[1],
-            stream_id=row[2],
-            stream_type=row[3],
-            version=row[4],
-            event_type=row[5],
-            schema_version=row[6],
-            data=row[7].encode(),
-            metadata=decode(row[8]),
-            recorded_at=row[9],
-        )
-        for row in rows
-    ]
 
 
 class PostgresEventStore:
@@ -210,7 +191,7 @@ class PostgresEventStore:
     def read_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
         with self._cursor() as cursor:
             cursor.execute(_PG_READ_STREAM, (stream_id, after_version), prepare=True, binary=True)
-            return _pg_recorded(cursor.fetchall())
+            return [_recorded(row) for row in cursor.fetchall()]
 
     def read_all(self, after: LogPosition = LOG_START, limit: int = 1000) -> list[RecordedEvent]:
         with self._cursor() as cursor:
@@ -220,7 +201,7 @@ class PostgresEventStore:
                 prepare=True,
                 binary=True,
             )
-            return _pg_recorded(cursor.fetchall())
+            return [_recorded(row) for row in cursor.fetchall()]
 
     def head(self) -> LogPosition:
         with self._cursor() as cursor:
