@@ -99,9 +99,16 @@ class KafkaConsumerRunner:
         consumer.subscribe(self._group.topics)
         try:
             while not stop.is_set():
-                messages = consumer.consume(self._batch_size, poll_seconds)
-                if messages:
-                    self._process(consumer, messages)
+                # consume() waits out its whole timeout unless the batch fills up, which
+                # held a lone message for up to poll_seconds: wait for the first message
+                # only, then take whatever else has been fetched already.
+                first = consumer.poll(poll_seconds)
+                if first is None:
+                    continue
+                messages = [first]
+                if self._batch_size > 1:
+                    messages += consumer.consume(self._batch_size - 1, 0)
+                self._process(consumer, messages)
         finally:
             consumer.close()  # commits the stored offsets and leaves the group
 
