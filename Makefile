@@ -32,6 +32,7 @@ lint: install
 	$(BIN)/mypy
 
 check: install
+	@mkdir -p var
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
