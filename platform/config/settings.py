@@ -85,10 +85,19 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
-        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
+        # Under ASGI (Daphne) every request runs in a thread of its own, so a persistent
+        # connection is never reused and they pile up until PostgreSQL refuses clients:
+        # close at the end of each request, or share a pool (DATABASE_POOL).
+        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0")),
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool("DATABASE_POOL", False):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections instead
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": int(os.environ.get("DATABASE_POOL_MIN", "2")),
+        "max_size": int(os.environ.get("DATABASE_POOL_MAX", "16")),
+    }
 if not env_bool("DATABASE_PREPARED_STATEMENTS", True):
     # Behind a pooler that cannot carry prepared statements (PgBouncer in transaction mode
     # before 1.21): the event store then stops preparing its statements too.
