@@ -1,5 +1,5 @@
 """Helpers shared by the benchmarks in bench/: machine description, interleaved rounds,
-medians, the printed table and the results file."""
+medians, the printed table and the results file, the benchmark database and Django."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+
+import psycopg
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -127,3 +131,26 @@ def write_results(name: str, results: Mapping[str, Any], path: Path | None = Non
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dict(results), indent=2, sort_keys=True) + "\n")
     return path
+
+
+def setup_django(url: str) -> None:
+    """Configure Django on the benchmark's database, production-like (no query log)."""
+    os.environ["DATABASE_URL"] = url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ["DEBUG"] = "0"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+
+
+def recreate_database(url: str) -> None:
+    """Drop and create the benchmark database; only names starting with bench_."""
+    name = urlparse(url).path.lstrip("/")
+    if not name.startswith("bench_"):
+        raise SystemExit(f"refusing to drop database {name!r}: its name must start with bench_")
+    with psycopg.connect(url, dbname="postgres", autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

@@ -55,7 +55,9 @@ from _common import (  # noqa: E402
     median,
     now_iso,
     paired_ratio,
+    recreate_database,
     render_table,
+    setup_django,
     throughput,
     write_results,
 )
@@ -101,27 +103,6 @@ DEFAULT = Sizes(
 
 
 # --------------------------------------------------------------------------- setup
-
-
-def setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ["DEBUG"] = "0"  # production-like: no query log in memory
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-
-
-def recreate_database(url: str) -> None:
-    name = urlparse(url).path.lstrip("/")
-    if not name.startswith("bench_"):
-        raise SystemExit(f"refusing to drop database {name!r}: its name must start with bench_")
-    with psycopg.connect(url, dbname="postgres", autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def library_env(url: str, **extra: str) -> dict[str, str]:

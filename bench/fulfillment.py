@@ -93,10 +93,10 @@ from _common import (  # noqa: E402
     machine,
     now_iso,
     paired_ratio,
+    recreate_database,
     render_table,
     write_results,
 )
-from psycopg import sql  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_fulfillment"
 RABBIT = "amqp://guest:guest@127.0.0.1:5672"
@@ -340,17 +340,6 @@ class Broker:
 
 
 # --------------------------------------------------------------------------- setup
-
-
-def recreate_database(url: str) -> None:
-    name = urlparse(url).path.lstrip("/")
-    if not name.startswith("bench_"):
-        raise SystemExit(f"refusing to drop database {name!r}: its name must start with bench_")
-    with psycopg.connect(url, dbname="postgres", autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def recreate_vhost(vhost: str) -> None:

@@ -49,7 +49,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 for _path in (str(Path(__file__).resolve().parent), str(ROOT / "platform"), str(ROOT)):
@@ -64,10 +63,11 @@ from _common import (  # noqa: E402
     median,
     now_iso,
     paired_ratio,
+    recreate_database,
     render_table,
+    setup_django,
     write_results,
 )
-from psycopg import sql  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_messaging"
 EVENT_TYPE = "inventory.stock-level-changed.v1"
@@ -157,27 +157,6 @@ class Broker:
 
 
 # --------------------------------------------------------------------------- setup
-
-
-def setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ["DEBUG"] = "0"  # production-like: no query log in memory
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-
-
-def recreate_database(url: str) -> None:
-    name = urlparse(url).path.lstrip("/")
-    if not name.startswith("bench_"):
-        raise SystemExit(f"refusing to drop database {name!r}: its name must start with bench_")
-    with psycopg.connect(url, dbname="postgres", autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def envelopes(count: int, topic: str, start: int = 0) -> list[Any]:
