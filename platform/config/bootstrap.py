@@ -19,9 +19,9 @@ from inventory import events as inventory_events
 from orders import events as orders_events
 from orders.sagas import order_fulfillment
 from payments import events as payments_events
-from platform_core.consumers import ConsumerGroup
+from platform_core.consumers import ConsumerGroup, LocalPublisher
 from platform_core.django_snapshots import DjangoSnapshotStore
-from platform_core.kafka import KafkaPublisher, LocalPublisher
+from platform_core.kafka import KafkaPublisher
 from platform_core.messaging import Publisher
 from platform_core.outbox import Outbox
 from platform_core.projector import ProjectionRunner

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 
 from platform_core import dead_letters
 from platform_core.messages import MessageContext, message_context, new_correlation_id
-from platform_core.messaging import Envelope, MessageHandler
+from platform_core.messaging import Envelope, MessageHandler, Outgoing, PublishReport
 from platform_core.models import DeadLetter
 
 logger = logging.getLogger(__name__)
@@ -194,3 +194,21 @@ def envelope_from(headers: Mapping[str, str], payload: str) -> Envelope:
         causation_id=attrs.pop("causationid", None),
         extra={k: v for k, v in attrs.items() if k not in known},
     )
+
+
+class LocalPublisher:
+    """The embedded transport: hands outbox batches straight to in-process consumer
+    groups, with the same inbox and dead-letter handling as over Kafka."""
+
+    def __init__(self, groups: Sequence[ConsumerGroup]) -> None:
+        self._groups = list(groups)
+
+    def publish(self, batch: Sequence[Outgoing]) -> PublishReport:
+        for group in self._groups:
+            wanted = [o.envelope for o in batch if o.envelope.topic in group.topics]
+            if wanted:
+                group.handle_batch(wanted)
+        return PublishReport(delivered=[o.row_id for o in batch])
+
+    def close(self) -> None:
+        pass

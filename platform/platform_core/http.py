@@ -95,7 +95,6 @@ def accepted(
 
 _DOMAIN_STATUS = (
     (InvalidCommand, status.HTTP_400_BAD_REQUEST),
-    (NotFound, status.HTTP_404_NOT_FOUND),
     (Conflict, status.HTTP_409_CONFLICT),
 )
 

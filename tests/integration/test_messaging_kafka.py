@@ -13,9 +13,9 @@ from django.db import connections, transaction
 from inventory.commands import RegisterProduct, RestockProduct
 from inventory.events import TOPIC as INVENTORY_TOPIC
 from platform_core import dead_letters
-from platform_core.consumers import ConsumerGroup, RetryPolicy
+from platform_core.consumers import ConsumerGroup, LocalPublisher, RetryPolicy
 from platform_core.errors import InvalidCommand
-from platform_core.kafka import KafkaPublisher, LocalPublisher
+from platform_core.kafka import KafkaPublisher
 from platform_core.messages import MessageContext, current_context
 from platform_core.messaging import Envelope, Outgoing, PublishReport
 from platform_core.models import DeadLetter, OutboxMessage
