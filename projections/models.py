@@ -19,11 +19,19 @@ class OrderSummary(models.Model):
     history = models.JSONField(default=list)
     placed_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    # The log position of the last event applied to the row (see LogPosition).
+    last_transaction_id = models.BigIntegerField(default=0)
+    last_position = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = "read_order_summary"
         ordering = ("-placed_at", "id")
-        indexes = [models.Index(fields=["customer_id", "-placed_at"], name="order_customer_idx")]
+        indexes = [
+            models.Index(fields=["customer_id", "-placed_at"], name="order_customer_idx"),
+            models.Index(
+                fields=["last_transaction_id", "last_position"], name="order_position_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"order {self.id} ({self.status})"
@@ -36,6 +44,8 @@ class ProductStock(models.Model):
     on_hand = models.IntegerField(default=0)
     reserved = models.IntegerField(default=0)
     updated_at = models.DateTimeField()
+    last_transaction_id = models.BigIntegerField(default=0)
+    last_position = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = "read_product_stock"

@@ -46,9 +46,18 @@ class SnapshotRecord(models.Model):
 
 
 class ProjectionCheckpoint(models.Model):
+    """Where a projection has got to in the global log, and why it stopped if it did."""
+
     name = models.CharField(primary_key=True, max_length=100)
     transaction_id = models.BigIntegerField(default=0)
     position = models.BigIntegerField(default=0)
+    # When the last projected event was recorded: the lag in seconds is measured from it.
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    # A projection that failed on an event stops there (order matters) until it passes.
+    error = models.TextField(blank=True)
+    failed_position = models.CharField(max_length=50, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
