@@ -207,3 +207,8 @@ LOGGING = {
 
 # The composition root that builds the bus, store and projections (see platform_core.runtime).
 PLATFORM_RUNTIME = "config.bootstrap.build_runtime"
+
+# The browser pages (projections.pages): log in, then the live order board.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "board"
+LOGOUT_REDIRECT_URL = "login"

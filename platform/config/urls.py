@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
@@ -10,6 +12,7 @@ from platform_core.drf import route_by_method
 from platform_core.http import json_error_view
 from platform_core.metrics import metrics_view
 from projections.api import OrderDetailApi, OrderListApi, ProductListApi
+from projections.pages import board_page, order_page
 from shipping.api import ShipmentDeliverApi, ShipmentDispatchApi
 
 ProductCollectionApi = route_by_method("ProductCollectionApi", ProductListApi, ProductRegisterApi)
@@ -36,6 +39,17 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
+    path("", RedirectView.as_view(pattern_name="board"), name="home"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(
+            template_name="projections/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("board/", board_page, name="board"),
+    path("board/orders/<uuid:order_id>/", order_page, name="board-order"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
