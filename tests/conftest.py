@@ -20,6 +20,10 @@ def _is_postgres() -> bool:
     return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 
+def _chromium_path() -> str:
+    return os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing = {
         "postgres": None if _is_postgres() else "needs PostgreSQL: set DATABASE_URL=postgres://…",
@@ -27,6 +31,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         "rabbitmq": None
         if settings.CELERY_BROKER_URL.startswith("amqp")
         else "needs RabbitMQ: set CELERY_BROKER_URL=amqp://…",
+        "browser": None
+        if os.access(_chromium_path(), os.X_OK)
+        else f"needs Chromium at {_chromium_path()}: apt-get install chromium, or set CHROMIUM_PATH",
     }
     for item in items:
         for marker, reason in missing.items():

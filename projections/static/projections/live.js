@@ -32,6 +32,7 @@
       this.positionText = "";
       this.failures = 0;
       this.connections = 0;
+      this.attempts = 0;
       this.paused = false;
       this.loadedOffline = false;
       this.timer = null;
@@ -61,7 +62,8 @@
     }
 
     connect() {
-      this.setState(this.connections === 0 ? "connecting" : "reconnecting");
+      this.setState(this.attempts === 0 ? "connecting" : "reconnecting");
+      this.attempts += 1;
       const socket = new WebSocket(this.url());
       let opened = false;
       this.socket = socket;
