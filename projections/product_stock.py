@@ -21,6 +21,7 @@ from inventory.events import (
 )
 from platform_core.eventstore import RecordedEvent
 from platform_core.projector import EventHandler, Projection
+from platform_core.read_models import ReadState
 from projections.models import ProductStock
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 class ProductStockProjection(Projection):
     name = "product_stock"
+    tables = (ProductStock,)
 
     def handlers(self) -> Mapping[type[Any], EventHandler]:
         return {
@@ -38,31 +40,40 @@ class ProductStockProjection(Projection):
             ReservationCommitted: self.on_reservation_committed,
         }
 
-    def on_product_registered(self, event: ProductRegistered, recorded: RecordedEvent) -> None:
-        ProductStock.objects.update_or_create(
-            sku=event.sku,
-            defaults={
+    def on_product_registered(
+        self, event: ProductRegistered, recorded: RecordedEvent, state: ReadState
+    ) -> None:
+        state[ProductStock].put(
+            {
+                "sku": event.sku,
                 "name": event.name,
                 "price": event.price,
                 "on_hand": event.initial_stock,
                 "reserved": 0,
                 "updated_at": event.registered_at,
-            },
+            }
         )
 
-    def on_stock_replenished(self, event: StockReplenished, recorded: RecordedEvent) -> None:
-        self._set(event.sku, recorded, event.replenished_at, on_hand=event.on_hand)
+    def on_stock_replenished(
+        self, event: StockReplenished, recorded: RecordedEvent, state: ReadState
+    ) -> None:
+        self._set(state, event.sku, recorded, event.replenished_at, on_hand=event.on_hand)
 
-    def on_stock_reserved(self, event: StockReserved, recorded: RecordedEvent) -> None:
-        self._set(event.sku, recorded, event.reserved_at, reserved=event.reserved)
+    def on_stock_reserved(
+        self, event: StockReserved, recorded: RecordedEvent, state: ReadState
+    ) -> None:
+        self._set(state, event.sku, recorded, event.reserved_at, reserved=event.reserved)
 
-    def on_reservation_released(self, event: ReservationReleased, recorded: RecordedEvent) -> None:
-        self._set(event.sku, recorded, event.released_at, reserved=event.reserved)
+    def on_reservation_released(
+        self, event: ReservationReleased, recorded: RecordedEvent, state: ReadState
+    ) -> None:
+        self._set(state, event.sku, recorded, event.released_at, reserved=event.reserved)
 
     def on_reservation_committed(
-        self, event: ReservationCommitted, recorded: RecordedEvent
+        self, event: ReservationCommitted, recorded: RecordedEvent, state: ReadState
     ) -> None:
         self._set(
+            state,
             event.sku,
             recorded,
             event.committed_at,
@@ -70,11 +81,18 @@ class ProductStockProjection(Projection):
             reserved=event.reserved,
         )
 
-    def _set(self, sku: str, recorded: RecordedEvent, at: datetime, **fields: int) -> None:
-        if not ProductStock.objects.filter(sku=sku).update(updated_at=at, **fields):
+    def _set(
+        self, state: ReadState, sku: str, recorded: RecordedEvent, at: datetime, **fields: int
+    ) -> None:
+        products = state[ProductStock]
+        product = products.get(sku)
+        if product is None:
             logger.warning(
                 "skipped %s at position %s: no product %s in the read model",
                 recorded.event_type,
-                recorded.position,
+                recorded.log_position,
                 sku,
             )
+            return
+        product.update(fields, updated_at=at)
+        products.put(product)

@@ -14,11 +14,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from platform_core.models import DeadLetter, OutboxMessage, SagaInstance, StoredEvent
+from platform_core.models import DeadLetter, OutboxMessage, ProjectionCheckpoint, SagaInstance
+from platform_core.projector import LAG_CAP, ProjectionRunner
 from platform_core.runtime import runtime
-
-# Counting a large lag exactly would cost a scan per scrape; past this it reads as the cap.
-LAG_CAP = 100_000
 
 
 class PlatformCollector(Collector):
@@ -36,16 +34,7 @@ class PlatformCollector(Collector):
         for row in pending.values("source").annotate(n=Count("id")):
             letters.add_metric([row["source"]], row["n"])
         yield letters
-        lag = GaugeMetricFamily(
-            "projection_lag_events",
-            f"Stored events a projection has not read yet (counted up to {LAG_CAP})",
-            labels=["projection"],
-        )
-        for name in rt.projections.names:
-            checkpoint = rt.projections.checkpoint(name)
-            unread = StoredEvent.objects.filter(position__gt=checkpoint.position)
-            lag.add_metric([name], unread[:LAG_CAP].count())
-        yield lag
+        yield from _projection_metrics(rt.projections)
         sagas = GaugeMetricFamily("saga_instances", "Saga instances", labels=["saga", "status"])
         for group in SagaInstance.objects.values("saga", "status").annotate(n=Count("id")):
             sagas.add_metric([group["saga"], group["status"]], group["n"])
@@ -56,3 +45,28 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     registry = CollectorRegistry()
     registry.register(PlatformCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def _projection_metrics(runner: ProjectionRunner) -> Iterator[Metric]:
+    events = GaugeMetricFamily(
+        "projection_lag_events",
+        f"Stored events a projection has not read yet (counted up to {LAG_CAP})",
+        labels=["projection"],
+    )
+    seconds = GaugeMetricFamily(
+        "projection_lag_seconds",
+        "Age of the oldest event a projection has not read yet (0 when caught up)",
+        labels=["projection"],
+    )
+    stopped = GaugeMetricFamily(
+        "projection_stopped",
+        "1 while a projection is stopped at an event its handler failed on",
+        labels=["projection"],
+    )
+    failed = set(ProjectionCheckpoint.objects.exclude(error="").values_list("name", flat=True))
+    for name in runner.names:
+        lag = runner.lag(name)
+        events.add_metric([name], lag.events)
+        seconds.add_metric([name], lag.seconds)
+        stopped.add_metric([name], int(name in failed))
+    yield from (events, seconds, stopped)

@@ -3,6 +3,11 @@
 Each batch updates the read-model rows and the checkpoint in one transaction, so a
 projector killed mid-batch neither skips nor applies an event twice. The checkpoint row
 is locked for the batch, so two projector processes never run one projection at once.
+
+A projection whose handler raises stops at that event, because its later events may
+depend on it: the events before it are committed, the error is recorded on the checkpoint
+and in the dead-letter store, and the event is retried with a growing pause (or at once,
+when an operator retries the dead letter) until it passes. Other projections go on.
 """
 
 from __future__ import annotations
@@ -10,26 +15,61 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from django.db import transaction
+from django.db import connection, models, transaction
+from django.utils import timezone
 
+from platform_core import dead_letters
+from platform_core.checkpoints import (
+    ProjectionFailed,
+    advance,
+    dead_letter_of,
+    locked_checkpoint,
+    mark_failed,
+    position_of,
+    waiting_to_retry,
+)
 from platform_core.eventstore import EventStore, LogPosition, RecordedEvent
-from platform_core.models import ProjectionCheckpoint
+from platform_core.models import ProjectionCheckpoint, StoredEvent
+from platform_core.read_models import ReadState, Row
 from platform_core.serialization import EventCodec
 
 logger = logging.getLogger(__name__)
 
-EventHandler = Callable[[Any, RecordedEvent], None]
+EventHandler = Callable[[Any, RecordedEvent, ReadState], None]
+Changes = Mapping[type[models.Model], Sequence[Row]]
+# Counting a large lag exactly would cost a long scan; past this it reads as the cap.
+LAG_CAP = 100_000
 
 
 class Projection:
-    """A read model: `handlers()` maps event classes to methods taking (event, recorded)."""
+    """A read model: the tables it owns and, per event class, a handler.
+
+    Handlers take (event, recorded, state) and change rows through `state[Model]`; they
+    must not write the database themselves, so that a rebuild can aim them at shadow
+    tables.
+    """
 
     name: ClassVar[str]
+    tables: ClassVar[tuple[type[models.Model], ...]]
 
     def handlers(self) -> Mapping[type[Any], EventHandler]:
         raise NotImplementedError
+
+    def committed(self, changed: Changes) -> None:
+        """Called after a live batch committed, with the rows it changed (for pushes).
+
+        Never called while rebuilding, so replaying history has no side effects."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Lag:
+    """How far a projection is behind the log head."""
+
+    events: int
+    seconds: float
 
 
 class ProjectionRunner:
@@ -46,6 +86,7 @@ class ProjectionRunner:
         self._store = store
         self._codec = codec
         self._batch_size = batch_size
+        self._projections = {projection.name: projection for projection in projections}
         self._routes = {
             projection.name: {codec.name_of(cls): fn for cls, fn in projection.handlers().items()}
             for projection in projections
@@ -55,25 +96,47 @@ class ProjectionRunner:
     def names(self) -> list[str]:
         return list(self._routes)
 
-    def run_batch(self, name: str) -> int:
-        """Project the next batch for one projection; the number of events read."""
+    @property
+    def store(self) -> EventStore:
+        return self._store
+
+    def projection(self, name: str) -> Projection:
+        return self._projections[name]
+
+    def apply(self, name: str, events: Sequence[RecordedEvent], state: ReadState) -> None:
+        """Apply `events` to `state` in order; raises ProjectionFailed on the first error."""
         routes = self._routes[name]
-        with transaction.atomic():
-            checkpoint, _ = ProjectionCheckpoint.objects.select_for_update().get_or_create(
-                name=name
-            )
-            after = LogPosition(checkpoint.transaction_id, checkpoint.position)
-            events = self._store.read_all(after, self._batch_size)
-            for recorded in events:
-                handler = routes.get(recorded.event_type)
-                if handler is not None:
-                    event = self._codec.decode(
-                        recorded.event_type, recorded.schema_version, recorded.data
-                    )
-                    handler(event, recorded)
-            if events:
-                checkpoint.transaction_id, checkpoint.position = events[-1].log_position
-                checkpoint.save(update_fields=["transaction_id", "position", "updated_at"])
+        decode = self._codec.decode
+        for index, recorded in enumerate(events):
+            handler = routes.get(recorded.event_type)
+            if handler is None:
+                continue
+            state.at(recorded.log_position)
+            try:
+                handler(
+                    decode(recorded.event_type, recorded.schema_version, recorded.data),
+                    recorded,
+                    state,
+                )
+            except Exception as error:
+                raise ProjectionFailed(name, recorded, events[:index]) from error
+
+    def run_batch(self, name: str) -> int:
+        """Project the next batch for one projection; the number of events it passed."""
+        try:
+            with transaction.atomic():
+                checkpoint = locked_checkpoint(name)
+                if waiting_to_retry(checkpoint):
+                    return 0
+                events = self._store.read_all(position_of(checkpoint), self._batch_size)
+                state = ReadState.live(self._projections[name].tables)
+                self.apply(name, events, state)
+                changed: Changes = state.flush()
+                advance(checkpoint, events)
+        except ProjectionFailed as failure:
+            changed = self._stop_at(failure, position_of(checkpoint))
+            events = list(failure.before)
+        self._announce(name, changed)
         return len(events)
 
     def catch_up(self) -> int:
@@ -87,7 +150,26 @@ class ProjectionRunner:
 
     def checkpoint(self, name: str) -> LogPosition:
         row = ProjectionCheckpoint.objects.filter(name=name).first()
-        return LogPosition(row.transaction_id, row.position) if row else LogPosition(0, 0)
+        return position_of(row) if row else LogPosition(0, 0)
+
+    def lag(self, name: str) -> Lag:
+        """Events stored after the checkpoint (up to LAG_CAP) and the age of the oldest."""
+        unread = _stored_after(self.checkpoint(name))
+        oldest = unread.order_by("transaction_id", "position").values_list(
+            "recorded_at", flat=True
+        )[:1]
+        seconds = (timezone.now() - oldest[0]).total_seconds() if oldest else 0.0
+        return Lag(events=unread[:LAG_CAP].count(), seconds=max(seconds, 0.0))
+
+    def retry_now(self, name: str) -> bool:
+        """Retry a stopped projection at once; whether it got past the failed event."""
+        failed = ProjectionCheckpoint.objects.filter(name=name).values_list(
+            "failed_position", flat=True
+        )
+        before = failed.first() or ""
+        ProjectionCheckpoint.objects.filter(name=name).update(retry_at=None)
+        self.run_batch(name)
+        return failed.first() != before or not before
 
     def run_forever(
         self, stop: threading.Event, wake: threading.Event, idle_seconds: float = 1.0
@@ -101,3 +183,44 @@ class ProjectionRunner:
                 logger.exception("projection batch failed; retrying")
                 stop.wait(idle_seconds)
             wake.wait(idle_seconds)
+
+    def _stop_at(self, failure: ProjectionFailed, started: LogPosition) -> Changes:
+        """Commit the events before the failed one and record the failure."""
+        cause = failure.__cause__ or failure
+        with transaction.atomic():
+            checkpoint = locked_checkpoint(failure.name)
+            if position_of(checkpoint) != started:
+                return {}  # another projector moved on meanwhile
+            state = ReadState.live(self._projections[failure.name].tables)
+            self.apply(failure.name, failure.before, state)
+            changed = state.flush()
+            advance(checkpoint, failure.before)
+            mark_failed(checkpoint, failure.recorded, cause)
+        logger.error(
+            "projection %s stopped at %s (%s): %s",
+            failure.name,
+            failure.recorded.log_position,
+            failure.recorded.event_type,
+            cause,
+        )
+        dead_letters.record(dead_letter_of(failure), cause)
+        return changed
+
+    def _announce(self, name: str, changed: Changes) -> None:
+        if not any(changed.values()):
+            return
+        try:
+            self._projections[name].committed(changed)
+        except Exception:
+            logger.exception("projection %s: announcing changed rows failed", name)
+
+
+def _stored_after(after: LogPosition) -> models.QuerySet[StoredEvent]:
+    """Stored events after `after` in log order, committed or not (a row comparison; on
+    PostgreSQL the transaction id is an xid8, which the ORM cannot compare)."""
+    params: list[Any] = [after.transaction_id, after.position]
+    where = "(transaction_id, position) > (%s, %s)"
+    if connection.vendor == "postgresql":
+        params[0] = str(after.transaction_id)
+        where = "(transaction_id, position) > (%s::text::xid8, %s)"
+    return StoredEvent.objects.extra(where=[where], params=params)
