@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any, ClassVar
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
@@ -13,10 +14,42 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from platform_core.consistency import (
+    MIN_POSITION_HEADER,
+    MIN_POSITION_PARAM,
+    read_your_writes,
+)
 from projections.models import OrderSummary, ProductStock
 from projections.queries import orders_visible_to
 
 ORDER_STATUSES = ("pending", "confirmed", "shipped", "delivered", "cancelled")
+
+READ_YOUR_WRITES = [
+    OpenApiParameter(
+        MIN_POSITION_PARAM,
+        str,
+        description=(
+            "Read your writes: a write's `X-Log-Position`. The answer waits until the read "
+            "model shows that write (503 with Retry-After if it takes too long)."
+        ),
+    ),
+    OpenApiParameter(
+        MIN_POSITION_HEADER,
+        str,
+        OpenApiParameter.HEADER,
+        description=f"The same as `{MIN_POSITION_PARAM}`, as a header.",
+    ),
+]
+
+
+class ReadsYourWrites:
+    """A read view that waits for `projection` when the request names a log position."""
+
+    projection: ClassVar[str]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        read_your_writes(request, self.projection)
 
 
 class ProductOutputSerializer(serializers.ModelSerializer):
@@ -71,24 +104,32 @@ class OrderOutputSerializer(serializers.ModelSerializer):
         }
 
 
-class ProductListApi(ListAPIView):
+class ProductListApi(ReadsYourWrites, ListAPIView):
     """Products with stock on hand, reserved and available."""
 
+    projection = "product_stock"
     permission_classes = [AllowAny]
     serializer_class = ProductOutputSerializer
     queryset = ProductStock.objects.all()
 
+    @extend_schema(parameters=READ_YOUR_WRITES, responses={200: ProductOutputSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        return super().get(request)
 
-class OrderListApi(ListAPIView):
+
+class OrderListApi(ReadsYourWrites, ListAPIView):
     """Orders, newest first: staff see all, customers their own."""
 
+    projection = "order_summary"
     serializer_class = OrderOutputSerializer
 
     @extend_schema_serializer(component_name="OrderFilter")
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=ORDER_STATUSES, required=False)
 
-    @extend_schema(parameters=[OpenApiParameter("status", str, enum=ORDER_STATUSES)])
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=ORDER_STATUSES), *READ_YOUR_WRITES]
+    )
     def get(self, request: Request) -> Response:
         return super().get(request)
 
@@ -98,10 +139,12 @@ class OrderListApi(ListAPIView):
         return orders_visible_to(self.request.user, filters.validated_data.get("status"))
 
 
-class OrderDetailApi(APIView):
+class OrderDetailApi(ReadsYourWrites, APIView):
     """One order as the read model shows it."""
 
-    @extend_schema(responses={200: OrderOutputSerializer})
+    projection = "order_summary"
+
+    @extend_schema(responses={200: OrderOutputSerializer}, parameters=READ_YOUR_WRITES)
     def get(self, request: Request, order_id: uuid.UUID) -> Response:
         order = get_object_or_404(orders_visible_to(request.user), id=order_id)
         return Response(OrderOutputSerializer(order).data)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from inventory.commands import RegisterProduct
 from platform_core.models import StoredEvent
 from platform_core.runtime import Runtime, reset_runtime, runtime
 
@@ -123,3 +125,13 @@ def customer_client(customer) -> APIClient:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def other_client(other_customer) -> APIClient:  # type: ignore[no-untyped-def]
     return _client_for(other_customer)
+
+
+@pytest.fixture
+def catalog(platform_runtime: Runtime, project: Callable[[], None]) -> None:
+    """Two products in the read model (100 in stock each), so orders can be priced."""
+    for sku, name, price in (("MUG-1", "Mug", "7.50"), ("TEA-2", "Green tea", "3.99")):
+        platform_runtime.bus.handle(
+            RegisterProduct(sku=sku, name=name, price=Decimal(price), initial_stock=100)
+        )
+    project()

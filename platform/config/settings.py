@@ -175,6 +175,8 @@ SNAPSHOT_EVERY = int(os.environ.get("SNAPSHOT_EVERY", "100"))
 # compensating.
 SAGA_STEP_SECONDS = float(os.environ.get("SAGA_STEP_SECONDS", "30"))
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
+# How long a read given `min_position` waits for the projection (platform_core.consistency).
+READ_YOUR_WRITES_TIMEOUT = float(os.environ.get("READ_YOUR_WRITES_TIMEOUT", "5"))
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)

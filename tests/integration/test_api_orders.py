@@ -1,13 +1,11 @@
 """Placing, reading, listing and cancelling orders over HTTP, and who may see what."""
 
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import pytest
 from rest_framework.test import APIClient
 
-from inventory.commands import RegisterProduct
 from orders.commands import ConfirmOrder, MarkOrderShipped, OrderItem, PlaceOrder
 from orders.events import ShippingAddress
 from platform_core.eventstore import LogPosition
@@ -37,15 +35,6 @@ def place(client: APIClient, *items: tuple[str, int]) -> str:
     response = client.post(ORDERS, order_body(*items), format="json")
     assert response.status_code == 202, response.content
     return response.json()["id"]
-
-
-@pytest.fixture
-def catalog(platform_runtime, project):
-    for sku, name, price in (("MUG-1", "Mug", "7.50"), ("TEA-2", "Green tea", "3.99")):
-        platform_runtime.bus.handle(
-            RegisterProduct(sku=sku, name=name, price=Decimal(price), initial_stock=100)
-        )
-    project()
 
 
 @pytest.fixture
