@@ -1,5 +1,6 @@
 """Operator views: the event store (read-only), the outbox backlog, dead letters with
-retry and purge, and projection checkpoints. Staff only, like all of the admin."""
+retry and purge, sagas, and projections (platform_core.projection_admin). Staff only,
+like all of the admin."""
 
 from __future__ import annotations
 
@@ -16,14 +17,16 @@ from platform_core import dead_letters
 from platform_core.models import (
     DeadLetter,
     OutboxMessage,
-    ProjectionCheckpoint,
     SagaInstance,
     SagaStepEntry,
     StoredEvent,
 )
+from platform_core.projection_admin import ProjectionCheckpointAdmin
 from platform_core.redelivery import redelivery_paths
 from platform_core.runtime import runtime
 from platform_core.sagas import SagaManager
+
+__all__ = ["ProjectionCheckpointAdmin"]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -163,11 +166,6 @@ class DeadLetterAdmin(admin.ModelAdmin):
     def purge(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         deleted, _ = queryset.delete()
         self.message_user(request, f"purged {deleted} dead letter(s)", messages.SUCCESS)
-
-
-@admin.register(ProjectionCheckpoint)
-class ProjectionCheckpointAdmin(ReadOnlyAdmin):
-    list_display = ("name", "transaction_id", "position", "updated_at")
 
 
 class SagaStepInline(admin.TabularInline):

@@ -17,6 +17,17 @@ from platform_core.eventstore import LogPosition, RecordedEvent
 from platform_core.models import DeadLetter, ProjectionCheckpoint
 
 MAX_RETRY_PAUSE = timedelta(seconds=60)
+# What the projector and the rebuild write; the rebuild request fields belong to others.
+_MOVED = [
+    "transaction_id",
+    "position",
+    "last_event_at",
+    "error",
+    "failed_position",
+    "failed_at",
+    "retry_at",
+    "updated_at",
+]
 
 
 class ProjectionFailed(Exception):
@@ -49,7 +60,7 @@ def advance(checkpoint: ProjectionCheckpoint, events: Sequence[RecordedEvent]) -
         resolve_dead_letter(checkpoint)
         checkpoint.error = checkpoint.failed_position = ""
         checkpoint.failed_at = checkpoint.retry_at = None
-    checkpoint.save()
+    checkpoint.save(update_fields=_MOVED)
 
 
 def waiting_to_retry(checkpoint: ProjectionCheckpoint) -> bool:
@@ -65,7 +76,7 @@ def mark_failed(checkpoint: ProjectionCheckpoint, recorded: RecordedEvent, error
     checkpoint.failed_position = str(recorded.log_position)
     checkpoint.failed_at = first_failed
     checkpoint.retry_at = now + pause
-    checkpoint.save()
+    checkpoint.save(update_fields=_MOVED)
 
 
 def dead_letter_of(failure: ProjectionFailed) -> dead_letters.Failure:
@@ -102,4 +113,4 @@ def reset_to(
     checkpoint.last_event_at = last.recorded_at if last else None
     checkpoint.error = checkpoint.failed_position = ""
     checkpoint.failed_at = checkpoint.retry_at = None
-    checkpoint.save()
+    checkpoint.save(update_fields=_MOVED)

@@ -58,6 +58,10 @@ class ProjectionCheckpoint(models.Model):
     failed_position = models.CharField(max_length=50, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     retry_at = models.DateTimeField(null=True, blank=True)
+    # An operator asked (in the admin) for a rebuild; the projector daemon runs it and
+    # reports its progress here.
+    rebuild_requested_at = models.DateTimeField(null=True, blank=True)
+    rebuild_status = models.CharField(max_length=200, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -172,13 +172,20 @@ class ProjectionRunner:
         return failed.first() != before or not before
 
     def run_forever(
-        self, stop: threading.Event, wake: threading.Event, idle_seconds: float = 1.0
+        self,
+        stop: threading.Event,
+        wake: threading.Event,
+        idle_seconds: float = 1.0,
+        on_idle: Callable[[], object] | None = None,
     ) -> None:
-        """Catch up whenever woken (or every `idle_seconds`) until `stop` is set."""
+        """Catch up whenever woken (or every `idle_seconds`) until `stop` is set; call
+        `on_idle` (e.g. to start requested rebuilds) after each catch-up."""
         while not stop.is_set():
             wake.clear()
             try:
                 self.catch_up()
+                if on_idle is not None:
+                    on_idle()
             except Exception:
                 logger.exception("projection batch failed; retrying")
                 stop.wait(idle_seconds)

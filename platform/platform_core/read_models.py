@@ -123,7 +123,7 @@ def shadow_model(model: type[models.Model], table: str) -> type[models.Model]:
     )
     attrs: dict[str, Any] = {"__module__": model.__module__, "Meta": meta}
     for field in model._meta.local_concrete_fields:
-        _, path, args, kwargs = field.deconstruct()
+        _, _, args, kwargs = field.deconstruct()
         attrs[field.name] = type(field)(*args, **{**kwargs, "db_index": False})
     return type(f"{model.__name__}Shadow", (models.Model,), attrs)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from platform_core.rebuild_requests import RebuildRequests
 from platform_core.runtime import runtime
 
 
@@ -29,4 +30,7 @@ class Command(BaseCommand):
             signal.signal(signum, lambda *_: stop.set())
         self.stdout.write(f"projecting {', '.join(runner.names)}; Ctrl-C stops")
         # Another process's commits cannot wake this one, so it polls.
-        runner.run_forever(stop, threading.Event(), idle_seconds=poll)
+        requests = RebuildRequests(runner)
+        runner.run_forever(
+            stop, threading.Event(), idle_seconds=poll, on_idle=requests.start_requested
+        )

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand
 from django.db import connections
 from django.utils.module_loading import import_string
 
+from platform_core.rebuild_requests import RebuildRequests
 from platform_core.runtime import runtime
 from platform_core.sagas import run_timers
 
@@ -34,7 +35,14 @@ class Command(BaseCommand):
         workers = [
             threading.Thread(
                 target=_work,
-                args=(rt.projections.run_forever, stop, rt.log_changed),
+                args=(
+                    partial(
+                        rt.projections.run_forever,
+                        on_idle=RebuildRequests(rt.projections).start_requested,
+                    ),
+                    stop,
+                    rt.log_changed,
+                ),
                 name="projector",
                 daemon=True,
             ),
