@@ -6,10 +6,15 @@ import uuid
 from typing import Any, ClassVar
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,7 +25,7 @@ from platform_core.consistency import (
     read_your_writes,
 )
 from projections.models import OrderSummary, ProductStock
-from projections.queries import orders_visible_to
+from projections.queries import fulfillment_overview, orders_visible_to
 
 ORDER_STATUSES = ("pending", "confirmed", "shipped", "delivered", "cancelled")
 
@@ -126,9 +131,14 @@ class OrderListApi(ReadsYourWrites, ListAPIView):
     @extend_schema_serializer(component_name="OrderFilter")
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=ORDER_STATUSES, required=False)
+        customer = serializers.IntegerField(required=False, min_value=1)
 
     @extend_schema(
-        parameters=[OpenApiParameter("status", str, enum=ORDER_STATUSES), *READ_YOUR_WRITES]
+        parameters=[
+            OpenApiParameter("status", str, enum=ORDER_STATUSES),
+            OpenApiParameter("customer", int, description="staff only: one customer's orders"),
+            *READ_YOUR_WRITES,
+        ]
     )
     def get(self, request: Request) -> Response:
         return super().get(request)
@@ -136,7 +146,8 @@ class OrderListApi(ReadsYourWrites, ListAPIView):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         filters = self.FilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        return orders_visible_to(self.request.user, filters.validated_data.get("status"))
+        wanted = filters.validated_data
+        return orders_visible_to(self.request.user, wanted.get("status"), wanted.get("customer"))
 
 
 class OrderDetailApi(ReadsYourWrites, APIView):
@@ -148,3 +159,25 @@ class OrderDetailApi(ReadsYourWrites, APIView):
     def get(self, request: Request, order_id: uuid.UUID) -> Response:
         order = get_object_or_404(orders_visible_to(request.user), id=order_id)
         return Response(OrderOutputSerializer(order).data)
+
+
+class FulfillmentOverviewApi(APIView):
+    """Staff: how many orders are in each status and saga instances in each state."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "FulfillmentOverview",
+                {
+                    "orders": serializers.DictField(child=serializers.IntegerField()),
+                    "sagas": serializers.DictField(
+                        child=serializers.DictField(child=serializers.IntegerField())
+                    ),
+                },
+            )
+        }
+    )
+    def get(self, request: Request) -> Response:
+        return Response(fulfillment_overview())

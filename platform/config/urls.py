@@ -11,7 +11,12 @@ from orders.api import OrderCancelApi, OrderEventsApi, OrderPlaceApi
 from platform_core.drf import route_by_method
 from platform_core.http import json_error_view
 from platform_core.metrics import metrics_view
-from projections.api import OrderDetailApi, OrderListApi, ProductListApi
+from projections.api import (
+    FulfillmentOverviewApi,
+    OrderDetailApi,
+    OrderListApi,
+    ProductListApi,
+)
 from projections.pages import board_page, order_page
 from shipping.api import ShipmentDeliverApi, ShipmentDispatchApi
 
@@ -36,6 +41,7 @@ urlpatterns = [
         ShipmentDeliverApi.as_view(),
         name="shipment-deliver",
     ),
+    path("api/overview/", FulfillmentOverviewApi.as_view(), name="fulfillment-overview"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
