@@ -30,6 +30,7 @@ from platform_core.runtime import Runtime
 from platform_core.sagas import SagaManager
 from platform_core.serialization import EventCodec
 from platform_core.sql_store import event_store_for
+from projections.live import announce_orders
 from projections.order_summary import OrderSummaryProjection
 from projections.product_stock import ProductStockProjection
 from shipping import events as shipping_events
@@ -73,7 +74,9 @@ def build_runtime() -> Runtime:
         store=store,
         codec=codec,
         projections=ProjectionRunner(
-            [OrderSummaryProjection(), ProductStockProjection()], store=store, codec=codec
+            [OrderSummaryProjection(announce=announce_orders), ProductStockProjection()],
+            store=store,
+            codec=codec,
         ),
         relay=OutboxRelay(build_publisher(groups)),
         consumer_groups=groups,

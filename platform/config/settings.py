@@ -123,6 +123,32 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Live updates over websockets (docs/live-updates.md). A channel drops messages beyond its
+# capacity, so it holds as many as a connection may have pending.
+WEBSOCKET_BUFFER_LIMIT = int(os.environ.get("WEBSOCKET_BUFFER_LIMIT", "1000"))
+_channel_capacity = {"capacity": WEBSOCKET_BUFFER_LIMIT}
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "asgi"),
+                **_channel_capacity,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": _channel_capacity}
+    }
+WEBSOCKET_MAX_INCOMING_BYTES = int(os.environ.get("WEBSOCKET_MAX_INCOMING_BYTES", "4096"))
+WEBSOCKET_MAX_FRAME_BYTES = int(os.environ.get("WEBSOCKET_MAX_FRAME_BYTES", str(64 * 1024)))
+# Daphne pings a connection idle this long and drops it when no pong comes in time: the way a
+# client that stopped reading is found (Daphne's send never blocks the application).
+WEBSOCKET_PING_INTERVAL = float(os.environ.get("WEBSOCKET_PING_INTERVAL", "20"))
+WEBSOCKET_PING_TIMEOUT = float(os.environ.get("WEBSOCKET_PING_TIMEOUT", "30"))
+
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
 KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
 

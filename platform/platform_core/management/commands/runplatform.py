@@ -67,6 +67,13 @@ class Command(BaseCommand):
                 application=import_string(settings.ASGI_APPLICATION),
                 endpoints=build_endpoint_description_strings(host=host, port=port),
                 signal_handlers=True,
+                # Daphne's send never waits for the client, so pings are what find a client
+                # that stopped reading (docs/live-updates.md).
+                ping_interval=getattr(settings, "WEBSOCKET_PING_INTERVAL", 20),
+                ping_timeout=getattr(settings, "WEBSOCKET_PING_TIMEOUT", 30),
+                websocket_max_message_size=getattr(
+                    settings, "WEBSOCKET_MAX_INCOMING_BYTES", 1024 * 1024
+                ),
             ).run()
         finally:
             stop.set()
