@@ -1,0 +1,88 @@
+"""Who may open a live-updates websocket: tokens, browser sessions with their Origin,
+and nobody else; a customer only for their own orders."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.integration.websocket_support import (
+    FOREIGN_ORIGIN,
+    GOOD_ORIGIN,
+    IN_MEMORY_LAYER,
+    converse,
+    is_refused,
+    open_socket,
+    origin_header,
+    place,
+    session_auth,
+    token_auth,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def in_memory_channel_layer(settings):  # type: ignore[no-untyped-def]
+    settings.CHANNEL_LAYERS = IN_MEMORY_LAYER
+
+
+def test_a_client_with_a_token_and_no_origin_is_accepted(customer):
+    headers = token_auth(customer)
+
+    async def scenario() -> None:
+        socket = await open_socket("/ws/orders/", headers)
+        await socket.disconnect()
+
+    converse(scenario)
+
+
+def test_a_token_with_a_foreign_origin_or_an_unknown_token_is_refused(customer):
+    foreign = token_auth(customer, origin=FOREIGN_ORIGIN)
+    unknown = [(b"authorization", b"Token not-a-token")]
+
+    async def scenario() -> None:
+        assert await is_refused("/ws/orders/", foreign)
+        assert await is_refused("/ws/orders/", unknown)
+
+    converse(scenario)
+
+
+def test_a_browser_session_from_an_allowed_origin_is_accepted(customer):
+    headers = session_auth(customer)
+
+    async def scenario() -> None:
+        socket = await open_socket("/ws/orders/", headers)
+        await socket.disconnect()
+
+    converse(scenario)
+
+
+def test_a_session_without_origin_or_from_a_foreign_origin_is_refused(customer):
+    no_origin = session_auth(customer, origin=None)
+    foreign = session_auth(customer, origin=FOREIGN_ORIGIN)
+
+    async def scenario() -> None:
+        assert await is_refused("/ws/orders/", no_origin)
+        assert await is_refused("/ws/orders/", foreign)
+
+    converse(scenario)
+
+
+def test_an_anonymous_client_is_refused():
+    async def scenario() -> None:
+        assert await is_refused("/ws/orders/", origin_header(GOOD_ORIGIN))
+        assert await is_refused(f"/ws/orders/{uuid.uuid4()}/", [])
+
+    converse(scenario)
+
+
+def test_a_customer_cannot_follow_another_customers_order(customer, other_customer):
+    bobs = place(other_customer, 1, 1)
+    alice = token_auth(customer)
+
+    async def scenario() -> None:
+        assert await is_refused(f"/ws/orders/{bobs.id}/", alice)
+
+    converse(scenario)
