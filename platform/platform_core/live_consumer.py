@@ -6,8 +6,10 @@ updates. Frames are whole rows with their log position, so a duplicate is harmle
 client only has to keep the highest position it has seen to resume after a disconnect.
 
 Close codes: 4400 an invalid `after`, 4008 the client fell too far behind (reconnect with
-the last position seen), 1009 an incoming frame too large, 1011 a server error. A
-connection the subclass does not authorize is refused at the handshake.
+the last position seen), 4009 an incoming frame too large, 4011 a server error. The last
+two mirror RFC 6455's 1009 and 1011, which Daphne (autobahn) does not let an application
+send: it only accepts 1000 and 3000-4999. A connection the subclass does not authorize is
+refused at the handshake.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ logger = logging.getLogger(__name__)
 
 INVALID_POSITION = 4400
 TOO_FAR_BEHIND = 4008
-MESSAGE_TOO_BIG = 1009
-SERVER_ERROR = 1011
+MESSAGE_TOO_BIG = 4009
+SERVER_ERROR = 4011
 BACKLOG_PAGE = 200
 PONG = json.dumps({"type": "pong"})
 

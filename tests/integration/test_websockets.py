@@ -108,7 +108,7 @@ def test_an_invalid_resume_position_closes_with_4400(customer):
     converse(scenario)
 
 
-def test_an_oversized_incoming_frame_closes_with_1009(customer):
+def test_an_oversized_incoming_frame_closes_with_4009(customer):
     headers = token_auth(customer)
 
     async def scenario() -> None:
@@ -116,7 +116,7 @@ def test_an_oversized_incoming_frame_closes_with_1009(customer):
         await socket.send_json_to({"type": "ping"})
         assert await socket.receive_json_from(timeout=WAIT) == {"type": "pong"}
         await socket.send_to(text_data="x" * (django_settings.WEBSOCKET_MAX_INCOMING_BYTES + 1))
-        assert await closed_with(socket) == 1009
+        assert await closed_with(socket) == 4009
 
     converse(scenario)
 

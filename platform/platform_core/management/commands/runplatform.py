@@ -71,9 +71,6 @@ class Command(BaseCommand):
                 # that stopped reading (docs/live-updates.md).
                 ping_interval=getattr(settings, "WEBSOCKET_PING_INTERVAL", 20),
                 ping_timeout=getattr(settings, "WEBSOCKET_PING_TIMEOUT", 30),
-                websocket_max_message_size=getattr(
-                    settings, "WEBSOCKET_MAX_INCOMING_BYTES", 1024 * 1024
-                ),
             ).run()
         finally:
             stop.set()
