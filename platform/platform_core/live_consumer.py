@@ -131,7 +131,7 @@ class LiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             page = await database_sync_to_async(self.backlog)(after, BACKLOG_PAGE)
             for update in page:
                 await self.send(text_data=update.frame)
-                # A live update for this row that came in meanwhile is no newer: skip it.
+                # A live update for this row waiting meanwhile is a duplicate unless newer.
                 self._pending.discard(update.key, update.position)
             if len(page) < BACKLOG_PAGE:
                 return
