@@ -80,6 +80,28 @@ def _runner(rt: Runtime, *projections: Any, batch_size: int = 500) -> Projection
     )
 
 
+def _settle(runner: ProjectionRunner) -> None:
+    """Catch up until every projection has read the newest stored event or stopped at a
+    failing one (on PostgreSQL one catch-up can stop short while other transactions run)."""
+    newest = StoredEvent.objects.order_by("-transaction_id", "-position").first()
+    deadline = time.monotonic() + 10
+    while True:
+        runner.catch_up()
+        stopped = set(ProjectionCheckpoint.objects.exclude(error="").values_list("name", flat=True))
+        if newest is None or all(
+            name in stopped or runner.checkpoint(name).position == newest.position
+            for name in runner.names
+        ):
+            return
+        assert time.monotonic() < deadline, "the projections never caught up"
+        time.sleep(0.01)
+
+
+def _stored_head() -> LogPosition:
+    stored = StoredEvent.objects.order_by("-transaction_id", "-position").first()
+    return LogPosition(int(stored.transaction_id), stored.position) if stored else LogPosition(0, 0)
+
+
 def _order_rows() -> list[dict[str, Any]]:
     return list(OrderSummary.objects.order_by("id").values())
 
@@ -97,7 +119,7 @@ def test_a_failing_projection_stops_at_the_event_and_other_projections_go_on(pla
     fragile = FragileOrderSummary()
     runner = _runner(rt, fragile, ProductStockProjection())
 
-    runner.catch_up()
+    _settle(runner)
 
     checkpoint = ProjectionCheckpoint.objects.get(name="order_summary")
     assert checkpoint.error == "RuntimeError: bug in on_order_confirmed"
@@ -121,12 +143,12 @@ def test_a_stopped_projection_waits_then_resumes_once_its_handler_is_fixed(platf
     rt.bus.handle(ConfirmOrder(order_id=order_id))
     fragile = FragileOrderSummary()
     runner = _runner(rt, fragile)
-    runner.catch_up()
+    _settle(runner)
     assert runner.run_batch("order_summary") == 0, "not retried before its pause is over"
 
     fragile.broken = False
     ProjectionCheckpoint.objects.filter(name="order_summary").update(retry_at=None)
-    runner.catch_up()
+    _settle(runner)
 
     assert OrderSummary.objects.get(id=order_id).status == "confirmed"
     checkpoint = ProjectionCheckpoint.objects.get(name="order_summary")
@@ -143,7 +165,7 @@ def test_retrying_a_projection_dead_letter_resumes_it_at_once(platform_runtime):
     rt.bus.handle(ConfirmOrder(order_id=order_id))
     fragile = FragileOrderSummary()
     runner = _runner(rt, fragile)
-    runner.catch_up()
+    _settle(runner)
     letter = DeadLetter.objects.get(source="projection:order_summary")
     retry = {letter.source: lambda _letter: runner.retry_now("order_summary")}
 
@@ -163,7 +185,7 @@ def test_lag_counts_unread_events_and_the_age_of_the_oldest(platform_runtime):
     assert runner.lag("order_summary").events == 2
     assert runner.lag("order_summary").seconds >= 0.0
 
-    runner.catch_up()
+    _settle(runner)
 
     lag = runner.lag("order_summary")
     assert (lag.events, lag.seconds) == (0, 0.0)
@@ -175,7 +197,7 @@ def test_rows_carry_the_log_position_of_the_last_event_that_changed_them(platfor
     _register(rt)
     order_id = _place(rt)
     outcome = rt.bus.handle(ConfirmOrder(order_id=order_id))
-    _runner(rt).catch_up()
+    _settle(_runner(rt))
 
     row = OrderSummary.objects.get(id=order_id)
     assert LogPosition(row.last_transaction_id, row.last_position) == outcome.last_position
@@ -189,16 +211,15 @@ def test_each_committed_batch_announces_the_rows_it_changed(platform_runtime):
     rt.bus.handle(ConfirmOrder(order_id=first))
     runner = _runner(rt, OrderSummaryProjection(announce=lambda rows: announced.append(list(rows))))
 
-    runner.catch_up()
+    _settle(runner)
     rt.bus.handle(CancelOrder(order_id=second, reason="changed my mind"))
-    runner.catch_up()
+    _settle(runner)
 
-    assert len(announced) == 2
-    assert {row["id"]: row["status"] for row in announced[0]} == {
+    assert {row["id"]: row["status"] for batch in announced[:-1] for row in batch} == {
         first: "confirmed",
         second: "pending",
     }
-    assert [(row["id"], row["status"]) for row in announced[1]] == [(second, "cancelled")]
+    assert [(row["id"], row["status"]) for row in announced[-1]] == [(second, "cancelled")]
 
 
 def _history(rt: Runtime, orders: int) -> list[uuid.UUID]:
@@ -218,7 +239,7 @@ def test_a_rebuild_equals_the_live_model_and_reads_answer_throughout(platform_ru
     _history(rt, 30)
     announced: list[Sequence[Mapping[str, Any]]] = []
     runner = _runner(rt, OrderSummaryProjection(announce=announced.append))
-    runner.catch_up()
+    _settle(runner)
     live_orders = _order_rows()
     announced.clear()
     OrderSummary.objects.update(status="corrupted")  # what a rebuild is for
@@ -241,7 +262,7 @@ def test_rebuilding_product_stock_lands_on_the_same_numbers(platform_runtime):
     rt = platform_runtime
     _history(rt, 12)
     runner = _runner(rt)
-    runner.catch_up()
+    _settle(runner)
     live_stock = _stock_rows()
     ProductStock.objects.all().delete()
 
@@ -259,6 +280,12 @@ def test_a_rebuild_catches_up_with_events_written_while_it_ran(platform_runtime)
     def write_during_replay(done: int) -> None:
         if not late:
             late.append(_place(rt))
+            # On PostgreSQL a commit becomes readable once older transactions on the
+            # server end: wait for that, so that the rebuild is bound to see it.
+            deadline = time.monotonic() + 10
+            while rt.store.head() < _stored_head():
+                assert time.monotonic() < deadline, "the late order never became readable"
+                time.sleep(0.01)
 
     ProjectionRebuild(runner, "order_summary", batch_size=4, progress=write_during_replay).run()
 
@@ -271,7 +298,7 @@ def test_a_rebuild_that_fails_leaves_the_live_projection_untouched(platform_runt
     _register(rt)
     order_id = _place(rt)
     rt.bus.handle(ConfirmOrder(order_id=order_id))
-    _runner(rt).catch_up()
+    _settle(_runner(rt))
     before, checkpoint = _order_rows(), _runner(rt).checkpoint("order_summary")
 
     with pytest.raises(ProjectionFailed):
@@ -286,7 +313,7 @@ def test_a_rebuild_clears_a_stopped_projection_once_the_fix_is_in(platform_runti
     _register(rt)
     order_id = _place(rt)
     rt.bus.handle(ConfirmOrder(order_id=order_id))
-    _runner(rt, FragileOrderSummary()).catch_up()
+    _settle(_runner(rt, FragileOrderSummary()))
     assert ProjectionCheckpoint.objects.get(name="order_summary").error
 
     ProjectionRebuild(_runner(rt), "order_summary").run()

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from django.db import connections
 
 from platform_core.runtime import Runtime
 from tests.integration.test_api_orders import ORDERS, order_body
@@ -17,9 +18,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def projector(platform_runtime: Runtime) -> Iterator[None]:
     """The projector following the log in a thread, as `make run` runs it."""
     stop, wake = threading.Event(), threading.Event()
-    worker = threading.Thread(
-        target=platform_runtime.projections.run_forever, args=(stop, wake, 0.01)
-    )
+
+    def follow() -> None:
+        try:
+            platform_runtime.projections.run_forever(stop, wake, 0.01)
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=follow)
     yield worker.start()
     stop.set()
     worker.join(timeout=10)
