@@ -1,14 +1,22 @@
 """Helpers shared by the benchmarks in bench/: machine description, interleaved rounds,
-medians, the printed table and the results file, the benchmark database and Django."""
+medians and percentiles, the printed table and the results file, the benchmark database and
+Django, subprocesses (each in its own process group) and a keep-alive HTTP client."""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
 import platform
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +27,8 @@ from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+APP_PREFIX = "bench:"  # application_name of each benchmark process's PostgreSQL connections
 
 
 def machine() -> str:
@@ -48,6 +58,15 @@ def now_iso() -> str:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[min(len(ordered), int(rank)) - 1]
 
 
 def throughput(op: Callable[[], int], seconds: float) -> float:
@@ -154,3 +173,177 @@ def recreate_database(url: str) -> None:
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def wait_for_log(url: str, store: Any, timeout: float = 120.0) -> None:
+    """Wait until `store` (on the database `url`) shows its whole log. Our log shows an
+    event once no older transaction is running anywhere in the cluster, so a transaction
+    that someone else (a test, another benchmark) opened before the log was written hides
+    it until it ends."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT max(position) FROM event_store").fetchone()
+    last = row[0] if row else None
+    deadline = time.monotonic() + timeout
+    while last is not None and store.head().position != last:
+        if time.monotonic() > deadline:
+            raise SystemExit("a transaction open elsewhere in the cluster hides the log")
+        time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / CLK_TCK, sum(values) / CLK_TCK
+
+
+def proc_stat(pid: int) -> tuple[int, str, float] | None:
+    """(ppid, comm, CPU seconds used) of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return int(fields[1]), comm, (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    role: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class Fleet:
+    """The subprocesses of one run, each in a process group of its own, logs in `logdir`."""
+
+    def __init__(self, env: dict[str, str], logdir: Path) -> None:
+        self.env, self.logdir = env, logdir
+        self.procs: list[Proc] = []
+
+    def start(
+        self, role: str, argv: Sequence[str], extra_env: dict[str, str] | None = None
+    ) -> Proc:
+        log = self.logdir / f"{role}.log"
+        # libpq names each connection after its process, so the bench can tell whose a
+        # PostgreSQL backend is (pg_stat_activity.application_name).
+        env = {**self.env, "PGAPPNAME": f"{APP_PREFIX}{role}", **(extra_env or {})}
+        popen = subprocess.Popen(
+            list(argv),
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        proc = Proc(role, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def manage(self, role: str, *args: str) -> Proc:
+        return self.start(role, [sys.executable, str(ROOT / "manage.py"), *args])
+
+    def run(self, role: str, *args: str, timeout: float = 180) -> None:
+        """A management command to completion."""
+        proc = self.manage(role, *args)
+        try:
+            code = proc.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop(proc)
+            raise RuntimeError(f"{role} did not finish in {timeout:.0f} s") from None
+        self.procs.remove(proc)
+        if code != 0:
+            raise RuntimeError(f"{role} failed ({code}):\n{proc.tail()}")
+
+    def check_alive(self) -> None:
+        for proc in self.procs:
+            code = proc.popen.poll()
+            if code is not None:
+                raise RuntimeError(f"{proc.role} exited ({code}):\n{proc.tail()}")
+
+    def stop(self, *procs: Proc, grace: float = 10.0) -> None:
+        """SIGTERM each one's process group, wait up to `grace`, then SIGKILL."""
+        targets = list(procs) or list(self.procs)
+        for proc in targets:
+            if proc.popen.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in targets:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            # the group too: celery's pool children, daphne's threads are in it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=5)
+            if proc in self.procs:
+                self.procs.remove(proc)
+
+
+class Http:
+    """One keep-alive HTTP/1.1 connection (http.client), reconnecting once on a drop."""
+
+    def __init__(self, port: int, token: str | None = None) -> None:
+        self.port = port
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if token:
+            self.headers["Authorization"] = f"Token {token}"
+        self._conn: http.client.HTTPConnection | None = None
+
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        payload = body if isinstance(body, bytes | None) else json.dumps(body).encode()
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            try:
+                self._conn.request(method, path, payload, {**self.headers, **(headers or {})})
+                response = self._conn.getresponse()
+                return response.status, response.read()
+            except (ConnectionError, http.client.HTTPException):
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def wait_http(port: int, fleet: Fleet, what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fleet.check_alive()
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            status, _ = Http(port).request("GET", "/healthz")
+            if status == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not answer /healthz in {timeout:.0f} s")

@@ -59,6 +59,7 @@ from _common import (  # noqa: E402
     render_table,
     setup_django,
     throughput,
+    wait_for_log,
     write_results,
 )
 from eventsourcing.application import Application  # noqa: E402
@@ -591,14 +592,7 @@ def run_log_read(url: str, sizes: Sizes, app: Any, results: Results) -> None:
     populate_log(url, sizes, app)
     store, recorder, batch = PostgresEventStore(), app.recorder, sizes.log_batch
     raw = psycopg.connect(url, autocommit=True)
-    # Our log shows an event once no older transaction is running anywhere in the
-    # cluster: wait out any that started before the log was written.
-    last = raw.execute("SELECT max(position) FROM event_store").fetchone()
-    deadline = time.monotonic() + 120
-    while store.head().position != last[0]:
-        if time.monotonic() > deadline:
-            raise SystemExit("a transaction open elsewhere in the cluster hides the log")
-        time.sleep(0.5)
+    wait_for_log(url, store)
 
     def ours() -> int:
         after, n = LOG_START, 0

@@ -59,7 +59,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import http.client
 import itertools
 import json
 import os
@@ -67,7 +66,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -89,12 +87,22 @@ for _path in (str(BENCH), str(ROOT / "platform"), str(ROOT)):
 
 import psycopg  # noqa: E402
 from _common import (  # noqa: E402
+    APP_PREFIX,
+    CLK_TCK,
+    Fleet,
+    Http,
+    Proc,
     format_number,
+    free_port,
     machine,
+    machine_cpu_seconds,
     now_iso,
     paired_ratio,
+    percentile,
+    proc_stat,
     recreate_database,
     render_table,
+    wait_http,
     write_results,
 )
 
@@ -109,7 +117,6 @@ PRODUCTS = 50
 ADDRESS = {"name": "Ada", "line1": "1 Road", "city": "Leeds", "postal_code": "LS1", "country": "GB"}
 ORDER_TIMEOUT = 120.0  # seconds a client waits for one order to be confirmed
 WATCH_SECONDS = 0.01  # how often the read model is checked for orders in flight
-APP_PREFIX = "bench:"  # application_name of each process's PostgreSQL connections
 # Django under ASGI runs each request in a thread of its own, so a persistent connection
 # (CONN_MAX_AGE > 0) is never reused and lingers until garbage-collected: under load the
 # server runs out of connections ("too many clients"). Django's documentation says to
@@ -219,97 +226,6 @@ def serve_patched(program: str, argv: list[str]) -> None:
 # --------------------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Proc:
-    role: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-class Fleet:
-    """The subprocesses of one run, each in a process group of its own, logs in `logdir`."""
-
-    def __init__(self, env: dict[str, str], logdir: Path) -> None:
-        self.env, self.logdir = env, logdir
-        self.procs: list[Proc] = []
-
-    def start(
-        self, role: str, argv: Sequence[str], extra_env: dict[str, str] | None = None
-    ) -> Proc:
-        log = self.logdir / f"{role}.log"
-        # libpq names each connection after its process, so the bench can tell whose a
-        # PostgreSQL backend is (pg_stat_activity.application_name).
-        env = {**self.env, "PGAPPNAME": f"{APP_PREFIX}{role}", **(extra_env or {})}
-        popen = subprocess.Popen(
-            list(argv),
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        proc = Proc(role, popen, log)
-        self.procs.append(proc)
-        return proc
-
-    def manage(self, role: str, *args: str) -> Proc:
-        return self.start(role, [sys.executable, str(ROOT / "manage.py"), *args])
-
-    def run(self, role: str, *args: str, timeout: float = 180) -> None:
-        """A management command to completion."""
-        proc = self.manage(role, *args)
-        try:
-            code = proc.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.stop(proc)
-            raise RuntimeError(f"{role} did not finish in {timeout:.0f} s") from None
-        self.procs.remove(proc)
-        if code != 0:
-            raise RuntimeError(f"{role} failed ({code}):\n{proc.tail()}")
-
-    def check_alive(self) -> None:
-        for proc in self.procs:
-            code = proc.popen.poll()
-            if code is not None:
-                raise RuntimeError(f"{proc.role} exited ({code}):\n{proc.tail()}")
-
-    def stop(self, *procs: Proc, grace: float = 10.0) -> None:
-        """SIGTERM each one's process group, wait up to `grace`, then SIGKILL."""
-        targets = list(procs) or list(self.procs)
-        for proc in targets:
-            if proc.popen.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for proc in targets:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-            # the group too: celery's pool children, daphne's threads are in it
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(timeout=5)
-            if proc in self.procs:
-                self.procs.remove(proc)
-
-
 class Broker:
     """The mock Kafka cluster in a child process (topics created before it answers)."""
 
@@ -384,51 +300,6 @@ def base_env(url: str, bootstrap: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- HTTP
 
 
-class Http:
-    """One keep-alive HTTP/1.1 connection (http.client), reconnecting once on a drop."""
-
-    def __init__(self, port: int, token: str | None = None) -> None:
-        self.port = port
-        self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if token:
-            self.headers["Authorization"] = f"Token {token}"
-        self._conn: http.client.HTTPConnection | None = None
-
-    def request(
-        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-    ) -> tuple[int, bytes]:
-        payload = body if isinstance(body, bytes | None) else json.dumps(body).encode()
-        for attempt in (1, 2):
-            if self._conn is None:
-                self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-            try:
-                self._conn.request(method, path, payload, {**self.headers, **(headers or {})})
-                response = self._conn.getresponse()
-                return response.status, response.read()
-            except (ConnectionError, http.client.HTTPException):
-                self.close()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-
-def wait_http(port: int, fleet: Fleet, what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        fleet.check_alive()
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            status, _ = Http(port).request("GET", "/healthz")
-            if status == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} did not answer /healthz in {timeout:.0f} s")
-
-
 def token_for(port: int, username: str, password: str) -> str:
     status, body = Http(port).request(
         "POST", "/api/auth/token/", {"username": username, "password": password}
@@ -436,15 +307,6 @@ def token_for(port: int, username: str, password: str) -> str:
     if status != 200:
         raise RuntimeError(f"no token for {username}: {status} {body[:200]!r}")
     return str(json.loads(body)["token"])
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[min(len(ordered), int(rank)) - 1]
 
 
 class OrderMaker:
@@ -749,34 +611,12 @@ def stage_groups(stages: Sequence[tuple[str, list[float]]]) -> dict[str, float]:
 # --------------------------------------------------------------------------- CPU
 
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> tuple[int, str, float] | None:
-    """(ppid, comm, CPU seconds used) of a process, or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return int(fields[1]), comm, (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
 def _cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return f.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
-
-
-def _machine_busy() -> tuple[float, float]:
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + values[4]
-    return (sum(values) - idle) / CLK_TCK, sum(values) / CLK_TCK
 
 
 EXITED_BACKENDS = "postgres: exited backends (web, worker; any database)"
@@ -799,12 +639,12 @@ class CpuMeter:
         self.last: dict[int, tuple[str, float]] = {}
         self.alive: set[int] = set()
         row = self._pg.execute("SELECT pg_backend_pid()").fetchone()
-        stat = _stat(int(row[0])) if row else None
+        stat = proc_stat(int(row[0])) if row else None
         self.postmaster = stat[0] if stat else 0
         self.reaped0 = _reaped_cpu(self.postmaster) if self.postmaster else 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-meter", daemon=True)
-        self.busy0 = _machine_busy()
+        self.busy0 = machine_cpu_seconds()
         self._sample(initial=True)
         self._thread.start()
 
@@ -835,7 +675,7 @@ class CpuMeter:
         stats = {}
         for entry in os.listdir("/proc"):
             if entry.isdigit():
-                stat = _stat(int(entry))
+                stat = proc_stat(int(entry))
                 if stat is not None:
                     stats[int(entry)] = stat
         parents = {pid: s[0] for pid, s in stats.items()}
@@ -859,7 +699,7 @@ class CpuMeter:
         self._thread.join(timeout=5)
         self._sample()
         self._pg.close()
-        busy1 = _machine_busy()
+        busy1 = machine_cpu_seconds()
         by_role: dict[str, float] = collections.defaultdict(float)
         for pid, (role, cpu) in self.last.items():
             if role.startswith("postgres") and pid not in self.alive:
@@ -885,7 +725,7 @@ def connection_cost(url: str, count: int = 60, rounds: int = 3) -> tuple[float, 
     `rounds`), (client wall ms to connect and close)."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-        stat = _stat(int(row[0])) if row else None
+        stat = proc_stat(int(row[0])) if row else None
     if stat is None:
         raise RuntimeError("cannot find the PostgreSQL postmaster in /proc")
     postmaster = stat[0]
