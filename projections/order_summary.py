@@ -24,7 +24,7 @@ from orders.events import (
 )
 from payments.events import PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided
 from platform_core.eventstore import RecordedEvent
-from platform_core.projector import Changes, EventHandler, Projection
+from platform_core.projector import Changes, EventHandler, Projection, RowKeys
 from platform_core.read_models import ReadState, Row
 from projections.models import OrderSummary
 from shipping.events import (
@@ -83,6 +83,9 @@ class OrderSummaryProjection(Projection):
     def committed(self, changed: Changes) -> None:
         if self._announce is not None and changed.get(OrderSummary):
             self._announce(changed[OrderSummary])
+
+    def row_keys(self, event: Any) -> RowKeys:
+        return ((OrderSummary, event.order_id),)
 
     def handlers(self) -> Mapping[type[Any], EventHandler]:
         return {

@@ -20,7 +20,7 @@ from inventory.events import (
     StockReserved,
 )
 from platform_core.eventstore import RecordedEvent
-from platform_core.projector import EventHandler, Projection
+from platform_core.projector import EventHandler, Projection, RowKeys
 from platform_core.read_models import ReadState
 from projections.models import ProductStock
 
@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 class ProductStockProjection(Projection):
     name = "product_stock"
     tables = (ProductStock,)
+
+    def row_keys(self, event: Any) -> RowKeys:
+        return ((ProductStock, event.sku),)
 
     def handlers(self) -> Mapping[type[Any], EventHandler]:
         return {

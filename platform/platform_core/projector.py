@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 EventHandler = Callable[[Any, RecordedEvent, ReadState], None]
 Changes = Mapping[type[models.Model], Sequence[Row]]
+RowKeys = Iterable[tuple[type[models.Model], Any]]
+_Decoded = tuple[int, RecordedEvent, Any, RowKeys]
 # Counting a large lag exactly would cost a long scan; past this it reads as the cap.
 LAG_CAP = 100_000
 
@@ -57,6 +59,11 @@ class Projection:
 
     def handlers(self) -> Mapping[type[Any], EventHandler]:
         raise NotImplementedError
+
+    def row_keys(self, event: Any) -> RowKeys:
+        """The rows (model, primary key) a handler of `event` will read, so that a batch
+        loads them in one query per table; optional, rows not named load one by one."""
+        return ()
 
     def committed(self, changed: Changes) -> None:
         """Called after a live batch committed, with the rows it changed (for pushes).
@@ -104,22 +111,32 @@ class ProjectionRunner:
         return self._projections[name]
 
     def apply(self, name: str, events: Sequence[RecordedEvent], state: ReadState) -> None:
-        """Apply `events` to `state` in order; raises ProjectionFailed on the first error."""
-        routes = self._routes[name]
-        decode = self._codec.decode
-        for index, recorded in enumerate(events):
-            handler = routes.get(recorded.event_type)
-            if handler is None:
-                continue
+        """Apply `events` to `state` in order; raises ProjectionFailed on the first error.
+
+        The rows the events touch (`Projection.row_keys`) are loaded first, in one query
+        per table, rather than one query per row."""
+        decoded = self._decode(name, events)
+        state.preload(keys for _, _, _, keys in decoded)
+        for index, recorded, event, _ in decoded:
             state.at(recorded.log_position)
             try:
-                handler(
-                    decode(recorded.event_type, recorded.schema_version, recorded.data),
-                    recorded,
-                    state,
-                )
+                self._routes[name][recorded.event_type](event, recorded, state)
             except Exception as error:
                 raise ProjectionFailed(name, recorded, events[:index]) from error
+
+    def _decode(self, name: str, events: Sequence[RecordedEvent]) -> list[_Decoded]:
+        routes, row_keys = self._routes[name], self._projections[name].row_keys
+        decode = self._codec.decode
+        decoded = []
+        for index, recorded in enumerate(events):
+            if recorded.event_type not in routes:
+                continue
+            try:
+                event = decode(recorded.event_type, recorded.schema_version, recorded.data)
+                decoded.append((index, recorded, event, row_keys(event)))
+            except Exception as error:
+                raise ProjectionFailed(name, recorded, events[:index]) from error
+        return decoded
 
     def run_batch(self, name: str) -> int:
         """Project the next batch for one projection; the number of events it passed."""

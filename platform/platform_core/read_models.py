@@ -34,6 +34,7 @@ class TableRows:
         self._key = model._meta.pk.attname
         self._stamps = all(name in self._fields for name in _POSITION_FIELDS)
         self._fresh = fresh
+        self._upsert = _Upsert(model)
         self._rows: dict[Any, Row | None] = {}
         self._dirty: set[Any] = set()
         self.position: LogPosition = LOG_START
@@ -47,6 +48,18 @@ class TableRows:
             row = self.model._default_manager.filter(pk=key).values(*self._fields).first()
         self._rows[key] = row
         return row
+
+    def preload(self, keys: Iterable[Any]) -> None:
+        """Load the rows with these primary keys that the batch has not seen yet."""
+        wanted = {key for key in keys if key not in self._rows}
+        if not wanted:
+            return
+        if not self._fresh:
+            found = self.model._default_manager.filter(pk__in=wanted).values(*self._fields)
+            for row in found:
+                self._rows[row[self._key]] = row
+        for key in wanted:
+            self._rows.setdefault(key, None)
 
     def put(self, row: Row) -> None:
         """Insert or replace a row (a dict of every column by attname)."""
@@ -63,14 +76,7 @@ class TableRows:
         """Write the changed rows; return them."""
         changed = [row for key in self._dirty if (row := self._rows[key]) is not None]
         if changed:
-            updated = [name for name in self._fields if name != self._key]
-            self.model._default_manager.bulk_create(
-                [self.model(**row) for row in changed],
-                batch_size=1000,
-                update_conflicts=True,
-                unique_fields=[self._key],
-                update_fields=updated,
-            )
+            self._upsert.write(changed)
         self._dirty.clear()
         return changed
 
@@ -78,6 +84,34 @@ class TableRows:
         """Drop cached rows (after a flush) so memory stays bounded; later reads query."""
         self._rows.clear()
         self._fresh = False
+
+
+class _Upsert:
+    """`INSERT … ON CONFLICT (pk) DO UPDATE` of whole rows, sent with one executemany.
+
+    Values are prepared by the model's own fields (JSON, UUID, decimals, datetimes), but no
+    model instance is built: for a rebuild that is most of what Django's bulk_create costs.
+    """
+
+    def __init__(self, model: type[models.Model]) -> None:
+        quote = connection.ops.quote_name
+        self._fields = list(model._meta.concrete_fields)
+        columns = [quote(str(field.column)) for field in self._fields]
+        key = quote(str(model._meta.pk.column))
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
+        self._sql = (
+            f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)}) "
+            f"VALUES ({', '.join(['%s'] * len(columns))}) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+
+    def write(self, rows: list[Row]) -> None:
+        prepared = [
+            [field.get_db_prep_save(row[field.attname], connection) for field in self._fields]
+            for row in rows
+        ]
+        with connection.cursor() as cursor:
+            cursor.executemany(self._sql, prepared)
 
 
 class ReadState:
@@ -92,6 +126,15 @@ class ReadState:
 
     def __getitem__(self, model: type[models.Model]) -> TableRows:
         return self._tables[model]
+
+    def preload(self, keys: Iterable[Iterable[tuple[type[models.Model], Any]]]) -> None:
+        """Load, in one query per table, the rows named as (live model, key) pairs."""
+        by_model: dict[type[models.Model], list[Any]] = {}
+        for pairs in keys:
+            for model, key in pairs:
+                by_model.setdefault(model, []).append(key)
+        for model, wanted in by_model.items():
+            self._tables[model].preload(wanted)
 
     def at(self, position: LogPosition) -> None:
         """The event being applied now is at `position` (stamped on rows it puts)."""
