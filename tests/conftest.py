@@ -1,6 +1,6 @@
-"""Shared fixtures. Tests that need a service carry a marker (postgres, redis, rabbitmq);
-without the service in the environment they are skipped with the reason in the run's
-summary. CI sets every service, so nothing is skipped there."""
+"""Shared fixtures. Tests that need a service carry a marker (postgres, redis, rabbitmq,
+browser for Chromium); without the service in the environment they are skipped with the
+reason in the run's summary. CI sets every service, so nothing is skipped there."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         else "needs RabbitMQ: set CELERY_BROKER_URL=amqp://…",
         "browser": None
         if os.access(_chromium_path(), os.X_OK)
-        else f"needs Chromium at {_chromium_path()}: apt-get install chromium, or set CHROMIUM_PATH",
+        else f"needs Chromium at {_chromium_path()}: apt-get install chromium or set CHROMIUM_PATH",
     }
     for item in items:
         for marker, reason in missing.items():
