@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.apps.registry import Apps
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 from platform_core.eventstore import LOG_START, LogPosition
 
@@ -34,7 +34,8 @@ class TableRows:
         self._key = model._meta.pk.attname
         self._stamps = all(name in self._fields for name in _POSITION_FIELDS)
         self._fresh = fresh
-        self._upsert = _Upsert(model)
+        self._writer = _RowWriter(model)
+        self._written: set[Any] = set()
         self._rows: dict[Any, Row | None] = {}
         self._dirty: set[Any] = set()
         self.position: LogPosition = LOG_START
@@ -75,19 +76,27 @@ class TableRows:
     def flush(self) -> list[Row]:
         """Write the changed rows; return them."""
         changed = [row for key in self._dirty if (row := self._rows[key]) is not None]
-        if changed:
-            self._upsert.write(changed)
+        if self._fresh:
+            # Nothing else writes a fresh table: a row not written before is new.
+            new = [row for row in changed if row[self._key] not in self._written]
+            self._writer.insert(new)
+            self._writer.upsert([row for row in changed if row[self._key] in self._written])
+            self._written.update(row[self._key] for row in new)
+        else:
+            self._writer.upsert(changed)
         self._dirty.clear()
         return changed
 
     def forget(self) -> None:
         """Drop cached rows (after a flush) so memory stays bounded; later reads query."""
         self._rows.clear()
+        self._written.clear()
         self._fresh = False
 
 
-class _Upsert:
-    """`INSERT … ON CONFLICT (pk) DO UPDATE` of whole rows, sent with one executemany.
+class _RowWriter:
+    """Writes whole rows: `upsert` (`INSERT … ON CONFLICT (pk) DO UPDATE`, one
+    executemany) and `insert` of rows known to be new (COPY on PostgreSQL).
 
     Values are prepared by the model's own fields (JSON, UUID, decimals, datetimes), but no
     model instance is built: for a rebuild that is most of what Django's bulk_create costs.
@@ -99,19 +108,40 @@ class _Upsert:
         columns = [quote(str(field.column)) for field in self._fields]
         key = quote(str(model._meta.pk.column))
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
-        self._sql = (
-            f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)}) "
-            f"VALUES ({', '.join(['%s'] * len(columns))}) "
-            f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
-        )
+        self._table = f"{quote(model._meta.db_table)} ({', '.join(columns)})"
+        self._insert = f"INSERT INTO {self._table} VALUES ({', '.join(['%s'] * len(columns))})"
+        self._upsert = f"{self._insert} ON CONFLICT ({key}) DO UPDATE SET {updates}"
 
-    def write(self, rows: list[Row]) -> None:
-        prepared = [
-            [field.get_db_prep_save(row[field.attname], connection) for field in self._fields]
+    def upsert(self, rows: list[Row]) -> None:
+        self._execute(self._upsert, rows)
+
+    def insert(self, rows: list[Row]) -> None:
+        database = connections[DEFAULT_DB_ALIAS]
+        if database.vendor != "postgresql":
+            self._execute(self._insert, rows)
+            return
+        with (
+            database.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {self._table} FROM STDIN") as copy,
+        ):
+            for values in self._prepared(rows, database):
+                copy.write_row(values)
+
+    def _execute(self, sql: str, rows: list[Row]) -> None:
+        if not rows:
+            return
+        database = connections[DEFAULT_DB_ALIAS]
+        with database.cursor() as cursor:
+            cursor.executemany(sql, self._prepared(rows, database))
+
+    def _prepared(self, rows: list[Row], database: Any) -> list[list[Any]]:
+        # The connection itself, not django.db.connection: that proxy costs a lookup in a
+        # context-local store on every one of the many calls here.
+        fields = self._fields
+        return [
+            [field.get_db_prep_save(row[field.attname], database) for field in fields]
             for row in rows
         ]
-        with connection.cursor() as cursor:
-            cursor.executemany(self._sql, prepared)
 
 
 class ReadState:
