@@ -10,11 +10,14 @@ called, so a replay pushes nothing to websocket clients.
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from django.db import connection, models, transaction
+from django.db import connection, connections, models, transaction
 
 from platform_core.checkpoints import locked_checkpoint, reset_to
 from platform_core.eventstore import LOG_START, LogPosition, RecordedEvent
@@ -68,10 +71,10 @@ class ProjectionRebuild:
             state = ReadState(
                 {live: TableRows(shadow, fresh=True) for live, shadow in self._shadows.items()}
             )
-            position = self._replay(state, LOG_START, until_short_batch=True)
+            position = self._replay(state, self._read_ahead(LOG_START), LOG_START)
             with transaction.atomic():
                 checkpoint = locked_checkpoint(self._name)
-                position = self._replay(state, position, until_short_batch=False)
+                position = self._replay(state, self._read_to_head(position), position)
                 self._swap()
                 reset_to(checkpoint, position, self._last)
         finally:
@@ -81,11 +84,10 @@ class ProjectionRebuild:
         )
 
     def _replay(
-        self, state: ReadState, position: LogPosition, *, until_short_batch: bool
+        self, state: ReadState, batches: Iterator[list[RecordedEvent]], position: LogPosition
     ) -> LogPosition:
         since_flush = 0
-        while True:
-            events = self._runner.store.read_all(position, self._batch_size)
+        for events in batches:
             if not events:
                 break
             self._runner.apply(self._name, events, state)
@@ -96,10 +98,55 @@ class ProjectionRebuild:
             if since_flush >= self._flush_every:
                 self._flush(state)
                 since_flush = 0
-            if until_short_batch and len(events) < self._batch_size:
-                break
         self._flush(state)
         return position
+
+    def _read_to_head(self, position: LogPosition) -> Iterator[list[RecordedEvent]]:
+        while events := self._runner.store.read_all(position, self._batch_size):
+            yield events
+            position = events[-1].log_position
+
+    def _read_ahead(self, position: LogPosition) -> Iterator[list[RecordedEvent]]:
+        """Batches up to the first short one, read by a thread a batch or two ahead, so that
+        waiting for the database overlaps applying the batch before."""
+        batches: queue.Queue[list[RecordedEvent] | BaseException] = queue.Queue(maxsize=2)
+        stop = threading.Event()
+        reader = threading.Thread(
+            target=self._read_into, args=(batches, position, stop), name="rebuild-reader"
+        )
+        reader.start()
+        try:
+            while True:
+                batch = batches.get()
+                if isinstance(batch, BaseException):
+                    raise batch
+                yield batch
+                if len(batch) < self._batch_size:
+                    return
+        finally:
+            stop.set()
+            while reader.is_alive():  # a reader blocked on a full queue needs room to stop
+                with contextlib.suppress(queue.Empty):
+                    batches.get_nowait()
+                reader.join(0.01)
+
+    def _read_into(
+        self,
+        batches: queue.Queue[list[RecordedEvent] | BaseException],
+        position: LogPosition,
+        stop: threading.Event,
+    ) -> None:
+        try:
+            while not stop.is_set():
+                events = self._runner.store.read_all(position, self._batch_size)
+                batches.put(events)
+                if len(events) < self._batch_size:
+                    return
+                position = events[-1].log_position
+        except BaseException as error:
+            batches.put(error)
+        finally:
+            connections.close_all()  # this thread's own connection
 
     def _flush(self, state: ReadState) -> None:
         state.flush()
