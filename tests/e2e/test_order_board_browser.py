@@ -264,3 +264,17 @@ def test_the_board_reconnects_by_itself_when_the_connection_drops(staff_page, cu
     expect(live(staff_page)).to_have_attribute("data-state", "live")
     after_the_drop = customer_api.place_order()
     expect(card(staff_page, after_the_drop, "confirmed")).to_be_visible()
+
+
+def test_a_board_opened_on_more_than_one_page_of_orders_shows_them_all(
+    new_context, customer_api, staff_api
+):
+    placed = [customer_api.place_order(sku="FILTER-PAPER") for _ in range(51)]
+    customer_api.wait_for_status(placed[-1], "confirmed")
+    listing = staff_api.call("GET", "/api/orders/")
+    assert listing["next"], "fewer orders than one page holds"
+
+    page = log_in(new_context(), "staff", "staff-demo-pass")
+
+    expect(page.get_by_test_id("board")).to_have_attribute("data-loaded", "true")
+    expect(page.get_by_test_id("order-card")).to_have_count(listing["count"])

@@ -158,6 +158,11 @@
     }
   }
 
+  function sameOrigin(url) {
+    const parsed = new URL(url, window.location.href);
+    return parsed.pathname + parsed.search;
+  }
+
   // Reads every page of a paginated list (DRF's {"results", "next"}), up to `maxPages`.
   async function fetchAllPages(url, maxPages) {
     const results = [];
@@ -167,7 +172,9 @@
       if (!response.ok) throw new Error("GET " + next + " answered " + response.status);
       const body = await response.json();
       results.push(...body.results);
-      next = body.next;
+      // DRF builds `next` from the request's host and scheme, which a TLS-terminating proxy
+      // may have rewritten: follow it on this page's origin.
+      next = body.next ? sameOrigin(body.next) : null;
     }
     return results;
   }
