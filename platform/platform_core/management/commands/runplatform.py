@@ -5,6 +5,7 @@ This is what `make run` starts on the embedded defaults."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -79,6 +80,20 @@ class Command(BaseCommand):
             for worker in workers:
                 worker.join(timeout=10)
             self.stdout.write("Stopped.")
+        _exit_at_once()
+
+
+def _exit_at_once() -> None:
+    """End the process now that the workers have stopped and committed what they did.
+
+    Daphne has stopped its event loop by now, yet a request thread can still wait in
+    asgiref for that loop (interpreter exit would then join it forever), and collecting
+    the in-memory channel layer's pending receives at interpreter exit can crash CPython.
+    Nothing is left to finish: every transaction has ended and the workers have joined.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _work(
