@@ -22,7 +22,7 @@ migrates it, and runs two parts (--only rebuild,push):
            (read models emptied, checkpoints deleted), ProjectionRunner.catch_up() for both
            projections in its batches of 500. Rates are log events per second; a ratio is
            the median of the per-round ratios. --profile runs one order_summary rebuild and
-           the projector's first batches under cProfile and prints where the time goes.
+           the projector's first batches under py-spy and prints where the time goes.
   push     manage.py runplatform (HTTP, websockets, projector, relay and saga in one process)
            on a free port with the Redis channel layer; N websocket clients on ws/orders/ as
            staff (token auth) in this process; a customer places orders over REST at a
@@ -38,22 +38,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import collections
 import contextlib
-import cProfile
 import json
 import os
-import pstats
 import random
 import re
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -213,8 +213,11 @@ def run_rebuilds(url: str, sizes: Sizes, flat: dict[str, Any]) -> None:
         **{f"rebuild_{name}": rebuild_rate(name) for name in PROJECTIONS},
     }
     log(f"rebuild rounds ({sizes.rounds}, after a warm-up round) ...")
+    busy0 = machine_cpu_seconds()
     try:
         results = interleaved(contenders, sizes.rounds)
+        busy1 = machine_cpu_seconds()
+        flat["rebuild_machine_busy_pct"] = 100 * (busy1[0] - busy0[0]) / (busy1[1] - busy0[1])
         for name, values in results.items():
             flat[f"{name}_events_per_s"] = median(values)
             if name != "raw_read":
@@ -238,13 +241,14 @@ def _part(label: str, path: str, *functions: str) -> Part:
     return label, path, frozenset(functions)
 
 
+HANDLERS = "on_*"  # a projection's event handlers
 REBUILD_PARTS = (
     _part("read_all: SQL, fetch, RecordedEvent", "platform_core/sql_store.py", "read_all"),
     _part("  of which rows to RecordedEvent", "platform_core/sql_store.py", "_recorded"),
     _part("apply: decode + handlers", "platform_core/projector.py", "apply"),
     _part("  of which codec.decode", "platform_core/serialization.py", "decode"),
-    _part("  of which the projection's handlers", "projections/", "on_*"),
-    _part("flush: bulk upsert (Django bulk_create)", "django/db/models/query.py", "bulk_create"),
+    _part("  of which the projection's handlers", "projections/", HANDLERS),
+    _part("write rows: COPY new, upsert seen", "platform_core/read_models.py", "insert", "upsert"),
     _part("swap: DELETE + INSERT ... SELECT", "platform_core/rebuild.py", "_swap"),
     _part(
         "create/drop shadow tables", "platform_core/rebuild.py", "_create_shadows", "_drop_shadows"
@@ -253,160 +257,105 @@ REBUILD_PARTS = (
 CATCH_UP_PARTS = (
     _part("read_all: SQL, fetch, RecordedEvent", "platform_core/sql_store.py", "read_all"),
     _part("apply: decode + handlers", "platform_core/projector.py", "apply"),
-    _part("  of which a SELECT per row not yet read", "platform_core/read_models.py", "get"),
-    _part("flush: bulk upsert (Django bulk_create)", "django/db/models/query.py", "bulk_create"),
+    _part("  of which loading rows", "platform_core/read_models.py", "get", "preload"),
+    _part("write rows: upsert", "platform_core/read_models.py", "insert", "upsert"),
     _part("announce: frames for websocket clients", "projections/live.py", "announce_orders"),
-    _part("  of which order_update (DRF serializer, JSON)", "projections/live.py", "order_update"),
+    _part("  of which order_update (the frame's JSON)", "projections/live.py", "order_update"),
     _part(
         "checkpoint: lock, advance", "platform_core/checkpoints.py", "locked_checkpoint", "advance"
     ),
 )
 
 
-def profiled(work: Callable[[], object]) -> tuple[dict[Any, Any], float]:
-    """Run `work` under cProfile: (pstats entries, its seconds under the profiler)."""
-    profiler = cProfile.Profile()
-    start = time.perf_counter()
-    profiler.runcall(work)
-    elapsed = time.perf_counter() - start
-    return pstats.Stats(profiler).stats, elapsed  # type: ignore[attr-defined]
+@contextlib.contextmanager
+def py_spy(output: Path, rate: int = 250) -> Iterator[None]:
+    """Sample this process (every thread, idle ones left out) with py-spy into `output`
+    (raw collapsed stacks) while the block runs."""
+    exe = Path(sys.executable).parent / "py-spy"
+    if not exe.exists():
+        exe = Path(shutil.which("py-spy") or "py-spy")
+    command = [str(exe), "record", "--pid", str(os.getpid()), "--rate", str(rate)]
+    command += ["--format", "raw", "--nonblocking", "--output", str(output)]
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before the work starts
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+        try:
+            spy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait(timeout=5)
 
 
-def print_top(entries: dict[Any, Any], total: float, top: int = 10) -> None:
-    ranked = sorted(entries.items(), key=lambda kv: -kv[1][3])[:top]
+def read_stacks(path: Path) -> list[tuple[list[str], int]]:
+    """py-spy's raw output: (frames outermost first, as "function (file)"; samples)."""
+    stacks = []
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack:
+            frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+            stacks.append((frames, int(count)))
+    return stacks
+
+
+def _is(frame: str, path: str, functions: frozenset[str]) -> bool:
+    qualified, _, where = frame.partition(" (")
+    if path not in where:
+        return False
+    function = qualified.rpartition(".")[2]  # py-spy names methods Class.method
+    return function in functions or (HANDLERS in functions and function.startswith("on_"))
+
+
+def print_profile(stacks: list[tuple[list[str], int]], rate: int, parts: Iterable[Part]) -> None:
+    """The top 10 functions by samples that have them on the stack, and the parts."""
+    total = sum(count for _, count in stacks) or 1
+    inclusive: collections.Counter[str] = collections.Counter()
+    for frames, count in stacks:
+        # Frames of files without a folder are this script's and the stdlib's entry points.
+        for frame in {f for f in frames if "/" in f.partition(" (")[2]}:
+            inclusive[frame] += count
     rows = [
-        [_where(*key), f"{calls:,}", f"{own:.2f}", f"{cum:.2f}", f"{100 * cum / total:.0f}%"]
-        for key, (_, calls, own, cum, _) in ranked
+        [_short(frame), f"{count / rate:.2f}", f"{100 * count / total:.0f}%"]
+        for frame, count in inclusive.most_common(10)
     ]
-    print(render_table(["top by cumulative time", "calls", "own s", "cum s", "cum"], rows))
-
-
-def print_parts(entries: dict[Any, Any], total: float, parts: Iterable[Part]) -> None:
+    print(render_table(["on the stack (top 10)", "CPU s", "share"], rows))
     rows = []
     for label, path, functions in parts:
-        cum = sum(
-            stat[3]
-            for (filename, _, func), stat in entries.items()
-            if path in filename.replace(os.sep, "/")
-            and (func in functions or ("on_*" in functions and func.startswith("on_")))
-        )
-        rows.append([label, f"{cum:.2f}", f"{100 * cum / total:.0f}%"])
-    print(render_table(["where the time goes", "cum s", "share"], rows))
+        count = sum(c for frames, c in stacks if any(_is(f, path, functions) for f in frames))
+        rows.append([label, f"{count / rate:.2f}", f"{100 * count / total:.0f}%"])
+    print(render_table(["where the time goes", "CPU s", "share"], rows))
 
 
-def profile(flat: dict[str, Any], batches: int) -> None:
-    """cProfile one order_summary rebuild, then `batches` batches of the live projector
-    from checkpoint 0 (both projections); print where the time goes."""
+def profile(flat: dict[str, Any], batches: int, logdir: Path, rate: int = 250) -> None:
+    """py-spy over one order_summary rebuild, then over the live projector's first
+    `batches` batches per projection from checkpoint 0; print where the time goes."""
     from platform_core.runtime import runtime
 
-    entries, total = profiled(lambda: rebuild("order_summary"))
-    print(f"\ncProfile of one order_summary rebuild ({flat['log_events']:,} events,")
-    print(f"{total:.1f} s under the profiler, which slows Python code more than waiting):")
-    print_top(entries, total)
-    print_parts(entries, total, REBUILD_PARTS)
+    output = logdir / "rebuild.spy"
+    with py_spy(output, rate):
+        events, seconds = rebuild("order_summary")
+    print(f"\npy-spy ({rate} Hz) over one order_summary rebuild: {events:,} events in")
+    print(f"{seconds:.2f} s ({events / seconds:,.0f}/s); every thread, idle time left out:")
+    print_profile(read_stacks(output), rate, REBUILD_PARTS)
 
-    runner = runtime().projections
+    runner, output = runtime().projections, logdir / "catch-up.spy"
     reset_projections()
-
-    def catch_up_part() -> None:
+    with py_spy(output, rate):
         for _ in range(batches):
             for name in runner.names:
                 runner.run_batch(name)
-
-    entries, total = profiled(catch_up_part)
-    print(f"\ncProfile of the live projector's first {batches} batches per projection from 0:")
-    print_top(entries, total)
-    print_parts(entries, total, CATCH_UP_PARTS)
+    print(f"\npy-spy over the live projector's first {batches} batches per projection from 0:")
+    print_profile(read_stacks(output), rate, CATCH_UP_PARTS)
     for name in PROJECTIONS:  # the live server starts from rebuilt tables at the head
         rebuild(name)
-    flush_experiment(flat)
 
 
-def flush_experiment(flat: dict[str, Any]) -> None:
-    """The order_summary rebuild's writes, timed two ways on the same rows: Django's bulk
-    upsert (what TableRows.flush does) and a COPY, into a scratch table like the shadow."""
-    from django.db import connection
-
-    from platform_core.eventstore import LOG_START
-    from platform_core.read_models import ReadState, TableRows, shadow_model
-    from platform_core.runtime import runtime
-    from projections.models import OrderSummary
-
-    runner, scratch = runtime().projections, shadow_model(OrderSummary, "bench_flush_scratch")
-    with connection.schema_editor() as editor:
-        editor.execute("DROP TABLE IF EXISTS bench_flush_scratch")
-        editor.create_model(scratch)
-    try:
-        rows = TableRows(scratch, fresh=True)
-        state, position = ReadState({OrderSummary: rows}), LOG_START
-        start = time.perf_counter()
-        while events := runner.store.read_all(position, READ_BATCH):
-            runner.apply("order_summary", events, state)
-            position = events[-1].log_position
-        replay = time.perf_counter() - start
-        start = time.perf_counter()
-        written = rows.flush()
-        bulk = time.perf_counter() - start
-        with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE bench_flush_scratch")
-        start = time.perf_counter()
-        copy_rows(scratch, written)
-        copy = time.perf_counter() - start
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TABLE IF EXISTS bench_flush_scratch")
-    rebuild_s = flat["log_events"] / flat["rebuild_order_summary_events_per_s"]
-    with_copy = flat["log_events"] / (rebuild_s - bulk + copy)
-    flat.update(
-        {
-            "experiment_replay_without_writes_s": replay,
-            "experiment_flush_bulk_create_s": bulk,
-            "experiment_flush_copy_s": copy,
-            "experiment_rebuild_order_summary_with_copy_events_per_s": with_copy,
-            "experiment_rebuild_order_summary_with_copy_raw_ratio": (
-                with_copy / flat["raw_read_events_per_s"]
-            ),
-        }
-    )
-    print(
-        f"\nThe same {len(written):,} order_summary rows written in one go: Django's bulk"
-        f" upsert {bulk:.2f} s, COPY {copy:.2f} s (reading and applying the log took"
-        f" {replay:.2f} s). With a COPY, the median rebuild would take"
-        f" {rebuild_s - bulk + copy:.2f} s instead of {rebuild_s:.2f} s: {with_copy:,.0f}"
-        f" events/s, {with_copy / flat['raw_read_events_per_s']:.2f}x the raw read."
-    )
-
-
-def copy_rows(model: Any, rows: list[dict[str, Any]]) -> None:
-    """COPY dict rows (by attname) into `model`'s table; JSON fields as jsonb."""
-    from django.db import connection, models
-    from psycopg.types.json import Jsonb
-
-    fields = model._meta.concrete_fields
-    json_fields = {f.attname for f in fields if isinstance(f, models.JSONField)}
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    connection.ensure_connection()
-    with (
-        connection.connection.cursor() as cursor,
-        cursor.copy(
-            f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN"
-        ) as copy,
-    ):
-        for row in rows:
-            copy.write_row(
-                [
-                    Jsonb(row[f.attname]) if f.attname in json_fields else row[f.attname]
-                    for f in fields
-                ]
-            )
-
-
-def _where(filename: str, line: int, func: str) -> str:
-    path = filename.replace(os.sep, "/")
+def _short(frame: str) -> str:
     for marker in ("site-packages/", f"{ROOT.as_posix()}/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-    return f"{func} ({path}:{line})" if line else func
+        frame = frame.replace(marker, "")
+    return re.sub(r"\(/\S*/lib/python3\.\d+/", "(", frame)
 
 
 # --------------------------------------------------------------------------- push part
@@ -865,7 +814,9 @@ def print_report(flat: dict[str, Any], sizes: Sizes) -> None:
             f"Log: {f('log_events'):,} events of {f('log_orders'):,} orders and {PRODUCTS}"
             f" products, written at {f('log_write_events_per_s'):,.0f} events/s. Rebuilds:"
             f" medians of {sizes.rounds} interleaved rounds, ratios the medians of per-round"
-            " ratios; the live projector: one run, beside one raw read."
+            " ratios; the live projector: one run, beside one raw read. The machine was"
+            f" {f('rebuild_machine_busy_pct'):.0f}% busy during the rounds (this process and"
+            " PostgreSQL use about one core of it)."
         )
     if "push_orders" in flat:
         notes.append(
@@ -899,7 +850,7 @@ def main() -> None:
     parser.add_argument("--order-rate", type=float, help="orders/s in the push phase")
     parser.add_argument("--push-seconds", type=float, help="length of the push phase")
     parser.add_argument(
-        "--profile", action="store_true", help="cProfile a rebuild and the live projector"
+        "--profile", action="store_true", help="py-spy over a rebuild and the live projector"
     )
     parser.add_argument(
         "--only", default="rebuild,push", help="comma-separated subset of: rebuild, push"
@@ -948,7 +899,7 @@ def main() -> None:
         if "rebuild" in only:
             run_rebuilds(url, sizes, flat)
             if args.profile:
-                profile(flat, batches=20)
+                profile(flat, batches=20, logdir=logdir)
         connections.close_all()
         if "push" in only:
             run_push(url, sizes, logdir, flat)
