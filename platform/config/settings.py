@@ -156,6 +156,10 @@ WEBSOCKET_PING_INTERVAL = float(os.environ.get("WEBSOCKET_PING_INTERVAL", "20"))
 WEBSOCKET_PING_TIMEOUT = float(os.environ.get("WEBSOCKET_PING_TIMEOUT", "30"))
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
+# A worker process reconnects to the database for every task unless this is set (with
+# CONN_MAX_AGE > 0 for the worker): then it keeps its connection for this many tasks.
+if os.environ.get("CELERY_DB_REUSE_MAX"):
+    CELERY_DB_REUSE_MAX = int(os.environ["CELERY_DB_REUSE_MAX"])
 KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
 
 AUTH_PASSWORD_VALIDATORS = [

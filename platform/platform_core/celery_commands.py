@@ -31,7 +31,7 @@ from typing import Any
 
 from celery import Task, current_app, shared_task  # type: ignore[import-untyped]
 from celery.signals import task_postrun  # type: ignore[import-untyped]
-from django.db import transaction
+from django.db import close_old_connections, transaction
 
 from platform_core import dead_letters
 from platform_core.bus import UnknownCommand
@@ -120,6 +120,11 @@ class CommandTask(Task):  # type: ignore[misc]
         task_postrun.connect(_leave_message_context, weak=False, dispatch_uid=__name__)
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        if not self.request.is_eager:
+            # A worker keeping its connection across tasks (CONN_MAX_AGE with
+            # CELERY_DB_REUSE_MAX) drops it here when broken or too old, as Django does
+            # at each request: a database restart then costs one retry, not many.
+            close_old_connections()
         # Entered here and left on `task_postrun`, so that Celery's own log lines about
         # the run (retry, success, failure) carry the message context too.
         scope = contextlib.ExitStack()
