@@ -1,7 +1,7 @@
 """Projection benchmark on PostgreSQL: rebuild and catch-up rates over a realistic log beside
 a raw psycopg read of the same log, then the push latency from commit to websocket clients.
 
-    .venv/bin/python bench/projections.py             # 100k events, 100 clients: ~4 minutes
+    .venv/bin/python bench/projections.py             # 100k events, 100 clients: ~2.5 minutes
     .venv/bin/python bench/projections.py --quick     # CI smoke: 10k events, 20 clients
     .venv/bin/python bench/projections.py --profile   # plus where a rebuild's time goes
 
@@ -220,6 +220,10 @@ def run_rebuilds(url: str, sizes: Sizes, flat: dict[str, Any]) -> None:
         flat["rebuild_machine_busy_pct"] = 100 * (busy1[0] - busy0[0]) / (busy1[1] - busy0[1])
         for name, values in results.items():
             flat[f"{name}_events_per_s"] = median(values)
+            flat[f"{name}_events_per_s_min"], flat[f"{name}_events_per_s_max"] = (
+                min(values),
+                max(values),
+            )
             if name != "raw_read":
                 flat[f"{name}_raw_ratio"] = paired_ratio(values, results["raw_read"])
         log("catch-up from checkpoint 0 ...")
