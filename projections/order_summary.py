@@ -9,6 +9,7 @@ the log shows first, the other one then agrees with it or is already behind it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,7 +53,12 @@ class _ShipmentNews:
 
 
 def _history_entry(recorded: RecordedEvent, at: datetime) -> dict[str, str]:
-    return {"type": recorded.event_type.rpartition(".")[2], "at": at.isoformat()}
+    return {"type": _short_name(recorded.event_type), "at": at.isoformat()}
+
+
+@functools.cache
+def _short_name(event_type: str) -> str:
+    return event_type.rpartition(".")[2]
 
 
 def _apply_shipment(summary: Row, news: _ShipmentNews) -> None:

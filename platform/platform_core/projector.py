@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 EventHandler = Callable[[Any, RecordedEvent, ReadState], None]
 Changes = Mapping[type[models.Model], Sequence[Row]]
 RowKeys = Iterable[tuple[type[models.Model], Any]]
-_Decoded = tuple[int, RecordedEvent, Any, RowKeys]
+_Decoded = tuple[int, RecordedEvent, EventHandler, Any, RowKeys]
 # Counting a large lag exactly would cost a long scan; past this it reads as the cap.
 LAG_CAP = 100_000
 
@@ -116,11 +116,11 @@ class ProjectionRunner:
         The rows the events touch (`Projection.row_keys`) are loaded first, in one query
         per table, rather than one query per row."""
         decoded = self._decode(name, events)
-        state.preload(keys for _, _, _, keys in decoded)
-        for index, recorded, event, _ in decoded:
+        state.preload(keys for _, _, _, _, keys in decoded)
+        for index, recorded, handler, event, _ in decoded:
             state.at(recorded.log_position)
             try:
-                self._routes[name][recorded.event_type](event, recorded, state)
+                handler(event, recorded, state)
             except Exception as error:
                 raise ProjectionFailed(name, recorded, events[:index]) from error
 
@@ -129,11 +129,12 @@ class ProjectionRunner:
         decode = self._codec.decode
         decoded = []
         for index, recorded in enumerate(events):
-            if recorded.event_type not in routes:
+            handler = routes.get(recorded.event_type)
+            if handler is None:
                 continue
             try:
                 event = decode(recorded.event_type, recorded.schema_version, recorded.data)
-                decoded.append((index, recorded, event, row_keys(event)))
+                decoded.append((index, recorded, handler, event, row_keys(event)))
             except Exception as error:
                 raise ProjectionFailed(name, recorded, events[:index]) from error
         return decoded

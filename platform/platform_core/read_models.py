@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import msgspec
 from django.apps.registry import Apps
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 from platform_core.eventstore import LOG_START, LogPosition
 
 Row = dict[str, Any]
+_json_encoder = msgspec.json.Encoder()
 _POSITION_FIELDS = ("last_transaction_id", "last_position")
 
 
@@ -120,12 +122,20 @@ class _RowWriter:
         if database.vendor != "postgresql":
             self._execute(self._insert, rows)
             return
+        # COPY's text format takes the JSON as text, so it is encoded here by msgspec,
+        # several times faster than the json module behind psycopg's Jsonb; other values
+        # are Python types psycopg adapts as they are.
+        json_fields = {f.attname for f in self._fields if isinstance(f, models.JSONField)}
+        encode = _json_encoder.encode
+        names = [field.attname for field in self._fields]
         with (
             database.cursor() as cursor,
             cursor.cursor.copy(f"COPY {self._table} FROM STDIN") as copy,
         ):
-            for values in self._prepared(rows, database):
-                copy.write_row(values)
+            for row in rows:
+                copy.write_row(
+                    [encode(row[n]).decode() if n in json_fields else row[n] for n in names]
+                )
 
     def _execute(self, sql: str, rows: list[Row]) -> None:
         if not rows:
