@@ -39,11 +39,12 @@ Phases:
            rotating who goes first. Throughput and p50/p99; ratios are medians of the
            per-round ratios.
 
-Both Daphne processes run with CONN_MAX_AGE=0, as Django requires under ASGI (see
-ASGI_ENV). Two experiments show what connection reuse would give: --web-db-pool N (Django's
-psycopg pool in both Daphne processes) and --celery-db-reuse N (CELERY_DB_REUSE_MAX: the
-worker keeps its connection across tasks); both go through --serve-patched, which changes
-those settings before Django loads and changes nothing else.
+Database connections are those of the reference deployment (docker-compose.yml): both
+Daphne processes share a psycopg pool per process (DATABASE_POOL), the Celery worker keeps
+its connection across tasks (CONN_MAX_AGE with CELERY_DB_REUSE_MAX), and the long-running
+loops keep theirs. --connections per-use measures the alternative: a new connection for
+every request and every task (CONN_MAX_AGE=0, no pool), which is what Django does under
+ASGI without a pool.
 
 The mock broker answers an empty fetch only after the consumer's fetch.wait.max.ms (500 ms
 by default) even when messages arrive meanwhile; a real broker answers as soon as data is
@@ -120,8 +121,14 @@ WATCH_SECONDS = 0.01  # how often the read model is checked for orders in flight
 # Django under ASGI runs each request in a thread of its own, so a persistent connection
 # (CONN_MAX_AGE > 0) is never reused and lingers until garbage-collected: under load the
 # server runs out of connections ("too many clients"). Django's documentation says to
-# disable persistent connections under ASGI; the two Daphne processes do.
-ASGI_ENV = {"CONN_MAX_AGE": "0"}
+# disable persistent connections under ASGI: a pool per process is what reuses them.
+CONNECTION_ENVS = {
+    "reuse": {
+        "web": {"CONN_MAX_AGE": "0", "DATABASE_POOL": "true", "DATABASE_POOL_MAX": "16"},
+        "worker": {"CONN_MAX_AGE": "300", "CELERY_DB_REUSE_MAX": "1000"},
+    },
+    "per-use": {"web": {"CONN_MAX_AGE": "0"}, "worker": {}},
+}
 
 
 @dataclass(frozen=True)
@@ -194,33 +201,6 @@ def serve_consumer(group: str, fetch_wait_ms: int) -> None:
 
     kafka.CONSUMER_DEFAULTS["fetch.wait.max.ms"] = fetch_wait_ms
     call_command("consume", group)
-
-
-def serve_patched(program: str, argv: list[str]) -> None:
-    """Child process for the experiments (--web-db-pool, --celery-db-reuse): Daphne or a
-    Celery worker with settings changed before Django loads, as BENCH_PATCH (JSON) says."""
-    patch = json.loads(os.environ.get("BENCH_PATCH", "{}"))
-    from django.conf import settings
-
-    if patch.get("pool"):
-        database = settings.DATABASES["default"]
-        database["CONN_MAX_AGE"] = 0  # a pool takes the place of persistent connections
-        database.setdefault("OPTIONS", {})["pool"] = {"min_size": 2, "max_size": patch["pool"]}
-    if patch.get("db_reuse"):
-        # Celery's Django fixup closes the connection before and after every task unless
-        # told to reuse it for up to this many tasks.
-        settings.CELERY_DB_REUSE_MAX = patch["db_reuse"]
-    if program == "daphne":
-        from daphne.cli import CommandLineInterface
-
-        CommandLineInterface().run(argv)
-    elif program == "celery":
-        from celery.bin.celery import main as celery_main
-
-        sys.argv = ["celery", *argv]
-        celery_main()
-    else:
-        raise SystemExit(f"unknown program {program!r}")
 
 
 # --------------------------------------------------------------------------- processes
@@ -941,10 +921,7 @@ def start_system(args: argparse.Namespace, sizes: Sizes, logdir: Path, broker: B
     fleet.run("seed_demo", "seed_demo")
     web_port, control_port = free_port(), free_port()
     daphne = [str(BIN / "daphne")]
-    asgi_env = dict(ASGI_ENV)
-    if args.web_db_pool:
-        daphne = [sys.executable, __file__, "--serve-patched", "daphne"]
-        asgi_env["BENCH_PATCH"] = json.dumps({"pool": args.web_db_pool})
+    asgi_env = dict(CONNECTION_ENVS[args.connections]["web"])
     web = fleet.start(
         "web",
         [*daphne, "-b", "127.0.0.1", "-p", str(web_port), "config.asgi:application"],
@@ -971,10 +948,7 @@ def start_system(args: argparse.Namespace, sizes: Sizes, logdir: Path, broker: B
                 str(args.mock_fetch_wait_ms),
             ],
         )
-    celery, worker_env = [str(BIN / "celery")], {}
-    if args.celery_db_reuse:
-        celery = [sys.executable, __file__, "--serve-patched", "celery"]
-        worker_env["BENCH_PATCH"] = json.dumps({"db_reuse": args.celery_db_reuse})
+    celery, worker_env = [str(BIN / "celery")], dict(CONNECTION_ENVS[args.connections]["worker"])
     fleet.start(
         "worker",
         [
@@ -1433,9 +1407,6 @@ def main() -> None:
     if "--serve-broker" in sys.argv:
         serve_broker()
         return
-    if sys.argv[1:2] == ["--serve-patched"]:
-        serve_patched(sys.argv[2], sys.argv[3:])
-        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="CI smoke size (< 90 s)")
     parser.add_argument("--orders", type=int, help="measured orders in the saga phase (N)")
@@ -1461,20 +1432,11 @@ def main() -> None:
         help="consumers' fetch.wait.max.ms against the mock broker",
     )
     parser.add_argument(
-        "--web-db-pool",
-        type=int,
-        default=0,
-        metavar="N",
-        help="experiment: both Daphne processes use Django's psycopg pool (max N) instead of"
-        " a connection per request",
-    )
-    parser.add_argument(
-        "--celery-db-reuse",
-        type=int,
-        default=0,
-        metavar="N",
-        help="experiment: the worker keeps its database connection for N tasks"
-        " (CELERY_DB_REUSE_MAX) instead of reconnecting for every task",
+        "--connections",
+        choices=sorted(CONNECTION_ENVS),
+        default="reuse",
+        help="reuse: as docker-compose.yml (a pool per web process, the worker keeps its"
+        " connection); per-use: a new connection for every request and task",
     )
     parser.add_argument("--serve-consumer", metavar="GROUP", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -1525,8 +1487,7 @@ def main() -> None:
             "poll_s": args.poll,
             "celery_concurrency": args.celery_concurrency,
             "mock_fetch_wait_ms": args.mock_fetch_wait_ms,
-            "web_db_pool": args.web_db_pool,
-            "celery_db_reuse": args.celery_db_reuse,
+            "connections_reused": int(args.connections == "reuse"),
             "quick": int(args.quick),
             "machine": machine(),
             "when": now_iso(),

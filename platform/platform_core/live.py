@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER  # type: ignore[import-untyped]
 from channels.layers import (  # type: ignore[import-untyped]
     InMemoryChannelLayer,
@@ -103,6 +102,31 @@ class CoalescingBuffer:
         return self._pending.pop(next(iter(self._pending)))
 
 
+class _SenderLoop:
+    """One event loop in a thread of its own for sends from synchronous code.
+
+    A network layer (Redis) keeps its connections per event loop: sending through a new
+    loop each time (`async_to_sync` from a thread without one) would connect anew for
+    every projector batch.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=self._loop.run_forever, name="live-updates-sender", daemon=True
+                ).start()
+            return self._loop
+
+
+_sender_loop = _SenderLoop()
+
+
 class _ConsumerLoops:
     """The event loops serving live consumers in this process, with how many each serves."""
 
@@ -151,17 +175,18 @@ def group_send_from_thread(
 
     The in-memory layer keeps asyncio queues, which are not thread-safe: its sends run on
     the event loop the consumers of this process run on, and when no consumer is connected
-    there is nobody to tell. Other layers (Redis) are safe to use from any thread.
+    there is nobody to tell. Other layers (Redis) send from one long-lived loop of their
+    own (`_SenderLoop`).
     """
     layer = get_channel_layer(alias)
     if layer is None or not messages:
         return
-    if not isinstance(layer, InMemoryChannelLayer):
-        async_to_sync(_send_all)(layer, messages)
-        return
-    loop = _consumer_loops.current()
-    if loop is None:
-        return
+    if isinstance(layer, InMemoryChannelLayer):
+        loop = _consumer_loops.current()
+        if loop is None:
+            return
+    else:
+        loop = _sender_loop.get()
     if _running_loop() is loop:
         raise RuntimeError("group_send_from_thread called on the consumers' event loop")
     future = asyncio.run_coroutine_threadsafe(_send_all(layer, messages), loop)
