@@ -10,6 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from inventory.commands import RegisterProduct, RestockProduct
 from orders.commands import CancelOrder, ConfirmOrder, OrderItem, PlaceOrder
@@ -321,3 +323,19 @@ def test_a_rebuild_clears_a_stopped_projection_once_the_fix_is_in(platform_runti
     assert ProjectionCheckpoint.objects.get(name="order_summary").error == ""
     assert OrderSummary.objects.get(id=order_id).status == "confirmed"
     assert DeadLetter.objects.get().status == DeadLetter.Status.RETRIED
+
+
+def test_polling_an_idle_log_touches_no_checkpoint(platform_runtime):
+    rt = platform_runtime
+    _register(rt)
+    runner = _runner(rt)
+    _settle(runner)
+
+    with CaptureQueriesContext(connection) as idle:
+        assert runner.catch_up() == 0
+    _place(rt)
+    with CaptureQueriesContext(connection) as busy:
+        _settle(runner)
+
+    assert not [q for q in idle.captured_queries if "projection_checkpoints" in q["sql"]]
+    assert [q for q in busy.captured_queries if "projection_checkpoints" in q["sql"]]
