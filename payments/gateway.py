@@ -17,6 +17,7 @@ across processes; `InMemoryFakeGateway` keeps it in a list, for unit tests.
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from abc import ABC, abstractmethod
@@ -29,7 +30,7 @@ from typing import Protocol, TypeVar
 from uuid import UUID
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, close_old_connections, connections, transaction
 
 from payments.domain.gateway import (
     ChargeDeclined,
@@ -281,14 +282,29 @@ class FakeGateway(_FakeGateway):
 
 
 def _on_own_connection(work: Callable[[], T]) -> T:
-    """Run `work` in a worker thread, so on a database connection (and transaction) of its
-    own, closed afterwards."""
+    """Run `work` in the gateway's own thread, so on a database connection (and
+    transaction) of its own. The thread lives as long as the process; its connection is
+    kept or closed after each call as Django does at the end of a request (CONN_MAX_AGE),
+    and dropped when broken."""
 
     def run() -> T:
+        close_old_connections()
         try:
             return work()
         finally:
-            connections.close_all()
+            close_old_connections()
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fake-gateway") as pool:
-        return pool.submit(run).result()
+    return _gateway_thread().submit(run).result()
+
+
+_executors: dict[int, ThreadPoolExecutor] = {}
+_executors_lock = threading.Lock()
+
+
+def _gateway_thread() -> ThreadPoolExecutor:
+    # One per process: a worker forked from a parent that made one must make its own.
+    with _executors_lock:
+        pid = os.getpid()
+        if pid not in _executors:
+            _executors[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fake-gateway")
+        return _executors[pid]
