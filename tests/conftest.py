@@ -135,3 +135,9 @@ def catalog(platform_runtime: Runtime, project: Callable[[], None]) -> None:
             RegisterProduct(sku=sku, name=name, price=Decimal(price), initial_stock=100)
         )
     project()
+
+
+@pytest.fixture
+def in_memory_channel_layer(settings):  # type: ignore[no-untyped-def]
+    """The embedded default's channel layer, whatever REDIS_URL says."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -7,20 +7,9 @@ import pytest
 from django.test import Client
 
 from inventory.commands import RegisterProduct
+from tests.integration.test_api_orders import order_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ORDER = {
-    "items": [{"sku": "MUG-1", "quantity": 2}],
-    "shipping_address": {
-        "name": "Ada",
-        "line1": "1 Road",
-        "city": "Leeds",
-        "postal_code": "LS1",
-        "country": "GB",
-    },
-    "payment_token": "tok_visa",
-}
 
 
 @pytest.fixture
@@ -29,7 +18,7 @@ def alices_order(platform_runtime, project, customer_client) -> str:
         RegisterProduct(sku="MUG-1", name="Mug", price=Decimal("7.50"), initial_stock=10)
     )
     project()
-    response = customer_client.post("/api/orders/", ORDER, format="json")
+    response = customer_client.post("/api/orders/", order_body(), format="json")
     assert response.status_code == 202, response.content
     project()
     return response.json()["id"]

@@ -10,7 +10,6 @@ import pytest
 from tests.integration.websocket_support import (
     FOREIGN_ORIGIN,
     GOOD_ORIGIN,
-    IN_MEMORY_LAYER,
     converse,
     is_refused,
     open_socket,
@@ -20,12 +19,10 @@ from tests.integration.websocket_support import (
     token_auth,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def in_memory_channel_layer(settings):  # type: ignore[no-untyped-def]
-    settings.CHANNEL_LAYERS = IN_MEMORY_LAYER
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("in_memory_channel_layer"),
+]
 
 
 def test_a_client_with_a_token_and_no_origin_is_accepted(customer):

@@ -21,7 +21,6 @@ from django.conf import settings as django_settings
 from config.asgi import application
 from projections.live import announce_orders
 from tests.integration.websocket_support import (
-    IN_MEMORY_LAYER,
     WAIT,
     StalledClient,
     announce_from_thread,
@@ -36,12 +35,10 @@ from tests.integration.websocket_support import (
     token_auth,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def in_memory_channel_layer(settings):  # type: ignore[no-untyped-def]
-    settings.CHANNEL_LAYERS = IN_MEMORY_LAYER
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("in_memory_channel_layer"),
+]
 
 
 def test_a_customer_sees_only_their_own_orders_and_staff_see_all(

@@ -20,8 +20,8 @@ from rest_framework.test import APIClient
 from config.asgi import application
 from projections.live import announce_orders
 from projections.models import OrderSummary
+from tests.integration.test_api_orders import order_body
 
-IN_MEMORY_LAYER = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 GOOD_ORIGIN = "http://localhost:8000"
 FOREIGN_ORIGIN = "https://evil.example"
 WAIT = 5  # seconds to wait for something that is bound to happen
@@ -125,17 +125,7 @@ class StalledClient:
 
 
 def place_over_api(client: APIClient) -> dict[str, Any]:
-    body = {
-        "items": [{"sku": "MUG-1", "quantity": 2}],
-        "shipping_address": {
-            "name": "Ada",
-            "line1": "1 Road",
-            "city": "Leeds",
-            "postal_code": "LS1",
-            "country": "GB",
-        },
-        "payment_token": "tok_visa",
-    }
+    body = order_body()
     response = client.post("/api/orders/", body, format="json")
     assert response.status_code == 202, response.content
     return dict(response.json())
