@@ -20,7 +20,8 @@ stopped at the end (each in its own process group, SIGTERM then SIGKILL, bounded
   saga timers  manage.py run_saga_timers
   consumers    manage.py consume order-fulfillment | orders | inventory, each through this
                file's --serve-consumer wrapper, which only lowers fetch.wait.max.ms (see below)
-  worker       celery -A config.celery:app worker -Q orders,inventory,payments,shipping -c 2
+  worker       celery -A config.celery:app worker -Q orders,inventory,payments,shipping
+               -P threads -c 4 (as docker-compose.yml; --celery-pool, --celery-concurrency)
 
 Phases:
   saga     M clients (default 32), closed loop: each POSTs an order (Idempotency-Key, token
@@ -960,6 +961,8 @@ def start_system(args: argparse.Namespace, sizes: Sizes, logdir: Path, broker: B
             "orders,inventory,payments,shipping",
             "-c",
             str(args.celery_concurrency),
+            "-P",
+            args.celery_pool,
             "--without-mingle",
             "--without-gossip",
             "-n",
@@ -1422,8 +1425,14 @@ def main() -> None:
     parser.add_argument(
         "--celery-concurrency",
         type=int,
-        default=2,
-        help="celery worker -c (default 2, as docker-compose.yml)",
+        default=4,
+        help="celery worker -c (default 4, as docker-compose.yml)",
+    )
+    parser.add_argument(
+        "--celery-pool",
+        choices=("prefork", "threads"),
+        default="threads",
+        help="celery worker -P (default threads, as docker-compose.yml)",
     )
     parser.add_argument(
         "--mock-fetch-wait-ms",
@@ -1486,6 +1495,7 @@ def main() -> None:
             "post_per_client": sizes.post_per_client,
             "poll_s": args.poll,
             "celery_concurrency": args.celery_concurrency,
+            "celery_threads": int(args.celery_pool == "threads"),
             "mock_fetch_wait_ms": args.mock_fetch_wait_ms,
             "connections_reused": int(args.connections == "reuse"),
             "quick": int(args.quick),

@@ -1,7 +1,8 @@
 """Commands between contexts through RabbitMQ to real Celery workers on PostgreSQL.
 
 Each test starts its own worker subprocess (`celery -A config.celery:app worker -Q
-orders,inventory -c 1 --pool=prefork`) on pytest-django's test database, so nothing a
+orders,inventory -c 1 --pool=threads`, with the database settings of docker-compose.yml's
+worker; `--pool=prefork` where a test says so) on pytest-django's test database, so nothing a
 test leaves behind (an unacked message, a retry waiting for its ETA) reaches the next.
 The worker imports the test's module (`-I`) for its test-only tasks. Tests wait for
 observable outcomes with a bounded deadline, never for a fixed time. The failure paths
@@ -107,8 +108,8 @@ def wait_for(check: Callable[[], Any], what: str, workers: list[Worker] | None =
 class Worker:
     """A Celery worker subprocess in its own process group, logging to a file."""
 
-    def __init__(self, log: Path, *, imports: str) -> None:
-        self.log, self.imports = log, imports
+    def __init__(self, log: Path, *, imports: str, pool: str = "threads") -> None:
+        self.log, self.imports, self.pool = log, imports, pool
         db = connection.settings_dict
         password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
         self.env = {
@@ -119,7 +120,9 @@ class Worker:
                 f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
             ),
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-            "CONN_MAX_AGE": "0",
+            # As docker-compose.yml's worker: one connection kept across tasks.
+            "CONN_MAX_AGE": "300",
+            "CELERY_DB_REUSE_MAX": "1000",
         }
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -127,7 +130,7 @@ class Worker:
         command = [
             str(Path(sys.executable).with_name("celery")),
             *("-A", "config.celery:app", "worker", "-Q", ",".join(QUEUES)),
-            *("-c", "1", "--pool=prefork", "-n", f"test-{uuid4().hex[:8]}@%h"),
+            *("-c", "1", f"--pool={self.pool}", "-n", f"test-{uuid4().hex[:8]}@%h"),
             *("--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"),
             *("-I", self.imports),
         ]
@@ -168,16 +171,16 @@ class Worker:
 @pytest.fixture
 def start_worker(
     transactional_db: None, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Callable[[], Worker]]:
+) -> Iterator[Callable[..., Worker]]:
     """Starts workers on the test database, importing the test's module for its test-only
     tasks; stops them and empties the queues after."""
     wait_for(lambda: not any(queue_state(name)[1] for name in QUEUES), "other workers to leave")
     purge_queues()
     workers: list[Worker] = []
 
-    def start() -> Worker:
+    def start(pool: str = "threads") -> Worker:
         log = tmp_path / f"worker-{len(workers)}.log"
-        workers.append(Worker(log, imports=request.module.__name__).start())
+        workers.append(Worker(log, imports=request.module.__name__, pool=pool).start())
         return workers[-1]
 
     yield start
@@ -216,7 +219,7 @@ def barrier(sku: str, workers: list[Worker]) -> None:
 
 
 def test_a_command_sent_to_a_worker_runs_once_with_the_senders_context(
-    start_worker: Callable[[], Worker], product: str
+    start_worker: Callable[..., Worker], product: str
 ) -> None:
     worker = start_worker()
 
@@ -235,7 +238,7 @@ def test_a_command_sent_to_a_worker_runs_once_with_the_senders_context(
 
 
 def test_an_order_is_cancelled_by_a_command_on_the_orders_queue(
-    start_worker: Callable[[], Worker],
+    start_worker: Callable[..., Worker],
     platform_runtime: Runtime,
     product: str,
     project: Callable[[], None],
@@ -270,7 +273,7 @@ def test_an_order_is_cancelled_by_a_command_on_the_orders_queue(
 
 
 def test_the_same_command_delivered_twice_has_one_effect(
-    start_worker: Callable[[], Worker], product: str
+    start_worker: Callable[..., Worker], product: str
 ) -> None:
     worker = start_worker()
     command_id = str(uuid4())
@@ -287,7 +290,7 @@ def test_the_same_command_delivered_twice_has_one_effect(
 
 
 def test_a_command_that_fails_transiently_is_retried_with_backoff_then_succeeds(
-    start_worker: Callable[[], Worker], product: str, tmp_path: Path
+    start_worker: Callable[..., Worker], product: str, tmp_path: Path
 ) -> None:
     worker = start_worker()
     journal = tmp_path / "attempts.jsonl"

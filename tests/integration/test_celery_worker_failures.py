@@ -72,7 +72,7 @@ def restock_when_released(
 
 
 def test_a_command_that_keeps_failing_is_dead_lettered_and_retried_once_after_the_fix(
-    start_worker: Callable[[], Worker], product: str, tmp_path: Path
+    start_worker: Callable[..., Worker], product: str, tmp_path: Path
 ) -> None:
     worker = start_worker()
     broken = tmp_path / "broken"
@@ -106,7 +106,7 @@ def test_a_command_that_keeps_failing_is_dead_lettered_and_retried_once_after_th
 
 
 def test_a_domain_error_is_dead_lettered_without_a_retry(
-    start_worker: Callable[[], Worker],
+    start_worker: Callable[..., Worker],
 ) -> None:
     worker = start_worker()
 
@@ -122,7 +122,7 @@ def test_a_domain_error_is_dead_lettered_without_a_retry(
 
 
 def test_a_message_no_worker_can_run_goes_to_the_queues_dead_letter_queue(
-    start_worker: Callable[[], Worker],
+    start_worker: Callable[..., Worker],
 ) -> None:
     worker = start_worker()
 
@@ -140,11 +140,12 @@ def started(gate: Path) -> list[tuple[int, str]]:
 
 @pytest.mark.parametrize("victim", ["the whole worker", "its pool process"])
 def test_a_task_whose_worker_is_killed_midway_is_redelivered_and_completes_once(
-    start_worker: Callable[[], Worker], product: str, tmp_path: Path, victim: str
+    start_worker: Callable[..., Worker], product: str, tmp_path: Path, victim: str
 ) -> None:
     gate = tmp_path / "gate"
     gate.mkdir()
-    first = start_worker()
+    # Only a prefork worker has a pool process to lose on its own.
+    first = start_worker("threads" if victim == "the whole worker" else "prefork")
     command_id = send_command(restock_when_released, sku=product, quantity=7, gate=str(gate))
     [(first_pid, how)] = wait_for(lambda: started(gate), "the first worker to start", [first])
     assert how == "first"
