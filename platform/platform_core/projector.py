@@ -89,10 +89,14 @@ class ProjectionRunner:
         store: EventStore,
         codec: EventCodec,
         batch_size: int = 500,
+        max_batch_size: int = 8000,
     ) -> None:
         self._store = store
         self._codec = codec
-        self._batch_size = batch_size
+        self._batch_size, self._max_batch_size = batch_size, max(batch_size, max_batch_size)
+        # Far behind, batches grow (a full batch doubles the next one) so that the
+        # per-batch costs (lock, checkpoint, commit, a query per table) spread thin.
+        self._next_size: dict[str, int] = {}
         self._projections = {projection.name: projection for projection in projections}
         # Where this runner last left each projection (to skip those already at the head).
         self._reached: dict[str, LogPosition] = {}
@@ -148,14 +152,19 @@ class ProjectionRunner:
                 checkpoint = locked_checkpoint(name)
                 if waiting_to_retry(checkpoint):
                     return 0
-                events = self._store.read_all(position_of(checkpoint), self._batch_size)
+                size = self._next_size.get(name, self._batch_size)
+                events = self._store.read_all(position_of(checkpoint), size)
                 state = ReadState.live(self._projections[name].tables)
                 self.apply(name, events, state)
                 changed: Changes = state.flush()
                 advance(checkpoint, events)
             self._reached[name] = position_of(checkpoint)
+            self._next_size[name] = (
+                min(size * 2, self._max_batch_size) if len(events) == size else self._batch_size
+            )
         except ProjectionFailed as failure:
             self._reached.pop(name, None)
+            self._next_size.pop(name, None)
             changed = self._stop_at(failure, position_of(checkpoint))
             events = list(failure.before)
         self._announce(name, changed)

@@ -339,3 +339,37 @@ def test_polling_an_idle_log_touches_no_checkpoint(platform_runtime):
 
     assert not [q for q in idle.captured_queries if "projection_checkpoints" in q["sql"]]
     assert [q for q in busy.captured_queries if "projection_checkpoints" in q["sql"]]
+
+
+class _RecordingStore:
+    """The real store, noting the batch size of each log read."""
+
+    def __init__(self, store: Any) -> None:
+        self._store, self.limits = store, []
+
+    def read_all(self, after: LogPosition, limit: int = 1000) -> list[RecordedEvent]:
+        self.limits.append(limit)
+        return self._store.read_all(after, limit)
+
+    def head(self) -> LogPosition:
+        return self._store.head()
+
+
+def test_a_projector_far_behind_reads_in_growing_batches_then_small_ones(platform_runtime):
+    rt = platform_runtime
+    _register(rt, stock=1000)
+    for _ in range(24):
+        _place(rt)
+    store = _RecordingStore(rt.store)
+    runner = ProjectionRunner(
+        [OrderSummaryProjection()], store=store, codec=rt.codec, batch_size=2, max_batch_size=8
+    )
+
+    _settle(runner)
+    caught_up = len(store.limits)
+    _place(rt)
+    _settle(runner)
+
+    assert store.limits[:4] == [2, 4, 8, 8], "full batches double the next, up to the cap"
+    assert store.limits[caught_up] == 2, "once caught up, batches start small again"
+    assert OrderSummary.objects.count() == 25
