@@ -278,3 +278,21 @@ def test_a_board_opened_on_more_than_one_page_of_orders_shows_them_all(
 
     expect(page.get_by_test_id("board")).to_have_attribute("data-loaded", "true")
     expect(page.get_by_test_id("order-card")).to_have_count(listing["count"])
+
+
+CLOSE_CODE_OF = """async ([path, payload]) => {
+    const socket = new WebSocket(`ws://${location.host}${path}`);
+    return await new Promise((resolve) => {
+        socket.onopen = () => { if (payload) socket.send(payload); };
+        socket.onclose = (event) => resolve(event.code);
+    });
+}"""
+
+
+def test_real_daphne_closes_a_bad_resume_position_with_4400_and_a_huge_frame_with_4009(
+    staff_page,
+):
+    # The application's close codes go through Daphne (autobahn) unchanged, which the
+    # in-process websocket tests cannot show.
+    assert staff_page.evaluate(CLOSE_CODE_OF, ["/ws/orders/?after=soon", ""]) == 4400
+    assert staff_page.evaluate(CLOSE_CODE_OF, ["/ws/orders/", "x" * 5000]) == 4009
