@@ -102,14 +102,10 @@ class OrderOutputSerializer(serializers.ModelSerializer):
         )
 
     def get_payment(self, order: OrderSummary) -> dict[str, str | None]:
-        return {"status": order.payment_status or None}
+        return _payment(order)
 
     def get_shipment(self, order: OrderSummary) -> dict[str, str | None]:
-        return {
-            "id": order.shipment_id or None,
-            "status": order.shipment_status or None,
-            "tracking_number": order.tracking_number or None,
-        }
+        return _shipment(order)
 
     def to_representation(self, instance: OrderSummary) -> dict[str, Any]:
         # What DRF's generic path gives for these fields, built directly: the projector
@@ -136,16 +132,24 @@ def order_representation(order: OrderSummary) -> dict[str, Any]:
             for item in order.items
         ],
         "total": _money(order.total),
-        "payment": {"status": order.payment_status or None},
-        "shipment": {
-            "id": order.shipment_id or None,
-            "status": order.shipment_status or None,
-            "tracking_number": order.tracking_number or None,
-        },
+        "payment": _payment(order),
+        "shipment": _shipment(order),
         "cancellation_reason": order.cancellation_reason,
         "history": [{"type": entry["type"], "at": entry["at"]} for entry in order.history],
         "placed_at": _timestamp(order.placed_at),
         "updated_at": _timestamp(order.updated_at),
+    }
+
+
+def _payment(order: OrderSummary) -> dict[str, str | None]:
+    return {"status": order.payment_status or None}
+
+
+def _shipment(order: OrderSummary) -> dict[str, str | None]:
+    return {
+        "id": order.shipment_id or None,
+        "status": order.shipment_status or None,
+        "tracking_number": order.tracking_number or None,
     }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from django.utils import timezone
 
 from platform_core import dead_letters
-from platform_core.eventstore import LogPosition, RecordedEvent
+from platform_core.eventstore import LOG_START, LogPosition, RecordedEvent
 from platform_core.models import DeadLetter, ProjectionCheckpoint
 
 MAX_RETRY_PAUSE = timedelta(seconds=60)
@@ -49,6 +49,13 @@ def position_of(checkpoint: ProjectionCheckpoint) -> LogPosition:
     return LogPosition(checkpoint.transaction_id, checkpoint.position)
 
 
+def projected_to(name: str) -> LogPosition:
+    """Where projection `name` has got to (LOG_START before its first batch)."""
+    row = ProjectionCheckpoint.objects.filter(name=name).values_list("transaction_id", "position")
+    found = row.first()
+    return LogPosition(*found) if found else LOG_START
+
+
 def advance(checkpoint: ProjectionCheckpoint, events: Sequence[RecordedEvent]) -> None:
     """Move the checkpoint past `events`; a successful batch clears a recorded failure."""
     if not events:
@@ -56,10 +63,7 @@ def advance(checkpoint: ProjectionCheckpoint, events: Sequence[RecordedEvent]) -
     last = events[-1]
     checkpoint.transaction_id, checkpoint.position = last.log_position
     checkpoint.last_event_at = last.recorded_at
-    if checkpoint.error:
-        resolve_dead_letter(checkpoint)
-        checkpoint.error = checkpoint.failed_position = ""
-        checkpoint.failed_at = checkpoint.retry_at = None
+    _clear_failure(checkpoint)
     checkpoint.save(update_fields=_MOVED)
 
 
@@ -107,10 +111,16 @@ def reset_to(
     checkpoint: ProjectionCheckpoint, position: LogPosition, last: RecordedEvent | None
 ) -> None:
     """Set the checkpoint after a rebuild: at `position`, with any failure cleared."""
-    if checkpoint.error:
-        resolve_dead_letter(checkpoint)
     checkpoint.transaction_id, checkpoint.position = position
     checkpoint.last_event_at = last.recorded_at if last else None
+    _clear_failure(checkpoint)
+    checkpoint.save(update_fields=_MOVED)
+
+
+def _clear_failure(checkpoint: ProjectionCheckpoint) -> None:
+    """The projection got past its failed event: forget the failure, settle its letter."""
+    if not checkpoint.error:
+        return
+    resolve_dead_letter(checkpoint)
     checkpoint.error = checkpoint.failed_position = ""
     checkpoint.failed_at = checkpoint.retry_at = None
-    checkpoint.save(update_fields=_MOVED)

@@ -17,8 +17,8 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 
+from platform_core.checkpoints import projected_to
 from platform_core.eventstore import LogPosition
-from platform_core.models import ProjectionCheckpoint
 
 MIN_POSITION_PARAM = "min_position"
 MIN_POSITION_HEADER = "X-Min-Log-Position"
@@ -45,19 +45,11 @@ def requested_position(request: Request) -> LogPosition | None:
         ) from None
 
 
-def projected(projection: str) -> LogPosition:
-    row = ProjectionCheckpoint.objects.filter(name=projection).values_list(
-        "transaction_id", "position"
-    )
-    found = row.first()
-    return LogPosition(*found) if found else LogPosition(0, 0)
-
-
 def wait_until_projected(projection: str, position: LogPosition, timeout: float) -> bool:
     """Whether `projection` reached `position` within `timeout` seconds (polling)."""
     deadline = time.monotonic() + timeout
     pause = _FIRST_PAUSE
-    while projected(projection) < position:
+    while projected_to(projection) < position:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False

@@ -19,8 +19,7 @@ class ProjectionCheckpointAdmin(admin.ModelAdmin):
     list_display = (
         "name",
         "log_position",
-        "lag_events",
-        "lag_seconds",
+        "lag",
         "state",
         "rebuild_status",
         "updated_at",
@@ -49,14 +48,13 @@ class ProjectionCheckpointAdmin(admin.ModelAdmin):
     def log_position(self, checkpoint: ProjectionCheckpoint) -> str:
         return f"{checkpoint.transaction_id}.{checkpoint.position}"
 
-    @admin.display(description="lag (events)")
-    def lag_events(self, checkpoint: ProjectionCheckpoint) -> Any:
-        return self._lag(checkpoint, "events")
-
-    @admin.display(description="lag (s)")
-    def lag_seconds(self, checkpoint: ProjectionCheckpoint) -> float | str:
-        lag = self._lag(checkpoint, "seconds")
-        return round(lag, 1) if isinstance(lag, float) else lag
+    @admin.display(description="lag")
+    def lag(self, checkpoint: ProjectionCheckpoint) -> str:
+        runner = runtime().projections
+        if checkpoint.name not in runner.names:
+            return "unknown projection"
+        lag = runner.lag(checkpoint.name)
+        return f"{lag.events:,} events, {lag.seconds:.1f} s"
 
     @admin.display(description="state")
     def state(self, checkpoint: ProjectionCheckpoint) -> str:
@@ -85,10 +83,3 @@ class ProjectionCheckpointAdmin(admin.ModelAdmin):
             passed = runner.retry_now(name)
             level = messages.SUCCESS if passed else messages.WARNING
             self.message_user(request, f"{'Resumed' if passed else 'Failed again'}: {name}", level)
-
-    @staticmethod
-    def _lag(checkpoint: ProjectionCheckpoint, field: str) -> Any:  # int, float or a note
-        runner = runtime().projections
-        if checkpoint.name not in runner.names:
-            return "unknown projection"
-        return getattr(runner.lag(checkpoint.name), field)

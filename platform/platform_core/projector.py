@@ -29,6 +29,7 @@ from platform_core.checkpoints import (
     locked_checkpoint,
     mark_failed,
     position_of,
+    projected_to,
     waiting_to_retry,
 )
 from platform_core.eventstore import EventStore, LogPosition, RecordedEvent
@@ -186,8 +187,7 @@ class ProjectionRunner:
                 return total
 
     def checkpoint(self, name: str) -> LogPosition:
-        row = ProjectionCheckpoint.objects.filter(name=name).first()
-        return position_of(row) if row else LogPosition(0, 0)
+        return projected_to(name)
 
     def lag(self, name: str) -> Lag:
         """Events stored after the checkpoint (up to LAG_CAP) and the age of the oldest."""

@@ -112,6 +112,8 @@ class _RowWriter:
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
         self._table = f"{quote(model._meta.db_table)} ({', '.join(columns)})"
         self._insert = f"INSERT INTO {self._table} VALUES ({', '.join(['%s'] * len(columns))})"
+        self._names = [field.attname for field in self._fields]
+        self._json = {f.attname for f in self._fields if isinstance(f, models.JSONField)}
         self._upsert = f"{self._insert} ON CONFLICT ({key}) DO UPDATE SET {updates}"
 
     def upsert(self, rows: list[Row]) -> None:
@@ -125,9 +127,7 @@ class _RowWriter:
         # COPY's text format takes the JSON as text, so it is encoded here by msgspec,
         # several times faster than the json module behind psycopg's Jsonb; other values
         # are Python types psycopg adapts as they are.
-        json_fields = {f.attname for f in self._fields if isinstance(f, models.JSONField)}
-        encode = _json_encoder.encode
-        names = [field.attname for field in self._fields]
+        encode, names, json_fields = _json_encoder.encode, self._names, self._json
         with (
             database.cursor() as cursor,
             cursor.cursor.copy(f"COPY {self._table} FROM STDIN") as copy,
