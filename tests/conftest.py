@@ -5,7 +5,6 @@ reason in the run's summary. CI sets every service, so nothing is skipped there.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
@@ -14,8 +13,8 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from inventory.commands import RegisterProduct
-from platform_core.models import StoredEvent
 from platform_core.runtime import Runtime, reset_runtime, runtime
+from tests.support import catch_up_fully
 
 
 def _is_postgres() -> bool:
@@ -59,24 +58,7 @@ def project(platform_runtime: Runtime) -> Callable[[], None]:
     has ended, so on a busy server one catch-up can stop short; this keeps catching up
     (for at most 10 s) until every checkpoint reaches the newest stored event.
     """
-    runner = platform_runtime.projections
-
-    def run() -> None:
-        newest = (
-            StoredEvent.objects.order_by("-transaction_id", "-position")
-            .values_list("position", flat=True)
-            .first()
-        )
-        deadline = time.monotonic() + 10
-        runner.catch_up()
-        while newest is not None and any(
-            runner.checkpoint(name).position != newest for name in runner.names
-        ):
-            assert time.monotonic() < deadline, f"projections never reached position {newest}"
-            time.sleep(0.01)
-            runner.catch_up()
-
-    return run
+    return lambda: catch_up_fully(platform_runtime.projections)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -15,8 +15,9 @@ from config.celery import app
 from inventory.commands import RegisterProduct
 from payments.events import PaymentCaptured, PaymentRefunded
 from payments.gateway import FakeGateway
-from platform_core.models import SagaInstance, StoredEvent
+from platform_core.models import SagaInstance
 from platform_core.runtime import Runtime
+from tests.support import newest_stored
 
 ADDRESS = {"name": "Ada", "line1": "1 Road", "city": "Leeds", "postal_code": "LS1", "country": "GB"}
 
@@ -47,14 +48,11 @@ def settle(runtime: Runtime, seconds: float = 20.0) -> None:
 
 
 def _settled(runtime: Runtime) -> bool:
-    newest = (
-        StoredEvent.objects.order_by("-transaction_id", "-position")
-        .values_list("position", flat=True)
-        .first()
-    )
+    newest = newest_stored().position
     projections = runtime.projections
-    caught_up = all(projections.checkpoint(n).position == newest for n in projections.names)
-    return runtime.relay.backlog() == 0 and (newest is None or caught_up)
+    return runtime.relay.backlog() == 0 and all(
+        projections.checkpoint(n).position == newest for n in projections.names
+    )
 
 
 def register(runtime: Runtime, sku: str, stock: int, price: str = "5.00") -> None:

@@ -8,7 +8,6 @@ skips, repeats or reorders an event lands elsewhere.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
@@ -41,6 +40,7 @@ from shipping.events import (
     ShipmentDelivered,
     ShipmentDispatched,
 )
+from tests.support import catch_up_fully
 
 Row = dict[str, Any]
 Logged = tuple[RecordedEvent, Any]  # a stored event and the domain event it holds
@@ -206,19 +206,5 @@ def forget_everything() -> None:
 
 
 def drain(runner: ProjectionRunner, seconds: float = 10.0) -> None:
-    """Catch up until every checkpoint is at the newest stored event.
-
-    On PostgreSQL the log shows an event only once every older transaction on the server
-    has ended, so on a busy server one catch-up can stop short of it."""
-    newest = StoredEvent.objects.order_by("-transaction_id", "-position").first()
-    deadline = time.monotonic() + seconds
-    while True:
-        runner.catch_up()
-        failed = ProjectionCheckpoint.objects.exclude(error="").values_list("name", "error")
-        assert not failed, f"a projection stopped: {list(failed)}"
-        if newest is None or all(
-            runner.checkpoint(n).position == newest.position for n in runner.names
-        ):
-            return
-        assert time.monotonic() < deadline, f"projections never reached position {newest.position}"
-        time.sleep(0.01)
+    """Catch up until every checkpoint is at the newest stored event (none may stop)."""
+    catch_up_fully(runner, seconds=seconds)

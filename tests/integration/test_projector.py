@@ -28,6 +28,7 @@ from platform_core.runtime import Runtime
 from projections.models import OrderSummary, ProductStock
 from projections.order_summary import OrderSummaryProjection
 from projections.product_stock import ProductStockProjection
+from tests.support import catch_up_fully, newest_stored
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,25 +84,7 @@ def _runner(rt: Runtime, *projections: Any, batch_size: int = 500) -> Projection
 
 
 def _settle(runner: ProjectionRunner) -> None:
-    """Catch up until every projection has read the newest stored event or stopped at a
-    failing one (on PostgreSQL one catch-up can stop short while other transactions run)."""
-    newest = StoredEvent.objects.order_by("-transaction_id", "-position").first()
-    deadline = time.monotonic() + 10
-    while True:
-        runner.catch_up()
-        stopped = set(ProjectionCheckpoint.objects.exclude(error="").values_list("name", flat=True))
-        if newest is None or all(
-            name in stopped or runner.checkpoint(name).position == newest.position
-            for name in runner.names
-        ):
-            return
-        assert time.monotonic() < deadline, "the projections never caught up"
-        time.sleep(0.01)
-
-
-def _stored_head() -> LogPosition:
-    stored = StoredEvent.objects.order_by("-transaction_id", "-position").first()
-    return LogPosition(int(stored.transaction_id), stored.position) if stored else LogPosition(0, 0)
+    catch_up_fully(runner, stopped_ok=True)
 
 
 def _order_rows() -> list[dict[str, Any]]:
@@ -285,7 +268,7 @@ def test_a_rebuild_catches_up_with_events_written_while_it_ran(platform_runtime)
             # On PostgreSQL a commit becomes readable once older transactions on the
             # server end: wait for that, so that the rebuild is bound to see it.
             deadline = time.monotonic() + 10
-            while rt.store.head() < _stored_head():
+            while rt.store.head() < newest_stored():
                 assert time.monotonic() < deadline, "the late order never became readable"
                 time.sleep(0.01)
 
