@@ -61,6 +61,7 @@ def build_consumer_groups(
             name,
             dict.fromkeys(manager.definition.event_types, manager.handle),
             topics=ALL_TOPICS,
+            batch=manager.batch,
         )
         for name, manager in sagas.items()
     }

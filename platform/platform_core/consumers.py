@@ -9,11 +9,13 @@ exponential backoff and jitter, then dead-lettered, and the stream moves on.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -64,8 +66,18 @@ def claim(consumer: str, message_ids: Sequence[str]) -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
+# Opens a unit of work over the messages one transaction handles and gives the handler
+# to call for each of them; the unit writes its effects when it closes (a saga locks all
+# the instances a batch names in one query and writes them back in one).
+BatchHandler = Callable[[Sequence[Envelope]], ContextManager[MessageHandler]]
+
+
 class ConsumerGroup:
-    """The handlers one consumer group runs, keyed by integration event type."""
+    """The handlers one consumer group runs, keyed by integration event type.
+
+    With `batch`, the handlers only name the types the group takes: each batch of claimed
+    messages goes through one `batch` unit instead.
+    """
 
     def __init__(
         self,
@@ -73,12 +85,14 @@ class ConsumerGroup:
         handlers: Mapping[str, MessageHandler],
         *,
         topics: Sequence[str],
+        batch: BatchHandler | None = None,
         retry: RetryPolicy = RetryPolicy(),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.name = name
         self.topics = list(topics)
         self._handlers = dict(handlers)
+        self._batch = batch
         self._retry = retry
         self._sleep = sleep
 
@@ -95,15 +109,17 @@ class ConsumerGroup:
         try:
             with transaction.atomic():
                 fresh = claim(self.name, [e.id for e in envelopes if self.handles(e)])
+                to_run = []
                 for envelope in envelopes:
                     if not self.handles(envelope):
                         outcomes.append(Outcome.IGNORED)
                     elif envelope.id in fresh:
                         fresh.discard(envelope.id)  # an id repeated in the batch runs once
-                        self._run(envelope)
+                        to_run.append(envelope)
                         outcomes.append(Outcome.PROCESSED)
                     else:
                         outcomes.append(Outcome.DUPLICATE)
+                self._run(to_run)
         except Exception:
             logger.info("a batch of %d failed; processing it one by one", len(envelopes))
             return [self.handle(envelope) for envelope in envelopes]
@@ -118,7 +134,7 @@ class ConsumerGroup:
                 with transaction.atomic():
                     if not claim(self.name, [envelope.id]):
                         return Outcome.DUPLICATE
-                    self._run(envelope)
+                    self._run([envelope])
                 return Outcome.PROCESSED
             except Exception as error:
                 if attempt == self._retry.max_attempts:
@@ -135,14 +151,27 @@ class ConsumerGroup:
         outcome = self.handle(envelope_from(letter.headers, letter.payload))
         return outcome in (Outcome.PROCESSED, Outcome.DUPLICATE)
 
-    def _run(self, envelope: Envelope) -> None:
-        context = MessageContext(
-            correlation_id=envelope.correlation_id or new_correlation_id(),
-            causation_id=envelope.id,
-            actor=self.source,
-        )
-        with message_context(context):
-            self._handlers[envelope.type](envelope)
+    def _run(self, envelopes: Sequence[Envelope]) -> None:
+        """Handle claimed messages in order, each in its own message context."""
+        if not envelopes:
+            return
+        with self._open(envelopes) as handle:
+            for envelope in envelopes:
+                context = MessageContext(
+                    correlation_id=envelope.correlation_id or new_correlation_id(),
+                    causation_id=envelope.id,
+                    actor=self.source,
+                )
+                with message_context(context):
+                    handle(envelope)
+
+    def _open(self, envelopes: Sequence[Envelope]) -> ContextManager[MessageHandler]:
+        if self._batch is not None:
+            return self._batch(envelopes)
+        return contextlib.nullcontext(self._dispatch)
+
+    def _dispatch(self, envelope: Envelope) -> None:
+        self._handlers[envelope.type](envelope)
 
     def _dead_letter(self, envelope: Envelope, error: Exception, attempts: int) -> None:
         logger.error("%s dead-lettered %s %s: %s", self.name, envelope.type, envelope.id, error)

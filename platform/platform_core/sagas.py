@@ -17,20 +17,23 @@ instance and the step, so a re-sent command is recognised as the same command.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from platform_core.messages import message_context
 from platform_core.messaging import Envelope
 from platform_core.models import SagaInstance, SagaStepEntry
+from platform_core.saga_progress import UPDATED_FIELDS, SagaProgress
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +41,6 @@ Data = dict[str, Any]
 # (saga data, command id) -> the command to send
 CommandBuilder = Callable[[Mapping[str, Any], uuid.UUID], Any]
 Status = SagaInstance.Status
-# A completed saga can still be aborted (an order cancelled after confirmation, before it
-# shipped): everything it did is then undone.
-ABORTABLE = (Status.RUNNING, Status.COMPLETED)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,12 +91,14 @@ class SagaDefinition:
         return frozenset(types)
 
 
-def command_id(instance: SagaInstance, step: str, action: str) -> uuid.UUID:
-    return uuid.uuid5(instance.id, f"{step}:{action}")
-
-
 class SagaManager:
-    """Runs the instances of one saga definition."""
+    """Runs the instances of one saga definition.
+
+    Every entry point is one unit of work: it locks the instances it needs, lets a
+    `SagaProgress` decide, then writes the instances, the history and the commands
+    together (`_write`). Commands go to `send` in the order they were decided, each in
+    the message context of the reply that caused it.
+    """
 
     def __init__(
         self,
@@ -111,21 +113,35 @@ class SagaManager:
 
     def handle(self, envelope: Envelope) -> None:
         """Consumer-group handler: start an instance or move one on."""
-        reply = Reply.of(envelope)
-        if reply.type == self.definition.started_by:
-            self._start(reply)
-            return
-        key = self.definition.key_of(reply)
-        instance = (
-            SagaInstance.objects.select_for_update()
-            .filter(saga=self.definition.name, key=key)
-            .first()
-        )
-        if instance is None:
-            logger.info("%s: no instance for %s %s", self.definition.name, reply.type, key)
-            return
-        self._on_reply(instance, reply)
-        instance.save()
+        with self.batch([envelope]) as handle:
+            handle(envelope)
+
+    @contextlib.contextmanager
+    def batch(self, envelopes: Sequence[Envelope]) -> Iterator[Callable[[Envelope], None]]:
+        """A unit of work over a batch of replies, inside the caller's transaction.
+
+        The instances the batch names are locked in one query; the handler it gives moves
+        them on in memory, one reply at a time (each in its own message context); on a
+        clean exit everything is written in a few statements.
+        """
+        progress = SagaProgress(self.definition, self._now)
+        replies = {envelope.id: Reply.of(envelope) for envelope in envelopes}
+        instances = self._locked({self.definition.key_of(r) for r in replies.values()})
+
+        def handle(envelope: Envelope) -> None:
+            reply = replies.get(envelope.id) or Reply.of(envelope)
+            key = self.definition.key_of(reply)
+            instance = instances.get(key)
+            if reply.type == self.definition.started_by:
+                if instance is None:  # else a duplicate of the starting event
+                    instances[key] = progress.start(key, reply)
+            elif instance is None:
+                logger.info("%s: no instance for %s %s", self.definition.name, reply.type, key)
+            else:
+                progress.on_reply(instance, reply)
+
+        yield handle
+        self._write(progress)
 
     def fire_deadlines(self, limit: int = 100, now: datetime | None = None) -> int:
         """Re-send or give up on every step past its deadline (as of `now`); the
@@ -140,137 +156,56 @@ class SagaManager:
                 )
                 .order_by("deadline_at")[:limit]
             )
+            progress = SagaProgress(self.definition, self._now)
             for instance in due:
-                self._on_deadline(instance)
-                instance.save()
+                progress.on_deadline(instance)
+            self._write(progress)
         return len(due)
 
-    # Operator actions (admin).
+    # Operator actions (admin), on an instance the caller has locked.
     def retry_step(self, instance: SagaInstance) -> None:
         """Send the current step's command again now, with a fresh deadline and resends."""
-        self._send_current(instance, "retried")
-        instance.save()
+        self._act(lambda progress: progress.send_current(instance, "retried"))
 
     def compensate(self, instance: SagaInstance, reason: str) -> None:
         if instance.status == Status.RUNNING:
-            self._begin_compensation(instance, reason, include_current=True)
-            instance.save()
+            self._act(lambda progress: progress.begin_compensation(instance, reason, True))
 
     def resolve(self, instance: SagaInstance, note: str) -> None:
         """Mark a stuck instance compensated by hand, after the operator fixed things."""
-        self._log(instance, "resolved", detail=note)
-        instance.status, instance.deadline_at, instance.reason = Status.COMPENSATED, None, note
-        instance.save()
+        self._act(lambda progress: progress.resolve(instance, note))
 
-    def _start(self, reply: Reply) -> None:
-        instance = SagaInstance(
-            id=uuid.uuid4(),
-            saga=self.definition.name,
-            key=self.definition.key_of(reply),
-            data=self.definition.initial_data(reply),
+    def _act(self, action: Callable[[SagaProgress], None]) -> None:
+        progress = SagaProgress(self.definition, self._now)
+        with transaction.atomic():
+            action(progress)
+            self._write(progress)
+
+    def _locked(self, keys: set[str]) -> dict[str, SagaInstance]:
+        """The existing instances of `keys`, locked until commit (in key order, so two
+        batches never wait on each other in a cycle)."""
+        if not keys:
+            return {}
+        found = (
+            SagaInstance.objects.select_for_update()
+            .filter(saga=self.definition.name, key__in=sorted(keys))
+            .order_by("key")
         )
-        try:
-            with transaction.atomic():
-                instance.save(force_insert=True)
-        except IntegrityError:
-            return  # started already: a duplicate of the starting event
-        self._log(instance, "started", reply.id)
-        self._send_current(instance, "command_sent")
-        instance.save()
+        return {instance.key: instance for instance in found}
 
-    def _on_reply(self, instance: SagaInstance, reply: Reply) -> None:
-        step = self.definition.steps[instance.step]
-        running = instance.status == Status.RUNNING
-        compensating = instance.status == Status.COMPENSATING
-        if running and reply.type in step.succeeded_on:
-            self._log(instance, "succeeded", reply.id, step=step.name)
-            if step.keep is not None:
-                instance.data = {**instance.data, **step.keep(reply)}
-            self._advance(instance)
-        elif running and reply.type in step.failed_on:
-            reason = str(reply.data.get("reason") or f"{step.name} failed")
-            self._log(instance, "failed", reply.id, reason, step=step.name)
-            self._begin_compensation(instance, reason, include_current=False)
-        elif reply.type in self.definition.aborted_by and instance.status in ABORTABLE:
-            reason = str(reply.data.get("reason") or reply.type)
-            self._log(instance, "aborted", reply.id, reason, step=step.name)
-            self._begin_compensation(instance, reason, include_current=True)
-        elif compensating and reply.type in step.compensated_on:
-            self._log(instance, "compensated", reply.id, step=step.name)
-            self._next_compensation(instance)
-        else:
-            self._log(instance, "ignored", reply.id, f"{reply.type} while {instance.status}")
-
-    def _advance(self, instance: SagaInstance) -> None:
-        instance.step += 1
-        if instance.step == len(self.definition.steps):
-            instance.step -= 1
-            instance.status, instance.deadline_at = Status.COMPLETED, None
-            self._log(instance, "completed")
-        else:
-            self._send_current(instance, "command_sent")
-
-    def _send_current(self, instance: SagaInstance, kind: str) -> None:
-        step = self.definition.steps[instance.step]
-        compensating = instance.status == Status.COMPENSATING
-        build = step.compensation if compensating else step.command
-        assert build is not None
-        action = "compensate" if compensating else "do"
-        command = build(instance.data, command_id(instance, step.name, action))
-        self._send(command)
-        awaited = step.compensated_on if compensating else step.succeeded_on
-        instance.deadline_at = self._now() + step.deadline if awaited else None
-        instance.resends = 0 if kind != "resent" else instance.resends
-        self._log(instance, kind, str(command_id(instance, step.name, action)), step=step.name)
-
-    def _begin_compensation(
-        self, instance: SagaInstance, reason: str, include_current: bool
-    ) -> None:
-        last = instance.step + (1 if include_current else 0)
-        undo = [i for i in reversed(range(last)) if self.definition.steps[i].compensation]
-        instance.status, instance.reason = Status.COMPENSATING, reason
-        instance.data = {**instance.data, "_undo": undo}
-        self._next_compensation(instance)
-
-    def _next_compensation(self, instance: SagaInstance) -> None:
-        undo: list[int] = list(instance.data.get("_undo", []))
-        while undo:
-            instance.step = undo.pop(0)
-            instance.data = {**instance.data, "_undo": undo}
-            self._send_current(instance, "compensation_sent")
-            if instance.deadline_at is not None:
-                return  # wait for this compensation's reply
-        instance.status, instance.deadline_at = Status.COMPENSATED, None
-        if self.definition.on_compensated is not None:
-            finish = command_id(instance, "saga", "compensated")
-            self._send(self.definition.on_compensated(instance.data, instance.reason, finish))
-        self._log(instance, "saga_compensated", detail=instance.reason)
-
-    def _on_deadline(self, instance: SagaInstance) -> None:
-        step = self.definition.steps[instance.step]
-        if instance.resends < step.max_resends:
-            instance.resends += 1
-            self._send_current(instance, "resent")
-        elif instance.status == Status.RUNNING:
-            reason = f"{step.name} did not answer in time"
-            self._log(instance, "timed_out", detail=reason, step=step.name)
-            self._begin_compensation(instance, reason, include_current=True)
-        else:
-            instance.status, instance.deadline_at = Status.STUCK, None
-            instance.reason = f"compensating {step.name} never confirmed; {instance.reason}"
-            self._log(instance, "stuck", detail=instance.reason, step=step.name)
-
-    def _log(
-        self,
-        instance: SagaInstance,
-        kind: str,
-        message_id: str = "",
-        detail: str = "",
-        step: str = "",
-    ) -> None:
-        SagaStepEntry.objects.create(
-            instance=instance, step=step or "saga", kind=kind, message_id=message_id, detail=detail
-        )
+    def _write(self, progress: SagaProgress) -> None:
+        now = timezone.now()
+        created: list[SagaInstance] = []
+        changed: list[SagaInstance] = []
+        for instance in progress.touched.values():
+            instance.updated_at = now
+            (created if instance.id in progress.created else changed).append(instance)
+        SagaInstance.objects.bulk_create(created)
+        SagaInstance.objects.bulk_update(changed, UPDATED_FIELDS)
+        SagaStepEntry.objects.bulk_create(progress.history)
+        for outgoing in progress.commands:
+            with message_context(outgoing.context):
+                self._send(outgoing.command)
 
 
 def run_timers(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.db import transaction
 
+from platform_core.messages import MessageContext, current_context, message_context
 from platform_core.messaging import Envelope
 from platform_core.models import SagaInstance, SagaStepEntry
 from platform_core.sagas import SagaDefinition, SagaManager, Step
@@ -89,16 +90,20 @@ def saga(sent, clock) -> SagaManager:
     return SagaManager(TOY, send=sent.append, now=clock)
 
 
-def deliver(saga: SagaManager, event_type: str, order: str = "o-1", **data: Any) -> None:
-    envelope = Envelope(
+def reply(event_type: str, order: str = "o-1", **data: Any) -> Envelope:
+    return Envelope(
         id=str(uuid.uuid4()),
         type=event_type,
         source="/tests",
         time=datetime.now(UTC),
         data=json.dumps({"order": order, **data}).encode(),
+        correlation_id=f"corr-{order}",
     )
+
+
+def deliver(saga: SagaManager, event_type: str, order: str = "o-1", **data: Any) -> None:
     with transaction.atomic():
-        saga.handle(envelope)
+        saga.handle(reply(event_type, order, **data))
 
 
 def names(sent: list[Cmd]) -> list[str]:
@@ -227,3 +232,62 @@ def test_aborting_a_completed_saga_undoes_every_step(saga, sent):
     deliver(saga, "t.released")
     assert names(sent) == ["reserve", "pay", "confirm", "refund", "release", "cancel"]
     assert instance().status == Status.COMPENSATED
+
+
+# Replies for three orders, interleaved as a consumer's batch would hold them: starts and
+# their replies together, a duplicate start, a reply before its step, a decline, an abort.
+INTERLEAVED = [
+    ("t.placed", "a"), ("t.placed", "b"), ("t.reserved", "a"), ("t.placed", "c"),
+    ("t.placed", "a"), ("t.paid", "b"), ("t.reserved", "b"), ("t.reserved", "c"),
+    ("t.paid", "a"), ("t.declined", "c"), ("t.confirmed", "a"), ("t.cancelled", "b"),
+    ("t.released", "c"), ("t.refunded", "b"), ("t.unknown-order", "z"),
+]  # fmt: skip
+
+
+def _outcome(prefix: str) -> dict[str, tuple[Any, ...]]:
+    return {
+        i.key.removeprefix(prefix): (
+            i.status,
+            i.step,
+            i.reason,
+            [e.kind for e in i.history.order_by("id")],
+        )
+        for i in SagaInstance.objects.filter(key__startswith=prefix)
+    }
+
+
+def test_a_batch_of_replies_ends_where_one_at_a_time_would(clock):
+    sent: list[tuple[str, str, str]] = []
+
+    def send(command: Cmd) -> None:
+        context = current_context()
+        assert context is not None
+        sent.append((command.name, command.order, context.correlation_id))
+
+    saga = SagaManager(TOY, send=send, now=clock)
+    envelopes = {
+        prefix: [reply(t, prefix + order, charge="ch") for t, order in INTERLEAVED]
+        for prefix in ("one-", "all-")
+    }
+    for envelope in envelopes["one-"]:
+        with transaction.atomic(), message_context(context_of(envelope)):
+            saga.handle(envelope)
+    one_at_a_time = list(sent)
+    sent.clear()
+    with transaction.atomic(), saga.batch(envelopes["all-"]) as handle:
+        for envelope in envelopes["all-"]:
+            with message_context(context_of(envelope)):
+                handle(envelope)
+
+    assert _outcome("all-") == _outcome("one-")
+    assert _outcome("all-")["a"][0] == Status.COMPLETED
+    assert _outcome("all-")["b"][0] == Status.COMPENSATING
+    assert _outcome("all-")["c"][0] == Status.COMPENSATED
+    assert [tuple(field.replace("all-", "one-") for field in s) for s in sent] == one_at_a_time, (
+        "the same commands, in the same order, each with the context of its own reply"
+    )
+
+
+def context_of(envelope: Envelope) -> MessageContext:
+    assert envelope.correlation_id is not None
+    return MessageContext(correlation_id=envelope.correlation_id, causation_id=envelope.id)
