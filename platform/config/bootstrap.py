@@ -13,12 +13,14 @@ from datetime import timedelta
 
 from django.conf import settings
 
+from config.celery import app as celery_app
 from config.command_bus import build_bus, build_gateway
 from config.routing import build_consumer_groups, send_to_context
 from inventory import events as inventory_events
 from orders import events as orders_events
 from orders.sagas import order_fulfillment
 from payments import events as payments_events
+from platform_core.command_outbox import CeleryCommandPublisher, CommandsBeside
 from platform_core.consumers import ConsumerGroup, LocalPublisher
 from platform_core.django_snapshots import DjangoSnapshotStore
 from platform_core.kafka import KafkaPublisher
@@ -49,10 +51,16 @@ def kafka_config() -> dict[str, str]:
 
 
 def build_publisher(groups: Mapping[str, ConsumerGroup]) -> Publisher:
-    """Kafka when KAFKA_BOOTSTRAP_SERVERS is set, else the in-process transport."""
+    """The relay's: integration events to Kafka when KAFKA_BOOTSTRAP_SERVERS is set, else
+    to the in-process transport; command tasks to Celery."""
     if settings.KAFKA_BOOTSTRAP_SERVERS:
-        return KafkaPublisher(kafka_config())
-    return LocalPublisher(list(groups.values()))
+        return with_commands(KafkaPublisher(kafka_config()))
+    return with_commands(LocalPublisher(list(groups.values())))
+
+
+def with_commands(events: Publisher) -> Publisher:
+    """`events` for the outbox's integration events, Celery for its command tasks."""
+    return CommandsBeside(commands=CeleryCommandPublisher(celery_app), events=events)
 
 
 def build_runtime() -> Runtime:

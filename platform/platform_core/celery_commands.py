@@ -7,8 +7,9 @@ A context's `tasks.py` declares one task per command it accepts, primitives in:
         return task.execute(ConfirmOrder(order_id=UUID(order_id), command_id=UUID(command_id)))
 
 and a sender schedules it with `send_command(confirm_order, order_id=str(order_id))`: the
-message leaves only once the sender's transaction commits, carrying the sender's message
-context (correlation, causation, actor) in a task header.
+task is written to the outbox with the sender's transaction and leaves once it commits
+(`platform_core.command_outbox`), carrying the sender's message context (correlation,
+causation, actor) in a task header.
 
 Delivery is at least once (late acks, re-delivery when a worker dies), the effect once:
 `CommandTask.execute` records the command id in the inbox in the same transaction as the
@@ -26,7 +27,6 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
-from functools import partial
 from typing import Any
 
 from celery import Task, current_app, shared_task  # type: ignore[import-untyped]
@@ -35,6 +35,7 @@ from django.db import close_old_connections, transaction
 
 from platform_core import dead_letters
 from platform_core.bus import UnknownCommand
+from platform_core.command_outbox import CONTEXT_HEADER, command_envelope
 from platform_core.consumers import claim
 from platform_core.errors import DomainError
 from platform_core.messages import (
@@ -45,12 +46,11 @@ from platform_core.messages import (
     new_correlation_id,
 )
 from platform_core.models import DeadLetter
+from platform_core.outbox import Outbox
 from platform_core.runtime import runtime
 
 logger = logging.getLogger(__name__)
 
-# The task header that carries the sender's message context.
-CONTEXT_HEADER = "message_context"
 PROCESSED, DUPLICATE = "processed", "duplicate"
 
 # No later attempt can succeed: the command breaks a rule, or the message is malformed
@@ -172,14 +172,16 @@ def command_task(context_queue: str, **options: Any) -> Callable[[Callable[..., 
 
 
 def send_command(task: Any, /, **kwargs: Any) -> str:
-    """Send a command task once the current transaction commits; answers its command id.
+    """Send a command task with the current transaction; answers its command id.
 
-    A `command_id` is made up unless given: give the same one to re-send a command
-    idempotently (a saga re-sending a step). Outside a transaction it leaves at once.
+    The task is written to the outbox in the caller's transaction and the relay publishes
+    it after commit (`platform_core.command_outbox`): it leaves if and only if the
+    transaction commits, even when the broker is down at that moment. A `command_id` is
+    made up unless given: give the same one to re-send a command idempotently (a saga
+    re-sending a step).
     """
     command_id = kwargs["command_id"] = str(kwargs.get("command_id") or uuid.uuid4())
-    headers = {CONTEXT_HEADER: context_header(ensure_context())}
-    transaction.on_commit(partial(task.apply_async, kwargs=kwargs, headers=headers))
+    Outbox(wake=runtime().outbox_changed).add([command_envelope(task, kwargs, ensure_context())])
     return command_id
 
 

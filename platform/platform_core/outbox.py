@@ -3,9 +3,11 @@ caused them, in the same transaction, and relayed to the broker afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +21,23 @@ from platform_core.serialization import EventCodec, to_json
 Translate = Callable[[Any], Sequence[Any]]
 
 
+# Envelopes added inside a `gathered()` block, written when it ends.
+_gathering: ContextVar[list[Envelope] | None] = ContextVar("outbox_gathering", default=None)
+
+
+@contextlib.contextmanager
+def gathered() -> Iterator[None]:
+    """Within the block, every `Outbox.add` is held and all of them are written in one
+    INSERT at its end (a saga's batch sending a command for each reply it handled)."""
+    held: list[Envelope] = []
+    token = _gathering.set(held)
+    try:
+        yield
+    finally:
+        _gathering.reset(token)
+    _write(held)
+
+
 class Outbox:
     """Writes envelopes as outbox rows in the caller's transaction."""
 
@@ -28,6 +47,17 @@ class Outbox:
     def add(self, envelopes: Sequence[Envelope]) -> None:
         if not envelopes:
             return
+        held = _gathering.get()
+        if held is not None:
+            held.extend(envelopes)
+        else:
+            _write(envelopes)
+        if self._wake is not None:
+            transaction.on_commit(self._wake.set)
+
+
+def _write(envelopes: Sequence[Envelope]) -> None:
+    if envelopes:
         OutboxMessage.objects.bulk_create(
             [
                 OutboxMessage(
@@ -44,8 +74,6 @@ class Outbox:
                 for e in envelopes
             ]
         )
-        if self._wake is not None:
-            transaction.on_commit(self._wake.set)
 
 
 def _headers(envelope: Envelope) -> dict[str, str]:

@@ -8,8 +8,9 @@ compensated, or is marked stuck with the reason when a compensation never answer
 
 Instances and an append-only step history are stored (`saga_instances`, `saga_steps`).
 Replies come from a consumer group (Kafka, or in-process); commands leave through `send`,
-which must publish only after commit (Celery's `send_command` does). Replies that do not
-match the current step — duplicates, late or out-of-order ones — are recorded and ignored.
+which must publish only after commit (Celery's `send_command` writes them to the outbox).
+Replies that do not match the current step — duplicates, late or out-of-order ones — are
+recorded and ignored.
 A step past its deadline is re-sent (the same command id, so receivers deduplicate) a
 bounded number of times, then compensated. Commands are built with ids derived from the
 instance and the step, so a re-sent command is recognised as the same command.
@@ -33,6 +34,7 @@ from django.utils import timezone
 from platform_core.messages import message_context
 from platform_core.messaging import Envelope
 from platform_core.models import SagaInstance, SagaStepEntry
+from platform_core.outbox import gathered
 from platform_core.saga_progress import UPDATED_FIELDS, SagaProgress
 
 logger = logging.getLogger(__name__)
@@ -203,9 +205,10 @@ class SagaManager:
         SagaInstance.objects.bulk_create(created)
         SagaInstance.objects.bulk_update(changed, UPDATED_FIELDS)
         SagaStepEntry.objects.bulk_create(progress.history)
-        for outgoing in progress.commands:
-            with message_context(outgoing.context):
-                self._send(outgoing.command)
+        with gathered():  # commands that go through the outbox: one INSERT for them all
+            for outgoing in progress.commands:
+                with message_context(outgoing.context):
+                    self._send(outgoing.command)
 
 
 def run_timers(

@@ -11,6 +11,7 @@ from contextlib import ExitStack
 import pytest
 from django.db import connections
 
+from config.bootstrap import with_commands
 from config.routing import ALL_TOPICS
 from platform_core.kafka import KafkaPublisher
 from platform_core.models import SagaInstance
@@ -34,7 +35,7 @@ def kafka() -> Iterator[dict[str, str]]:
 def deployment(platform_runtime, kafka, project):
     """Relay and every consumer group running against the cluster, commands eager."""
     stop = threading.Event()
-    relay = OutboxRelay(KafkaPublisher(quiet(kafka)))
+    relay = OutboxRelay(with_commands(KafkaPublisher(quiet(kafka))))
 
     def relay_loop() -> None:
         try:

@@ -1,6 +1,7 @@
-"""Commands between contexts on the embedded default: with no broker, a command task runs
-in the sending process right after the sender's transaction commits, through the same
-inbox, bus and dead-letter path a worker uses. Runs on SQLite (and on PostgreSQL in CI)."""
+"""Commands between contexts on the embedded default: with no broker, a command task is
+written to the outbox with the sender's transaction and runs when the relay of the same
+process publishes it, through the same inbox, bus and dead-letter path a worker uses.
+Runs on SQLite (and on PostgreSQL in CI)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from orders.events import ShippingAddress
 from orders.tasks import cancel_order, confirm_order
 from platform_core.celery_commands import CommandTask, command_task, send_command
 from platform_core.messages import MessageContext, message_context
-from platform_core.models import DeadLetter, InboxMessage, StoredEvent
+from platform_core.models import DeadLetter, InboxMessage, OutboxMessage, StoredEvent
 from platform_core.runtime import Runtime
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,6 +43,12 @@ def eager() -> Iterator[None]:
 
 
 @pytest.fixture
+def relay(platform_runtime: Runtime) -> Callable[[], int]:
+    """Publish the outbox: here, run the command tasks in it."""
+    return platform_runtime.relay.drain
+
+
+@pytest.fixture
 def product(platform_runtime: Runtime) -> str:
     sku = f"MUG-{uuid4().hex[:8].upper()}"
     platform_runtime.bus.handle(
@@ -58,13 +65,17 @@ def restocks(sku: str) -> list[StoredEvent]:
     return events(f"stock-{sku}", "inventory.StockReplenished")
 
 
-def test_a_command_leaves_only_once_the_transaction_that_decided_it_commits(product: str) -> None:
+def test_a_command_leaves_only_once_the_transaction_that_decided_it_commits(
+    product: str, relay: Callable[[], int]
+) -> None:
     sender = MessageContext(correlation_id="corr-eager-1", actor="user:7")
 
     with message_context(sender), transaction.atomic():
         command_id = send_command(restock_product, sku=product, quantity=5)
         assert restocks(product) == []
+    assert restocks(product) == [], "the relay publishes it"
 
+    relay()
     [restocked] = restocks(product)
     assert restocked.data["quantity"] == 5
     assert restocked.metadata["correlation_id"] == "corr-eager-1"
@@ -72,7 +83,9 @@ def test_a_command_leaves_only_once_the_transaction_that_decided_it_commits(prod
     assert restocked.metadata["actor"] == "user:7"
 
 
-def test_a_command_decided_in_a_transaction_that_rolls_back_never_leaves(product: str) -> None:
+def test_a_command_decided_in_a_transaction_that_rolls_back_never_leaves(
+    product: str, relay: Callable[[], int]
+) -> None:
     def decide_then_fail() -> None:
         with transaction.atomic():
             send_command(restock_product, sku=product, quantity=5)
@@ -81,14 +94,17 @@ def test_a_command_decided_in_a_transaction_that_rolls_back_never_leaves(product
     with pytest.raises(RuntimeError):
         decide_then_fail()
 
+    relay()
     assert restocks(product) == []
+    assert not OutboxMessage.objects.filter(topic__startswith="command:").exists()
 
 
-def test_the_same_command_sent_twice_has_one_effect(product: str) -> None:
+def test_the_same_command_sent_twice_has_one_effect(product: str, relay: Callable[[], int]) -> None:
     command_id = str(uuid4())
 
     first = send_command(restock_product, sku=product, quantity=2, command_id=command_id)
     second = send_command(restock_product, sku=product, quantity=2, command_id=command_id)
+    relay()
 
     assert first == second == command_id
     assert len(restocks(product)) == 1
@@ -96,11 +112,12 @@ def test_the_same_command_sent_twice_has_one_effect(product: str) -> None:
 
 
 def test_a_rejected_command_is_dead_lettered_at_once_and_runs_once_when_retried_after_the_fix(
-    platform_runtime: Runtime,
+    platform_runtime: Runtime, relay: Callable[[], int]
 ) -> None:
     sku = f"NEW-{uuid4().hex[:8].upper()}"
     with message_context(MessageContext(correlation_id="corr-eager-2")):
         command_id = send_command(restock_product, sku=sku, quantity=3)
+    relay()
 
     letter = DeadLetter.objects.get(source="celery:inventory", message_id=command_id)
     assert letter.attempts == 1, "a domain error is not retried"
@@ -124,9 +141,10 @@ def test_a_rejected_command_is_dead_lettered_at_once_and_runs_once_when_retried_
 
 
 def test_a_failure_that_outlasts_its_retries_is_dead_lettered_with_every_attempt(
-    product: str,
+    product: str, relay: Callable[[], int]
 ) -> None:
     command_id = send_command(always_fail, sku=product)
+    relay()
 
     letter = DeadLetter.objects.get(source="celery:inventory", message_id=command_id)
     assert letter.attempts == 3
@@ -162,12 +180,13 @@ def placed_order(
 
 
 def test_orders_are_confirmed_and_cancelled_by_command_tasks(
-    placed_order: Callable[[], str],
+    placed_order: Callable[[], str], relay: Callable[[], int]
 ) -> None:
     confirmed, cancelled = placed_order(), placed_order()
 
     send_command(confirm_order, order_id=confirmed)
     send_command(cancel_order, order_id=cancelled, reason="payment declined")
+    relay()
 
     assert len(events(f"order-{confirmed}", "orders.OrderConfirmed")) == 1
     [cancellation] = events(f"order-{cancelled}", "orders.OrderCancelled")

@@ -40,7 +40,7 @@ from platform_core.celery_commands import CommandTask, command_task, send_comman
 from platform_core.celery_queues import command_queue, dead_letter_queue
 from platform_core.messages import MessageContext, message_context
 from platform_core.models import DeadLetter, InboxMessage, StoredEvent
-from platform_core.runtime import Runtime
+from platform_core.runtime import Runtime, runtime
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.django_db(transaction=True)]
 
@@ -199,6 +199,14 @@ def product(platform_runtime: Runtime) -> str:
     return sku
 
 
+def send(task: Any, /, **kwargs: Any) -> str:
+    """`send_command`, then, once the transaction commits, publish the outbox as the
+    relay process would."""
+    command_id = send_command(task, **kwargs)
+    transaction.on_commit(runtime().relay.drain)
+    return command_id
+
+
 def restocks(sku: str) -> list[StoredEvent]:
     return list(
         StoredEvent.objects.filter(
@@ -210,7 +218,7 @@ def restocks(sku: str) -> list[StoredEvent]:
 def barrier(sku: str, workers: list[Worker]) -> None:
     """Send one more command and wait for it: with one worker process taking one message
     at a time, every message sent before it has been handled too."""
-    command_id = send_command(restock_product, sku=sku, quantity=1)
+    command_id = send(restock_product, sku=sku, quantity=1)
     wait_for(
         lambda: StoredEvent.objects.filter(metadata__causation_id=command_id).exists(),
         "the barrier command",
@@ -225,7 +233,7 @@ def test_a_command_sent_to_a_worker_runs_once_with_the_senders_context(
 
     sender = MessageContext(correlation_id="corr-worker-1", actor="user:9")
     with message_context(sender), transaction.atomic():
-        command_id = send_command(restock_product, sku=product, quantity=5)
+        command_id = send(restock_product, sku=product, quantity=5)
         assert queue_state("inventory") == (0, 1), "nothing leaves before the commit"
 
     [restocked] = wait_for(lambda: restocks(product), "the restock", [worker])
@@ -258,7 +266,7 @@ def test_an_order_is_cancelled_by_a_command_on_the_orders_queue(
     )
     worker = start_worker()
 
-    send_command(cancel_order, order_id=str(order_id), reason="payment declined")
+    send(cancel_order, order_id=str(order_id), reason="payment declined")
 
     [cancelled] = wait_for(
         lambda: list(
@@ -278,8 +286,8 @@ def test_the_same_command_delivered_twice_has_one_effect(
     worker = start_worker()
     command_id = str(uuid4())
 
-    send_command(restock_product, sku=product, quantity=3, command_id=command_id)
-    send_command(restock_product, sku=product, quantity=3, command_id=command_id)
+    send(restock_product, sku=product, quantity=3, command_id=command_id)
+    send(restock_product, sku=product, quantity=3, command_id=command_id)
     barrier(product, [worker])
 
     assert [e.data["quantity"] for e in restocks(product)] == [3, 1]
@@ -295,7 +303,7 @@ def test_a_command_that_fails_transiently_is_retried_with_backoff_then_succeeds(
     worker = start_worker()
     journal = tmp_path / "attempts.jsonl"
 
-    send_command(restock_after_failures, sku=product, quantity=4, failures=2, journal=str(journal))
+    send(restock_after_failures, sku=product, quantity=4, failures=2, journal=str(journal))
 
     [restocked] = wait_for(lambda: restocks(product), "the restock after two failures", [worker])
     attempts = [json.loads(line) for line in journal.read_text().splitlines()]

@@ -24,14 +24,18 @@ from config.celery import app
 from inventory.commands import RestockProduct
 from inventory.tasks import restock_product
 from platform_core.celery_commands import CommandTask, command_task, send_command
+from platform_core.command_outbox import CeleryCommandPublisher, CommandsBeside
+from platform_core.consumers import LocalPublisher
 from platform_core.messages import MessageContext, message_context
-from platform_core.models import DeadLetter, InboxMessage
+from platform_core.models import DeadLetter, InboxMessage, OutboxMessage
+from platform_core.relay import OutboxRelay
 from tests.integration.test_celery_worker import (
     Worker,
     barrier,
     product,
     queue_state,
     restocks,
+    send,
     start_worker,
     wait_for,
 )
@@ -78,9 +82,7 @@ def test_a_command_that_keeps_failing_is_dead_lettered_and_retried_once_after_th
     broken = tmp_path / "broken"
     broken.touch()
     with message_context(MessageContext(correlation_id="corr-worker-dl")):
-        command_id = send_command(
-            restock_unless_broken, sku=product, quantity=6, broken=str(broken)
-        )
+        command_id = send(restock_unless_broken, sku=product, quantity=6, broken=str(broken))
 
     letter = wait_for(
         lambda: DeadLetter.objects.filter(source="celery:inventory", message_id=command_id).first(),
@@ -110,7 +112,7 @@ def test_a_domain_error_is_dead_lettered_without_a_retry(
 ) -> None:
     worker = start_worker()
 
-    command_id = send_command(restock_product, sku="NO-SUCH-SKU", quantity=1)
+    command_id = send(restock_product, sku="NO-SUCH-SKU", quantity=1)
 
     letter = wait_for(
         lambda: DeadLetter.objects.filter(message_id=command_id).first(),
@@ -146,7 +148,7 @@ def test_a_task_whose_worker_is_killed_midway_is_redelivered_and_completes_once(
     gate.mkdir()
     # Only a prefork worker has a pool process to lose on its own.
     first = start_worker("threads" if victim == "the whole worker" else "prefork")
-    command_id = send_command(restock_when_released, sku=product, quantity=7, gate=str(gate))
+    command_id = send(restock_when_released, sku=product, quantity=7, gate=str(gate))
     [(first_pid, how)] = wait_for(lambda: started(gate), "the first worker to start", [first])
     assert how == "first"
     assert queue_state("inventory") == (0, 1), "the message is unacked, held by the worker"
@@ -174,3 +176,28 @@ def test_a_task_whose_worker_is_killed_midway_is_redelivered_and_completes_once(
         InboxMessage.objects.filter(consumer="command:inventory", message_id=command_id).count()
         == 1
     )
+
+
+def test_a_command_sent_while_the_broker_is_down_waits_in_the_outbox_and_then_runs_once(
+    start_worker: Callable[..., Worker], product: str
+) -> None:
+    worker = start_worker()
+    with message_context(MessageContext(correlation_id="corr-broker-down")):
+        command_id = send_command(restock_product, sku=product, quantity=2)
+    nothing_listens = "amqp://guest:guest@127.0.0.1:9//"
+    down = CeleryCommandPublisher(app, broker_url=nothing_listens)
+    no_consumers = LocalPublisher([])  # the product's events: not what this is about
+
+    assert OutboxRelay(CommandsBeside(commands=down, events=no_consumers)).drain() == 1
+    assert OutboxRelay(CommandsBeside(commands=down, events=no_consumers)).relay_once() == (0, 1)
+    [waiting] = OutboxMessage.objects.filter(message_id=command_id)
+    assert waiting.published_at is None
+    assert "Connection refused" in waiting.last_error or "ECONNREFUSED" in waiting.last_error
+
+    back = CeleryCommandPublisher(app)
+    assert OutboxRelay(CommandsBeside(commands=back, events=no_consumers)).relay_once() == (1, 0)
+    [restocked] = wait_for(lambda: restocks(product), "the restock", [worker])
+    assert restocked.metadata["causation_id"] == command_id
+    assert restocked.metadata["correlation_id"] == "corr-broker-down"
+    barrier(product, [worker])
+    assert [e.data["quantity"] for e in restocks(product)] == [2, 1]

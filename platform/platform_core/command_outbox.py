@@ -1,0 +1,137 @@
+"""Commands leave through the outbox, like integration events.
+
+`send_command` writes the command task as an outbox row in the sender's transaction, so a
+command exists exactly when the change that decided it committed: a broker that is down
+at that moment delays the command, it does not lose it. The relay then hands command rows
+to `CeleryCommandPublisher` and the others to the event publisher (`CommandsBeside`).
+
+The publisher sends a batch of command tasks inside one AMQP transaction: RabbitMQ has
+taken every message of the batch (persistent, on durable queues) when `tx.commit` returns,
+at the cost of one round trip per batch rather than a publisher confirm per message. A
+batch that fails is sent again whole; receivers deduplicate by command id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from platform_core.messages import MessageContext
+from platform_core.messaging import Envelope, Outgoing, Publisher, PublishReport
+
+logger = logging.getLogger(__name__)
+
+# Outbox rows whose topic starts with this are command tasks for the context queue named
+# after it ("command:inventory"), not integration events.
+COMMAND_TOPIC = "command:"
+CONTEXT_HEADER = "message_context"  # the task header carrying the sender's message context
+
+
+def command_envelope(task: Any, kwargs: Mapping[str, Any], context: MessageContext) -> Envelope:
+    """A command task as an outbox message: the task's name, its keyword arguments as
+    JSON, and the sender's context."""
+    extra = {name: value for name in ("actor", "tenant") if (value := getattr(context, name))}
+    return Envelope(
+        id=str(kwargs["command_id"]),
+        type=task.name,
+        source=f"/commands/{task.command_queue}",
+        time=datetime.now(UTC),
+        topic=f"{COMMAND_TOPIC}{task.command_queue}",
+        key=str(kwargs["command_id"]),
+        data=json.dumps(kwargs, default=str).encode(),
+        correlation_id=context.correlation_id,
+        causation_id=context.causation_id,
+        extra=extra,
+    )
+
+
+def context_header(envelope: Envelope) -> dict[str, str]:
+    """The task header value of the context a command envelope was sent in."""
+    sent = {
+        "correlation_id": envelope.correlation_id,
+        "causation_id": envelope.causation_id,
+        **envelope.extra,
+    }
+    return {name: value for name, value in sent.items() if value}
+
+
+class CeleryCommandPublisher:
+    """Publishes command rows as Celery task messages (see the module docstring).
+
+    With an eager app (the embedded default) each task runs here, in the relay, instead.
+    """
+
+    def __init__(self, app: Any, *, broker_url: str | None = None) -> None:
+        self._app = app
+        self._broker_url = broker_url  # the app's own unless given
+        self._connection: Any = None
+
+    def publish(self, batch: Sequence[Outgoing]) -> PublishReport:
+        if self._app.conf.task_always_eager:
+            for item in batch:
+                self._send(item.envelope)
+            return PublishReport(delivered=[item.row_id for item in batch])
+        try:
+            channel = self._channel()
+            producer = self._app.amqp.Producer(channel, auto_declare=False)
+            for item in batch:
+                self._send(item.envelope, producer=producer, retry=False)
+            channel.tx_commit()
+        except Exception as error:
+            logger.warning("could not publish %d commands: %r", len(batch), error)
+            self.close()
+            return PublishReport(failed={item.row_id: repr(error) for item in batch})
+        return PublishReport(delivered=[item.row_id for item in batch])
+
+    def _send(self, envelope: Envelope, **options: Any) -> None:
+        task = self._app.tasks[envelope.type]
+        task.apply_async(
+            kwargs=json.loads(envelope.data),
+            headers={CONTEXT_HEADER: context_header(envelope)},
+            **options,
+        )
+
+    def _channel(self) -> Any:
+        if self._connection is None:
+            # Publisher confirms and AMQP transactions exclude each other on a channel.
+            connection = self._app.connection_for_write(
+                self._broker_url, transport_options={"confirm_publish": False}
+            )
+            connection.ensure_connection(max_retries=1)
+            connection.default_channel.tx_select()
+            self._connection = connection
+        return self._connection.default_channel
+
+    def close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except Exception:  # a connection that broke may fail to close: it is gone
+                logger.debug("closing the command connection failed", exc_info=True)
+            self._connection = None
+
+
+class CommandsBeside:
+    """The relay's publisher: command rows to `commands`, every other row to `events`."""
+
+    def __init__(self, *, commands: Publisher, events: Publisher) -> None:
+        self._commands = commands
+        self._events = events
+
+    def publish(self, batch: Sequence[Outgoing]) -> PublishReport:
+        commands = [o for o in batch if o.envelope.topic.startswith(COMMAND_TOPIC)]
+        events = [o for o in batch if not o.envelope.topic.startswith(COMMAND_TOPIC)]
+        report = PublishReport()
+        for publisher, items in ((self._events, events), (self._commands, commands)):
+            if items:
+                part = publisher.publish(items)
+                report.delivered += part.delivered
+                report.failed.update(part.failed)
+        return report
+
+    def close(self) -> None:
+        self._events.close()
+        self._commands.close()
