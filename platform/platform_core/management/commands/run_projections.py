@@ -10,14 +10,23 @@ from django.core.management.base import BaseCommand
 
 from platform_core.rebuild_requests import RebuildRequests
 from platform_core.runtime import runtime
+from platform_core.wakeups import EVENTS_CHANNEL, CommitListener
 
 
 class Command(BaseCommand):
-    help = "Project the event log into the read models (--once: catch up and exit)."
+    help = (
+        "Project the event log into the read models, woken by each commit that appends "
+        "events (PostgreSQL NOTIFY); --once: catch up and exit."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--once", action="store_true", help="catch up, then exit")
-        parser.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
+        parser.add_argument(
+            "--poll",
+            type=float,
+            default=5.0,
+            help="seconds between polls when no commit wakes the projector (a safety net)",
+        )
 
     def handle(self, *args: Any, once: bool, poll: float, **options: Any) -> None:
         runner = runtime().projections
@@ -25,12 +34,16 @@ class Command(BaseCommand):
             read = runner.catch_up()
             self.stdout.write(f"caught up: {read} events read")
             return
-        stop = threading.Event()
+        stop, wake = threading.Event(), threading.Event()
+
+        def stop_now(*_: object) -> None:
+            stop.set()
+            wake.set()  # rather than finish waiting out --poll
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
+            signal.signal(signum, stop_now)
         self.stdout.write(f"projecting {', '.join(runner.names)}; Ctrl-C stops")
-        # Another process's commits cannot wake this one, so it polls.
         requests = RebuildRequests(runner)
-        runner.run_forever(
-            stop, threading.Event(), idle_seconds=poll, on_idle=requests.start_requested
-        )
+        # Other processes' commits wake this one through PostgreSQL notifications.
+        with CommitListener({EVENTS_CHANNEL: wake}):
+            runner.run_forever(stop, wake, idle_seconds=poll, on_idle=requests.start_requested)

@@ -21,6 +21,7 @@ from django.utils.module_loading import import_string
 from platform_core.rebuild_requests import RebuildRequests
 from platform_core.runtime import runtime
 from platform_core.sagas import run_timers
+from platform_core.wakeups import EVENTS_CHANNEL, OUTBOX_CHANNEL, CommitListener
 
 
 class Command(BaseCommand):
@@ -60,6 +61,11 @@ class Command(BaseCommand):
                 daemon=True,
             ),
         ]
+        # This process's own commits set the events directly; on PostgreSQL, commits of
+        # other writers (a Celery worker, Kafka consumers) arrive as notifications.
+        listener = CommitListener(
+            {EVENTS_CHANNEL: rt.log_changed, OUTBOX_CHANNEL: rt.outbox_changed}
+        ).start()
         for worker in workers:
             worker.start()
         self.stdout.write(f"Serving on http://{host}:{port}/  (Ctrl-C to stop)")
@@ -77,6 +83,7 @@ class Command(BaseCommand):
             stop.set()
             rt.log_changed.set()
             rt.outbox_changed.set()
+            listener.close()
             for worker in workers:
                 worker.join(timeout=10)
             self.stdout.write("Stopped.")
