@@ -36,7 +36,7 @@ class TableRows:
         self._key = model._meta.pk.attname
         self._stamps = all(name in self._fields for name in _POSITION_FIELDS)
         self._fresh = fresh
-        self._writer = _RowWriter(model)
+        self._writer = RowWriter(model)
         self._written: set[Any] = set()
         self._rows: dict[Any, Row | None] = {}
         self._dirty: set[Any] = set()
@@ -96,7 +96,7 @@ class TableRows:
         self._fresh = False
 
 
-class _RowWriter:
+class RowWriter:
     """Writes whole rows: `upsert` (`INSERT … ON CONFLICT (pk) DO UPDATE`, one
     executemany) and `insert` of rows known to be new (COPY on PostgreSQL).
 

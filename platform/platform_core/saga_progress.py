@@ -26,8 +26,6 @@ Status = SagaInstance.Status
 # A completed saga can still be aborted (an order cancelled after confirmation, before it
 # shipped): everything it did is then undone.
 ABORTABLE = (Status.RUNNING, Status.COMPLETED)
-# The columns a unit of work may change on an instance that exists already.
-UPDATED_FIELDS = ("status", "step", "data", "deadline_at", "resends", "reason", "updated_at")
 
 
 def command_id(instance: SagaInstance, step: str, action: str) -> uuid.UUID:
