@@ -86,7 +86,9 @@ def build_bus(
         record_append(result)
         transaction.on_commit(log_changed.set)
 
-    def repository(aggregate_type: type[A], integration: ModuleType) -> Repository[A]:
+    def repository(
+        aggregate_type: type[A], integration: ModuleType, *, long_lived: bool = False
+    ) -> Repository[A]:
         publisher = IntegrationEvents(
             source=integration.SOURCE,
             topic=integration.TOPIC,
@@ -98,14 +100,17 @@ def build_bus(
             aggregate_type,
             store=store,
             codec=codec,
-            snapshots=snapshots,
+            # Only a stream that grows without end needs snapshots: an order, a payment or
+            # a shipment has a handful of events, and looking for a snapshot first would
+            # add a query to every load.
+            snapshots=snapshots if long_lived else None,
             snapshot_every=settings.SNAPSHOT_EVERY,
             on_append=after_append,
             publish=publisher.publish,
         )
 
     orders = repository(Order, orders_integration)
-    stock = repository(StockItem, inventory_integration)
+    stock = repository(StockItem, inventory_integration, long_lived=True)
     reservations = repository(OrderReservation, inventory_integration)
     payments = repository(Payment, payments_integration)
     shipments = repository(Shipment, shipping_integration)
