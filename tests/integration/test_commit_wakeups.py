@@ -17,11 +17,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from uuid import uuid4
 
+import psycopg
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
@@ -36,9 +38,11 @@ from platform_core.wakeups import (
     APPLICATION_NAME,
     EVENTS_CHANNEL,
     OUTBOX_CHANNEL,
+    CatchUpWatch,
     CommitListener,
 )
 from projections.models import ProductStock
+from tests.support import newest_stored
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -136,6 +140,44 @@ def test_the_listener_reconnects_after_its_connection_is_killed() -> None:
         wake.clear()
         append_event()
         assert wake.wait(DEADLINE)
+
+
+@contextmanager
+def an_older_transaction_open() -> Iterator[None]:
+    """A transaction on another connection that holds a transaction id until the block
+    ends: the log hides whatever commits after it began."""
+    db = connection.settings_dict
+    with psycopg.connect(
+        dbname=db["NAME"],
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
+    ) as other:
+        other.execute("SELECT pg_current_xact_id()")
+        yield
+        other.rollback()
+
+
+def test_the_projector_comes_back_for_events_an_older_transaction_hid_from_it(
+    platform_runtime: Runtime,
+) -> None:
+    runner, wake = platform_runtime.projections, threading.Event()
+    watch = CatchUpWatch(runner.names, wake, first_pause=0)
+    runner.catch_up()
+    with an_older_transaction_open():
+        append_event()
+        runner.catch_up()  # woken by the commit, it finds nothing it can see yet
+        assert newest_stored() > runner.checkpoint(runner.names[0])
+    # The older transaction has ended, which notifies nobody.
+
+    watch()
+    assert wake.is_set(), "woken again for the hidden events"
+
+    wake.clear()
+    runner.catch_up()
+    watch()
+    assert not wake.is_set(), "nothing left behind"
 
 
 # Real worker processes. Each first handles a warm-up write, so that what woke it at start

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand
 
 from platform_core.rebuild_requests import RebuildRequests
 from platform_core.runtime import runtime
-from platform_core.wakeups import EVENTS_CHANNEL, CommitListener
+from platform_core.wakeups import EVENTS_CHANNEL, CatchUpWatch, CommitListener
 
 
 class Command(BaseCommand):
@@ -43,7 +43,12 @@ class Command(BaseCommand):
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, stop_now)
         self.stdout.write(f"projecting {', '.join(runner.names)}; Ctrl-C stops")
-        requests = RebuildRequests(runner)
+        requests, watch = RebuildRequests(runner), CatchUpWatch(runner.names, wake)
+
+        def on_idle() -> None:
+            requests.start_requested()
+            watch()
+
         # Other processes' commits wake this one through PostgreSQL notifications.
         with CommitListener({EVENTS_CHANNEL: wake}):
-            runner.run_forever(stop, wake, idle_seconds=poll, on_idle=requests.start_requested)
+            runner.run_forever(stop, wake, idle_seconds=poll, on_idle=on_idle)

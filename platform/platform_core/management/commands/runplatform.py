@@ -19,9 +19,9 @@ from django.db import connections
 from django.utils.module_loading import import_string
 
 from platform_core.rebuild_requests import RebuildRequests
-from platform_core.runtime import runtime
+from platform_core.runtime import Runtime, runtime
 from platform_core.sagas import run_timers
-from platform_core.wakeups import EVENTS_CHANNEL, OUTBOX_CHANNEL, CommitListener
+from platform_core.wakeups import EVENTS_CHANNEL, OUTBOX_CHANNEL, CatchUpWatch, CommitListener
 
 
 class Command(BaseCommand):
@@ -38,10 +38,7 @@ class Command(BaseCommand):
             threading.Thread(
                 target=_work,
                 args=(
-                    partial(
-                        rt.projections.run_forever,
-                        on_idle=RebuildRequests(rt.projections).start_requested,
-                    ),
+                    partial(rt.projections.run_forever, on_idle=_projector_idle(rt)),
                     stop,
                     rt.log_changed,
                 ),
@@ -101,6 +98,19 @@ def _exit_at_once() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _projector_idle(rt: Runtime) -> Callable[[], None]:
+    """What the projector does after each catch-up: start requested rebuilds, and come
+    back soon while committed events were hidden from it (platform_core.wakeups)."""
+    requests = RebuildRequests(rt.projections)
+    watch = CatchUpWatch(rt.projections.names, rt.log_changed)
+
+    def on_idle() -> None:
+        requests.start_requested()
+        watch()
+
+    return on_idle
 
 
 def _work(
