@@ -1,5 +1,6 @@
 """Commits in one process wake the relay and the projector of another (PostgreSQL
-LISTEN/NOTIFY: migration 0007's triggers, `platform_core.wakeups.CommitListener`).
+LISTEN/NOTIFY: migration 0007's triggers, `platform_core.wakeups.CommitListener`), and
+the projector comes back for events an older transaction hid (`CatchUpWatch`).
 
 PostgreSQL delivers one session's notifications in commit order, so "a rolled-back
 insert wakes nobody" is checked without waiting for a silence: after the rollback a
