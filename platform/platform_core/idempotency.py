@@ -1,9 +1,11 @@
 """`Idempotency-Key` for write endpoints: the same key and body get the first response.
 
 The durable record (the first response, kept for IDEMPOTENCY_TTL_SECONDS) lives in the
-database and is inserted in the same transaction as the command's effects; its unique
-(owner, key) constraint is the authority, so two concurrent duplicates give one effect
-even if the cache is flushed. The cache only holds a short in-flight lock so that a
+database and is inserted, once the response is known, in the same transaction as the
+command's effects; its unique (owner, key) constraint is the authority, so two concurrent
+duplicates give one effect even if the cache is flushed (the second one's insert waits for
+the first to commit, then its own effects are rolled back and the first response
+replayed). The cache only holds a short in-flight lock so that a
 duplicate arriving mid-request waits for the first answer instead of racing it.
 """
 
@@ -13,12 +15,12 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.request import Request
@@ -31,6 +33,7 @@ HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 LOCK_SECONDS = 30
 WAIT_SECONDS = 10.0
+TABLE = IdempotencyRecord._meta.db_table
 
 
 def _fingerprint(request: Request) -> str:
@@ -87,26 +90,58 @@ def idempotent(request: Request, handle: Callable[[], Response]) -> Response:
 
 
 def _run_once(owner: str, key: str, fingerprint: str, handle: Callable[[], Response]) -> Response:
-    expired = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
-    IdempotencyRecord.objects.filter(owner=owner, key=key, created_at__lt=expired).delete()
+    fresh_since = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+    earlier = _record_of(owner, key, fresh_since)
+    if earlier is not None:
+        return _replay(earlier, fingerprint)
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    owner=owner, key=key, fingerprint=fingerprint
-                )
-        except IntegrityError:
-            # A first request with this key committed (the insert waited for it).
-            return _replay(IdempotencyRecord.objects.get(owner=owner, key=key), fingerprint)
         response = handle()
         if not status.is_success(response.status_code):
             transaction.set_rollback(True)
             return response
-        record.status_code = response.status_code
-        record.body = _jsonable(response.data)
-        record.location = response.headers.get("Location", "")
-        record.save(update_fields=["status_code", "body", "location"])
-        return response
+        if _keep(owner, key, fingerprint, response, fresh_since):
+            return response
+        # A duplicate committed its record first (the insert waited for it): this
+        # request's effects are undone and the first response is replayed.
+        transaction.set_rollback(True)
+    return _replay(IdempotencyRecord.objects.get(owner=owner, key=key), fingerprint)
+
+
+def _record_of(owner: str, key: str, fresh_since: datetime) -> IdempotencyRecord | None:
+    return IdempotencyRecord.objects.filter(
+        owner=owner, key=key, created_at__gte=fresh_since
+    ).first()
+
+
+def _keep(
+    owner: str, key: str, fingerprint: str, response: Response, fresh_since: datetime
+) -> bool:
+    """Store the response under the key, replacing an expired record; False if a live
+    record is there (committed by a concurrent duplicate)."""
+    database = connections[DEFAULT_DB_ALIAS]
+    body = IdempotencyRecord._meta.get_field("body").get_db_prep_save(
+        _jsonable(response.data), database
+    )
+    with database.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TABLE} AS r (owner, key, fingerprint, status_code, body, location,"
+            " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
+            " status_code = EXCLUDED.status_code, body = EXCLUDED.body,"
+            " location = EXCLUDED.location, created_at = EXCLUDED.created_at"
+            " WHERE r.created_at < %s RETURNING id",
+            [
+                owner,
+                key,
+                fingerprint,
+                response.status_code,
+                body,
+                response.headers.get("Location", ""),
+                timezone.now(),
+                fresh_since,
+            ],
+        )
+        return cursor.fetchone() is not None
 
 
 def _jsonable(data: Any) -> Any:

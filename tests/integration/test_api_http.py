@@ -6,7 +6,9 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from asgiref.sync import AsyncToSync, SyncToAsync, iscoroutinefunction
 from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpResponse
 from rest_framework.test import APIClient
 
@@ -227,3 +229,25 @@ def test_the_probes_answer_ok(anonymous_client, probe):
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+def _thread_hand_offs(chain: Any) -> list[str]:
+    """The sync/async adapters on the way from the ASGI handler down to the view, and the
+    middlewares that run in async mode (Django's then hand each hook to a thread)."""
+    found, node = [], chain
+    while node is not None:
+        if isinstance(node, SyncToAsync | AsyncToSync):
+            found.append(type(node).__name__)
+            node = node.func if isinstance(node, SyncToAsync) else node.awaitable
+            continue
+        if hasattr(node, "get_response") and iscoroutinefunction(node):
+            found.append(f"async {type(node).__name__}")
+        node = getattr(node, "get_response", None) or getattr(node, "__wrapped__", None)
+    return found
+
+
+def test_under_asgi_the_middleware_chain_runs_in_one_thread():
+    """Into a thread once for the whole chain and back to the event loop once for the
+    view; a sync-only middleware above async-capable ones would put those in async mode,
+    and each of their hooks would then go to a thread of its own."""
+    assert _thread_hand_offs(ASGIHandler()._middleware_chain) == ["SyncToAsync", "AsyncToSync"]

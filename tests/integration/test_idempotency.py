@@ -67,6 +67,22 @@ def test_a_retry_with_the_same_key_and_body_gets_the_first_response(
     assert orders_placed() == 1
 
 
+def test_a_key_whose_record_expired_is_free_again(
+    catalog, customer_client, orders_placed, settings
+):
+    first = place(customer_client, "checkout-old")
+    settings.IDEMPOTENCY_TTL_SECONDS = 0  # the first record is now past its time
+
+    again = place(customer_client, "checkout-old", {**BODY, "payment_token": "tok_decline"})
+
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json()["id"] != first.json()["id"]
+    assert not again.has_header("Idempotent-Replayed")
+    assert orders_placed() == 2
+    [record] = IdempotencyRecord.objects.filter(key="checkout-old")
+    assert record.body["id"] == again.json()["id"], "the expired record was replaced"
+
+
 def test_the_same_key_with_another_body_conflicts(catalog, customer_client, orders_placed):
     place(customer_client, "checkout-1")
 
