@@ -4,6 +4,7 @@ caused them, in the same transaction, and relayed to the broker afterwards."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -16,6 +17,7 @@ from django.db import transaction
 from platform_core.messages import ensure_context
 from platform_core.messaging import Envelope
 from platform_core.models import OutboxMessage
+from platform_core.row_writer import RowWriter
 from platform_core.serialization import EventCodec, to_json
 
 Translate = Callable[[Any], Sequence[Any]]
@@ -57,23 +59,36 @@ class Outbox:
 
 
 def _write(envelopes: Sequence[Envelope]) -> None:
-    if envelopes:
-        OutboxMessage.objects.bulk_create(
-            [
-                OutboxMessage(
-                    topic=e.topic,
-                    message_key=e.key,
-                    message_id=uuid.UUID(e.id),
-                    event_type=e.type,
-                    source=e.source,
-                    subject=e.subject,
-                    occurred_at=e.time,
-                    data=e.data.decode(),
-                    headers=_headers(e),
-                )
-                for e in envelopes
-            ]
-        )
+    if not envelopes:
+        return
+    now = datetime.now(UTC)
+    _outbox_writer().append(
+        [
+            {
+                "topic": e.topic,
+                "message_key": e.key,
+                "message_id": uuid.UUID(e.id),
+                "event_type": e.type,
+                "source": e.source,
+                "subject": e.subject,
+                "occurred_at": e.time,
+                "data": e.data.decode(),
+                "headers": _headers(e),
+                "created_at": now,
+                "published_at": None,
+                "attempts": 0,
+                "last_error": "",
+            }
+            for e in envelopes
+        ]
+    )
+
+
+@functools.cache
+def _outbox_writer() -> RowWriter:
+    # Every column but the key, which the database numbers: the relay's order.
+    columns = [f.attname for f in OutboxMessage._meta.concrete_fields if not f.primary_key]
+    return RowWriter(OutboxMessage, fields=columns)
 
 
 def _headers(envelope: Envelope) -> dict[str, str]:

@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import msgspec
 from django.apps.registry import Apps
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db import connection, models
 
 from platform_core.eventstore import LOG_START, LogPosition
+from platform_core.row_writer import Row, RowWriter
 
-Row = dict[str, Any]
-_json_encoder = msgspec.json.Encoder()
+__all__ = ["ReadState", "Row", "TableRows", "quoted_columns", "shadow_model"]
+
 _POSITION_FIELDS = ("last_transaction_id", "last_position")
 
 
@@ -94,64 +94,6 @@ class TableRows:
         self._rows.clear()
         self._written.clear()
         self._fresh = False
-
-
-class RowWriter:
-    """Writes whole rows: `upsert` (`INSERT … ON CONFLICT (pk) DO UPDATE`, one
-    executemany) and `insert` of rows known to be new (COPY on PostgreSQL).
-
-    Values are prepared by the model's own fields (JSON, UUID, decimals, datetimes), but no
-    model instance is built: for a rebuild that is most of what Django's bulk_create costs.
-    """
-
-    def __init__(self, model: type[models.Model]) -> None:
-        quote = connection.ops.quote_name
-        self._fields = list(model._meta.concrete_fields)
-        columns = [quote(str(field.column)) for field in self._fields]
-        key = quote(str(model._meta.pk.column))
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
-        self._table = f"{quote(model._meta.db_table)} ({', '.join(columns)})"
-        self._insert = f"INSERT INTO {self._table} VALUES ({', '.join(['%s'] * len(columns))})"
-        self._names = [field.attname for field in self._fields]
-        self._json = {f.attname for f in self._fields if isinstance(f, models.JSONField)}
-        self._upsert = f"{self._insert} ON CONFLICT ({key}) DO UPDATE SET {updates}"
-
-    def upsert(self, rows: list[Row]) -> None:
-        self._execute(self._upsert, rows)
-
-    def insert(self, rows: list[Row]) -> None:
-        database = connections[DEFAULT_DB_ALIAS]
-        if database.vendor != "postgresql":
-            self._execute(self._insert, rows)
-            return
-        # COPY's text format takes the JSON as text, so it is encoded here by msgspec,
-        # several times faster than the json module behind psycopg's Jsonb; other values
-        # are Python types psycopg adapts as they are.
-        encode, names, json_fields = _json_encoder.encode, self._names, self._json
-        with (
-            database.cursor() as cursor,
-            cursor.cursor.copy(f"COPY {self._table} FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(
-                    [encode(row[n]).decode() if n in json_fields else row[n] for n in names]
-                )
-
-    def _execute(self, sql: str, rows: list[Row]) -> None:
-        if not rows:
-            return
-        database = connections[DEFAULT_DB_ALIAS]
-        with database.cursor() as cursor:
-            cursor.executemany(sql, self._prepared(rows, database))
-
-    def _prepared(self, rows: list[Row], database: Any) -> list[list[Any]]:
-        # The connection itself, not django.db.connection: that proxy costs a lookup in a
-        # context-local store on every one of the many calls here.
-        fields = self._fields
-        return [
-            [field.get_db_prep_save(row[field.attname], database) for field in fields]
-            for row in rows
-        ]
 
 
 class ReadState:

@@ -36,7 +36,7 @@ from platform_core.messages import message_context
 from platform_core.messaging import Envelope
 from platform_core.models import SagaInstance, SagaStepEntry
 from platform_core.outbox import gathered
-from platform_core.read_models import RowWriter
+from platform_core.row_writer import RowWriter
 from platform_core.saga_progress import SagaProgress
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,12 @@
 """Wake the outbox relay and the projector when another process commits.
 
-Migration 0007 puts statement-level AFTER INSERT triggers on `outbox` and `event_store`
-that NOTIFY a channel with an empty payload. PostgreSQL delivers a notification only when
+Migration 0007 puts a statement-level AFTER INSERT trigger on `outbox` that NOTIFYs a
+channel with an empty payload. Nearly every command here stores integration events with
+its domain events, so that one channel wakes the projector too. There is no trigger on
+`event_store`: PostgreSQL lets one notifying transaction commit at a time, through its WAL
+flush, which halved what 16 concurrent writers could append (bench/eventstore.py,
+0.86x -> 0.35-0.42x of raw inserts); appends that publish nothing are seen on the
+projector's poll or by the `CatchUpWatch`. PostgreSQL delivers a notification only when
 the writing transaction commits (never after a rollback) and folds the repeats of one
 transaction into one. A `CommitListener` LISTENs on a connection of its own and sets the
 `threading.Event` a worker loop waits on between rounds; the loops still poll, at a long
@@ -32,9 +37,8 @@ from platform_core.consumers import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
-# Migration 0007 copies these names: keep them in step.
+# Migration 0007 copies this name: keep them in step.
 OUTBOX_CHANNEL = "platform_outbox"
-EVENTS_CHANNEL = "platform_events"
 # How the listening sessions show in pg_stat_activity (unless OPTIONS name one).
 APPLICATION_NAME = "platform-commit-listener"
 # After a lost connection: up to 0.1 s, 0.2 s, 0.4 s ... 10 s, with jitter.
@@ -52,7 +56,7 @@ _PG_BEHIND = """SELECT EXISTS (
 
 
 class CommitListener:
-    """Sets `wakes[channel]` on every notification on `channel`.
+    """Sets the events of `wakes[channel]` on every notification on `channel`.
 
     A daemon thread holds an autocommit connection of its own and reconnects with backoff
     when it drops. After each LISTEN (the first and every reconnection) it sets every
@@ -62,13 +66,16 @@ class CommitListener:
 
     def __init__(
         self,
-        wakes: Mapping[str, threading.Event],
+        wakes: Mapping[str, threading.Event | Sequence[threading.Event]],
         *,
         using: str = DEFAULT_DB_ALIAS,
         backoff: RetryPolicy = RECONNECT_BACKOFF,
         check_seconds: float = 0.5,
     ) -> None:
-        self._wakes = dict(wakes)
+        self._wakes = {
+            channel: [events] if isinstance(events, threading.Event) else list(events)
+            for channel, events in wakes.items()
+        }
         self._using = using
         self._backoff = backoff
         self._check_seconds = check_seconds  # how soon the thread notices close()
@@ -150,8 +157,7 @@ class CommitListener:
     def _deliver(self, conn: psycopg.Connection[Any]) -> None:
         while not self._stop.is_set():
             for notify in conn.notifies(timeout=self._check_seconds):
-                wake = self._wakes.get(notify.channel)
-                if wake is not None:
+                for wake in self._wakes.get(notify.channel, ()):
                     wake.set()
 
     def _lost(self, error: Exception, failures: int) -> None:
@@ -167,8 +173,9 @@ class CommitListener:
         self._stop.wait(delay)
 
     def _wake_all(self) -> None:
-        for wake in self._wakes.values():
-            wake.set()
+        for events in self._wakes.values():
+            for wake in events:
+                wake.set()
 
 
 class CatchUpWatch:

@@ -17,7 +17,7 @@ from platform_core.models import SnapshotRecord
 from platform_core.repository import Repository
 from platform_core.runtime import reset_runtime, runtime
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_stock_is_snapshotted_every_n_events_and_loaded_from_the_snapshot(

@@ -1,5 +1,6 @@
-"""On PostgreSQL, NOTIFY a channel when a transaction that inserted outbox rows or events
-commits, so the relay and the projector of other processes wake (platform_core.wakeups).
+"""On PostgreSQL, NOTIFY a channel when a transaction that inserted outbox rows commits,
+so the relay and the projector of other processes wake (platform_core.wakeups says why
+there is no such trigger on event_store).
 
 Statement-level triggers: one notification per INSERT statement, without a round trip to
 the client; the empty payload lets PostgreSQL fold a transaction's repeats into one, and
@@ -8,11 +9,10 @@ a notification is delivered only at commit. SQLite has no notifications: a no-op
 
 from django.db import migrations
 
-# Copied from platform_core.wakeups (OUTBOX_CHANNEL, EVENTS_CHANNEL) rather than imported:
+# Copied from platform_core.wakeups (OUTBOX_CHANNEL) rather than imported:
 # a migration must keep doing what it did when it was written, whatever the app code becomes.
 TRIGGERS = {
     "outbox": ("outbox_notify_on_commit", "platform_outbox"),
-    "event_store": ("event_store_notify_on_commit", "platform_events"),
 }
 
 CREATE_FUNCTION = """

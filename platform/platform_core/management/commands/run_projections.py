@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand
 
 from platform_core.rebuild_requests import RebuildRequests
 from platform_core.runtime import runtime
-from platform_core.wakeups import EVENTS_CHANNEL, CatchUpWatch, CommitListener
+from platform_core.wakeups import OUTBOX_CHANNEL, CatchUpWatch, CommitListener
 
 
 class Command(BaseCommand):
@@ -24,8 +24,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--poll",
             type=float,
-            default=5.0,
-            help="seconds between polls when no commit wakes the projector (a safety net)",
+            default=1.0,
+            help="seconds between polls: what wakes the projector for appends that publish "
+            "no integration event (others wake it at commit)",
         )
 
     def handle(self, *args: Any, once: bool, poll: float, **options: Any) -> None:
@@ -49,6 +50,7 @@ class Command(BaseCommand):
             requests.start_requested()
             watch()
 
-        # Other processes' commits wake this one through PostgreSQL notifications.
-        with CommitListener({EVENTS_CHANNEL: wake}):
+        # Other processes' commits that publish integration events (nearly all of them)
+        # wake this one through PostgreSQL notifications; the rest are seen on the poll.
+        with CommitListener({OUTBOX_CHANNEL: wake}):
             runner.run_forever(stop, wake, idle_seconds=poll, on_idle=on_idle)

@@ -21,7 +21,7 @@ from django.utils.module_loading import import_string
 from platform_core.rebuild_requests import RebuildRequests
 from platform_core.runtime import Runtime, runtime
 from platform_core.sagas import run_timers
-from platform_core.wakeups import EVENTS_CHANNEL, OUTBOX_CHANNEL, CatchUpWatch, CommitListener
+from platform_core.wakeups import OUTBOX_CHANNEL, CatchUpWatch, CommitListener
 
 
 class Command(BaseCommand):
@@ -60,9 +60,7 @@ class Command(BaseCommand):
         ]
         # This process's own commits set the events directly; on PostgreSQL, commits of
         # other writers (a Celery worker, Kafka consumers) arrive as notifications.
-        listener = CommitListener(
-            {EVENTS_CHANNEL: rt.log_changed, OUTBOX_CHANNEL: rt.outbox_changed}
-        ).start()
+        listener = CommitListener({OUTBOX_CHANNEL: (rt.log_changed, rt.outbox_changed)}).start()
         for worker in workers:
             worker.start()
         self.stdout.write(f"Serving on http://{host}:{port}/  (Ctrl-C to stop)")
