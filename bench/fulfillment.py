@@ -15,8 +15,8 @@ stopped at the end (each in its own process group, SIGTERM then SIGKILL, bounded
   web          daphne config.asgi:application                          (the product)
   control      daphne control_urls:application (bench/control_urls.py: the product's
                settings, middleware and DRF token auth; one view that inserts one row)
-  relay        manage.py relay_outbox --poll P
-  projector    manage.py run_projections --poll P
+  relay        manage.py relay_outbox (woken by NOTIFY at commit; --poll P to force polling)
+  projector    manage.py run_projections (the same)
   saga timers  manage.py run_saga_timers
   consumers    manage.py consume order-fulfillment | orders | inventory, each through this
                file's --serve-consumer wrapper, which only lowers fetch.wait.max.ms (see below)
@@ -738,7 +738,11 @@ def pg_counters(url: str) -> dict[str, float]:
 
 
 def py_spy(targets: Sequence[Proc], seconds: float, outdir: Path) -> list[tuple[Proc, Path]]:
-    """Start `py-spy record` (raw collapsed stacks, --nonblocking) on each target."""
+    """Start `py-spy record` (raw collapsed stacks, --nonblocking) on each target.
+
+    Only samples of a thread holding the GIL count (`--gil`): CPU spent in Python and in
+    the C code it calls without releasing the GIL, not the waits for PostgreSQL or the
+    broker, which a saturated machine otherwise shows as busy."""
     exe = BIN / "py-spy"
     if not exe.exists():
         exe = Path(shutil.which("py-spy") or "")
@@ -749,7 +753,7 @@ def py_spy(targets: Sequence[Proc], seconds: float, outdir: Path) -> list[tuple[
     for proc in targets:
         out = outdir / f"pyspy-{proc.role}.txt"
         cmd = [str(exe), "record", "--pid", str(proc.pid), "--duration", str(int(seconds))]
-        cmd += ["--rate", "100", "--format", "raw", "--nonblocking", "--output", str(out)]
+        cmd += ["--rate", "100", "--format", "raw", "--nonblocking", "--gil", "--output", str(out)]
         if proc.role == "worker":
             cmd.append("--subprocesses")
         started.append(
@@ -777,7 +781,7 @@ def py_spy(targets: Sequence[Proc], seconds: float, outdir: Path) -> list[tuple[
 
 
 CATEGORIES = (  # (label, substrings of a frame's file) - the first match wins, leaf first
-    ("PostgreSQL client (psycopg, waits included)", ("psycopg",)),
+    ("PostgreSQL client (psycopg)", ("psycopg",)),
     ("Django ORM / SQL compiler", ("django/db/",)),
     (
         "Django request/response, middleware, urls",
@@ -933,9 +937,9 @@ def start_system(args: argparse.Namespace, sizes: Sizes, logdir: Path, broker: B
         [*daphne, "-b", "127.0.0.1", "-p", str(control_port), "control_urls:application"],
         {**asgi_env, "PYTHONPATH": os.pathsep.join([env["PYTHONPATH"], str(BENCH)])},
     )
-    poll = str(args.poll)
-    relay = fleet.manage("relay", "relay_outbox", "--poll", poll)
-    fleet.manage("projector", "run_projections", "--poll", poll)
+    poll = [] if args.poll is None else ["--poll", str(args.poll)]
+    relay = fleet.manage("relay", "relay_outbox", *poll)
+    fleet.manage("projector", "run_projections", *poll)
     fleet.manage("saga-timers", "run_saga_timers")
     for group in ("order-fulfillment", "orders", "inventory"):
         fleet.start(
@@ -1399,7 +1403,7 @@ def print_report(
 
     for role, (samples, cats, leaves) in report.get("py_spy", []):
         print(
-            f"\npy-spy, {role} ({samples} samples at 100 Hz, idle excluded), by the innermost"
+            f"\npy-spy, {role} ({samples} samples at 100 Hz holding the GIL), by the innermost"
             " library frame:"
         )
         print(render_table(["where", "share"], [[k, f"{v:.0f}%"] for k, v in cats[:8]]))
@@ -1419,8 +1423,8 @@ def main() -> None:
     parser.add_argument(
         "--poll",
         type=float,
-        default=0.05,
-        help="relay_outbox and run_projections --poll seconds (default 0.05)",
+        help="relay_outbox and run_projections --poll seconds (default: theirs, 5 s: they "
+        "are woken by PostgreSQL notifications and poll only as a safety net)",
     )
     parser.add_argument(
         "--celery-concurrency",
@@ -1493,7 +1497,7 @@ def main() -> None:
             "warmup_orders": sizes.warmup,
             "post_rounds": sizes.post_rounds,
             "post_per_client": sizes.post_per_client,
-            "poll_s": args.poll,
+            "poll_s": args.poll or 0,
             "celery_concurrency": args.celery_concurrency,
             "celery_threads": int(args.celery_pool == "threads"),
             "mock_fetch_wait_ms": args.mock_fetch_wait_ms,
