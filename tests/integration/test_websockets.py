@@ -203,12 +203,13 @@ def test_an_order_placed_over_the_api_reaches_its_owner_once_projected(
 
 @pytest.fixture
 def redis_channel_layer(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """The Redis channel layer under a prefix of this test's own (its keys removed after;
-    the layer's own flush would close connections that live on the sender's loop)."""
+    """The deployment's Redis channel layer under a prefix of this test's own (its keys
+    removed after; the layer's own flush would close connections that live on the sender's
+    loop)."""
     prefix = f"test-ws-{uuid.uuid4().hex}"
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",  # as settings.py sets
             "CONFIG": {"hosts": [django_settings.REDIS_URL], "prefix": prefix},
         }
     }
