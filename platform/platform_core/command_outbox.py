@@ -72,13 +72,13 @@ class CeleryCommandPublisher:
     def publish(self, batch: Sequence[Outgoing]) -> PublishReport:
         if self._app.conf.task_always_eager:
             for item in batch:
-                self._send(item.envelope)
+                self._run_here(item.envelope)
             return PublishReport(delivered=[item.row_id for item in batch])
         try:
             channel = self._channel()
             producer = self._app.amqp.Producer(channel, auto_declare=False)
             for item in batch:
-                self._send(item.envelope, producer=producer, retry=False)
+                self._send(item.envelope, producer)
             channel.tx_commit()
         except Exception as error:
             logger.warning("could not publish %d commands: %r", len(batch), error)
@@ -86,12 +86,22 @@ class CeleryCommandPublisher:
             return PublishReport(failed={item.row_id: repr(error) for item in batch})
         return PublishReport(delivered=[item.row_id for item in batch])
 
-    def _send(self, envelope: Envelope, **options: Any) -> None:
-        task = self._app.tasks[envelope.type]
-        task.apply_async(
+    def _send(self, envelope: Envelope, producer: Any) -> None:
+        # By name, to the queue the row names: the relay needs no import of the task, so
+        # a command for a task it does not know cannot hold up the outbox.
+        self._app.send_task(
+            envelope.type,
             kwargs=json.loads(envelope.data),
             headers={CONTEXT_HEADER: context_header(envelope)},
-            **options,
+            queue=envelope.topic.removeprefix(COMMAND_TOPIC),
+            producer=producer,
+            retry=False,
+            kwargsrepr=envelope.data.decode(),  # already JSON: no repr to build
+        )
+
+    def _run_here(self, envelope: Envelope) -> None:
+        self._app.tasks[envelope.type].apply_async(
+            kwargs=json.loads(envelope.data), headers={CONTEXT_HEADER: context_header(envelope)}
         )
 
     def _channel(self) -> Any:

@@ -14,7 +14,8 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from uuid import UUID
+from types import SimpleNamespace
+from uuid import UUID, uuid4
 
 import pytest
 from django.core.management import call_command
@@ -24,9 +25,10 @@ from config.celery import app
 from inventory.commands import RestockProduct
 from inventory.tasks import restock_product
 from platform_core.celery_commands import CommandTask, command_task, send_command
-from platform_core.command_outbox import CeleryCommandPublisher, CommandsBeside
+from platform_core.command_outbox import CeleryCommandPublisher, CommandsBeside, command_envelope
 from platform_core.consumers import LocalPublisher
 from platform_core.messages import MessageContext, message_context
+from platform_core.messaging import Outgoing
 from platform_core.models import DeadLetter, InboxMessage, OutboxMessage
 from platform_core.relay import OutboxRelay
 from tests.integration.test_celery_worker import (
@@ -130,6 +132,22 @@ def test_a_message_no_worker_can_run_goes_to_the_queues_dead_letter_queue(
 
     app.send_task("inventory.tasks.no_such_task", kwargs={}, queue="inventory")
 
+    wait_for(lambda: queue_state("inventory.dead")[0] == 1, "RabbitMQ to dead-letter it", [worker])
+
+
+def test_the_relay_publishes_a_command_for_a_task_it_does_not_know(
+    start_worker: Callable[..., Worker],
+) -> None:
+    """A relay sends command rows by task name, to the queue the row names: a row for a
+    task this process never imported goes out (and, unknown to the worker too, ends in the
+    queue's dead-letter queue) instead of failing its batch again and again."""
+    worker = start_worker()
+    unknown = SimpleNamespace(name="inventory.tasks.retired_command", command_queue="inventory")
+    row = command_envelope(unknown, {"command_id": str(uuid4())}, MessageContext(correlation_id="corr-x"))
+
+    report = CeleryCommandPublisher(app).publish([Outgoing(row_id=1, envelope=row)])
+
+    assert (report.delivered, report.failed) == ([1], {})
     wait_for(lambda: queue_state("inventory.dead")[0] == 1, "RabbitMQ to dead-letter it", [worker])
 
 
