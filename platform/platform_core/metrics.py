@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from platform_core.command_outbox import COMMAND_TOPIC
 from platform_core.models import DeadLetter, OutboxMessage, ProjectionCheckpoint, SagaInstance
 from platform_core.projector import LAG_CAP, ProjectionRunner
 from platform_core.runtime import runtime
@@ -22,11 +23,17 @@ from platform_core.runtime import runtime
 class PlatformCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         rt = runtime()
-        yield GaugeMetricFamily(
+        backlog = GaugeMetricFamily(
             "outbox_backlog",
-            "Outbox messages not yet acknowledged by the broker",
-            value=OutboxMessage.objects.filter(published_at__isnull=True).count(),
+            "Outbox messages not yet acknowledged by the broker (Kafka for events, "
+            "RabbitMQ for commands)",
+            labels=["kind"],
         )
+        waiting = OutboxMessage.objects.filter(published_at__isnull=True)
+        commands = waiting.filter(topic__startswith=COMMAND_TOPIC).count()
+        backlog.add_metric(["command"], commands)
+        backlog.add_metric(["event"], waiting.count() - commands)
+        yield backlog
         letters = GaugeMetricFamily(
             "dead_letters_pending", "Dead letters waiting for a retry or purge", labels=["source"]
         )

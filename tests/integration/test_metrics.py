@@ -3,6 +3,9 @@ from decimal import Decimal
 import pytest
 
 from inventory.commands import RegisterProduct
+from inventory.tasks import restock_product
+from platform_core.celery_commands import send_command
+from tests.e2e.fulfillment_support import eager_commands
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,12 +22,16 @@ def test_metrics_show_the_outbox_backlog_and_projection_lag(platform_runtime, an
         platform_runtime.bus.handle(
             RegisterProduct(sku=sku, name=sku, price=Decimal("1.00"), initial_stock=1)
         )
+    send_command(restock_product, sku="M-1", quantity=1)
     before = anonymous_client.get("/metrics").content.decode()
-    assert _metric(before, "outbox_backlog") == 2
+    assert _metric(before, 'outbox_backlog{kind="event"}') == 2
+    assert _metric(before, 'outbox_backlog{kind="command"}') == 1
     assert _metric(before, 'projection_lag_events{projection="product_stock"}') == 2
 
+    with eager_commands():  # the relay runs the command here rather than on a broker
+        platform_runtime.relay.drain()
     platform_runtime.projections.catch_up()
-    platform_runtime.relay.drain()
     after = anonymous_client.get("/metrics").content.decode()
-    assert _metric(after, "outbox_backlog") == 0
+    assert _metric(after, 'outbox_backlog{kind="event"}') == 0
+    assert _metric(after, 'outbox_backlog{kind="command"}') == 0
     assert _metric(after, 'projection_lag_events{projection="product_stock"}') == 0
