@@ -143,7 +143,9 @@ def test_the_relay_publishes_a_command_for_a_task_it_does_not_know(
     queue's dead-letter queue) instead of failing its batch again and again."""
     worker = start_worker()
     unknown = SimpleNamespace(name="inventory.tasks.retired_command", command_queue="inventory")
-    row = command_envelope(unknown, {"command_id": str(uuid4())}, MessageContext(correlation_id="corr-x"))
+    row = command_envelope(
+        unknown, {"command_id": str(uuid4())}, MessageContext(correlation_id="corr-x")
+    )
 
     report = CeleryCommandPublisher(app).publish([Outgoing(row_id=1, envelope=row)])
 
