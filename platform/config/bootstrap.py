@@ -20,7 +20,7 @@ from inventory import events as inventory_events
 from orders import events as orders_events
 from orders.sagas import order_fulfillment
 from payments import events as payments_events
-from platform_core.command_outbox import CeleryCommandPublisher, CommandsBeside
+from platform_core.command_outbox import CeleryCommandPublisher, relay_lanes
 from platform_core.consumers import ConsumerGroup, LocalPublisher
 from platform_core.django_snapshots import DjangoSnapshotStore
 from platform_core.kafka import KafkaPublisher
@@ -50,17 +50,20 @@ def kafka_config() -> dict[str, str]:
     return {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS}
 
 
-def build_publisher(groups: Mapping[str, ConsumerGroup]) -> Publisher:
-    """The relay's: integration events to Kafka when KAFKA_BOOTSTRAP_SERVERS is set, else
-    to the in-process transport; command tasks to Celery."""
+def build_relay(groups: Mapping[str, ConsumerGroup]) -> OutboxRelay:
+    """Integration events to Kafka when KAFKA_BOOTSTRAP_SERVERS is set, else to the
+    in-process transport; command tasks to Celery."""
     if settings.KAFKA_BOOTSTRAP_SERVERS:
         return with_commands(KafkaPublisher(kafka_config()))
     return with_commands(LocalPublisher(list(groups.values())))
 
 
-def with_commands(events: Publisher) -> Publisher:
-    """`events` for the outbox's integration events, Celery for its command tasks."""
-    return CommandsBeside(commands=CeleryCommandPublisher(celery_app), events=events)
+def with_commands(events: Publisher) -> OutboxRelay:
+    """A relay with `events` for the outbox's integration events, Celery for its
+    command tasks."""
+    return OutboxRelay(
+        lanes=relay_lanes(commands=CeleryCommandPublisher(celery_app), events=events)
+    )
 
 
 def build_runtime() -> Runtime:
@@ -86,7 +89,7 @@ def build_runtime() -> Runtime:
             store=store,
             codec=codec,
         ),
-        relay=OutboxRelay(build_publisher(groups)),
+        relay=build_relay(groups),
         consumer_groups=groups,
         sagas=sagas,
         kafka_config=kafka_config(),

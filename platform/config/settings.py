@@ -54,19 +54,21 @@ INSTALLED_APPS = [
 # Under ASGI, Django runs a chain of middleware in one worker thread only if the last one
 # is synchronous-only: a sync-only middleware above async-capable ones splits the chain,
 # and each of Django's own middlewares below it then hands every hook to a thread of its
-# own: bench/fulfillment.py's bare control endpoint went from about 150 to 220 requests/s
-# when CorrelationIdMiddleware, which is sync-only, moved here, to the end.
+# own (bench/fulfillment.py's bare control endpoint: about 150 requests/s so, 220 not).
+# Hence RequestSizeLimitMiddleware, sync-only, last: it still answers before anything
+# reads the body (views and process_view hooks run below it). CorrelationIdMiddleware
+# comes first, so every response and log line, a redirect or a 413 included, has the id.
 MIDDLEWARE = [
+    "platform_core.http.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "platform_core.http.RequestSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "platform_core.http.CorrelationIdMiddleware",
+    "platform_core.http.RequestSizeLimitMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

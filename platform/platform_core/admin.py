@@ -256,7 +256,9 @@ class SagaInstanceAdmin(ReadOnlyAdmin):
     ) -> None:
         count = 0
         with transaction.atomic():
-            for instance in queryset.select_for_update().filter(status__in=statuses):
+            # In key order, as the saga's consumer locks them: no deadlock between the two.
+            chosen = queryset.select_for_update().filter(status__in=statuses).order_by("key")
+            for instance in chosen:
                 act(self._manager(instance), instance)
                 count += 1
         skipped = queryset.count() - count

@@ -3,7 +3,8 @@
 `send_command` writes the command task as an outbox row in the sender's transaction, so a
 command exists exactly when the change that decided it committed: a broker that is down
 at that moment delays the command, it does not lose it. The relay then hands command rows
-to `CeleryCommandPublisher` and the others to the event publisher (`CommandsBeside`).
+to `CeleryCommandPublisher` and the others to the event publisher, in two lanes
+(`relay_lanes`): a broker that is down holds up only its own messages.
 
 The publisher sends a batch of command tasks inside one AMQP transaction: RabbitMQ has
 taken every message of the batch (persistent, on durable queues) when `tx.commit` returns,
@@ -19,8 +20,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db.models import Q
+
+from platform_core import dead_letters
 from platform_core.messages import MessageContext
 from platform_core.messaging import Envelope, Outgoing, Publisher, PublishReport
+from platform_core.relay import Lane
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +33,9 @@ logger = logging.getLogger(__name__)
 # after it ("command:inventory"), not integration events.
 COMMAND_TOPIC = "command:"
 CONTEXT_HEADER = "message_context"  # the task header carrying the sender's message context
+BROKER_TIMEOUT = 10.0  # seconds a socket read or write to RabbitMQ may take
+# Celery's own cap on the argument text it shows in logs and monitoring.
+KWARGSREPR_LIMIT = 1024
 
 
 def command_envelope(task: Any, kwargs: Mapping[str, Any], context: MessageContext) -> Envelope:
@@ -96,21 +104,48 @@ class CeleryCommandPublisher:
             queue=envelope.topic.removeprefix(COMMAND_TOPIC),
             producer=producer,
             retry=False,
-            kwargsrepr=envelope.data.decode(),  # already JSON: no repr to build
+            kwargsrepr=envelope.data.decode()[:KWARGSREPR_LIMIT],  # JSON already: no repr
         )
 
     def _run_here(self, envelope: Envelope) -> None:
-        self._app.tasks[envelope.type].apply_async(
-            kwargs=json.loads(envelope.data), headers={CONTEXT_HEADER: context_header(envelope)}
-        )
+        """Run the task in this process; what cannot even start (a task this process does
+        not know, arguments it does not take) is dead-lettered like a worker's failure,
+        rather than failing the relay's batch again and again."""
+        kwargs = json.loads(envelope.data)
+        headers = {CONTEXT_HEADER: context_header(envelope)}
+        try:
+            self._app.tasks[envelope.type].apply_async(kwargs=kwargs, headers=headers)
+        except Exception as error:
+            queue = envelope.topic.removeprefix(COMMAND_TOPIC)
+            failure = dead_letters.Failure(
+                source=f"celery:{queue}",
+                destination=envelope.type,
+                message_id=envelope.id,
+                payload=envelope.data.decode(),
+                headers={"task": envelope.type, **context_header(envelope)},
+                attempts=1,
+            )
+            letter = dead_letters.record(failure, error)
+            logger.error(
+                "command %s %s dead-lettered as %s: %r",
+                *(envelope.type, envelope.id, letter.pk, error),
+            )
 
     def _channel(self) -> Any:
         if self._connection is None:
             # Publisher confirms and AMQP transactions exclude each other on a channel.
+            # The timeouts keep a broker that blocks publishers (a memory or disk alarm)
+            # from holding the relay's thread: the batch fails and its lane backs off.
+            # No retry here either: the lane's backoff is the retry.
             connection = self._app.connection_for_write(
-                self._broker_url, transport_options={"confirm_publish": False}
+                self._broker_url,
+                transport_options={
+                    "confirm_publish": False,
+                    "read_timeout": BROKER_TIMEOUT,
+                    "write_timeout": BROKER_TIMEOUT,
+                },
             )
-            connection.ensure_connection(max_retries=1)
+            connection.ensure_connection(max_retries=0)
             connection.default_channel.tx_select()
             self._connection = connection
         return self._connection.default_channel
@@ -124,24 +159,7 @@ class CeleryCommandPublisher:
             self._connection = None
 
 
-class CommandsBeside:
-    """The relay's publisher: command rows to `commands`, every other row to `events`."""
-
-    def __init__(self, *, commands: Publisher, events: Publisher) -> None:
-        self._commands = commands
-        self._events = events
-
-    def publish(self, batch: Sequence[Outgoing]) -> PublishReport:
-        commands = [o for o in batch if o.envelope.topic.startswith(COMMAND_TOPIC)]
-        events = [o for o in batch if not o.envelope.topic.startswith(COMMAND_TOPIC)]
-        report = PublishReport()
-        for publisher, items in ((self._events, events), (self._commands, commands)):
-            if items:
-                part = publisher.publish(items)
-                report.delivered += part.delivered
-                report.failed.update(part.failed)
-        return report
-
-    def close(self) -> None:
-        self._events.close()
-        self._commands.close()
+def relay_lanes(*, commands: Publisher, events: Publisher) -> list[Lane]:
+    """The relay's lanes: command rows to `commands`, every other row to `events`."""
+    command_rows = Q(topic__startswith=COMMAND_TOPIC)
+    return [Lane(publisher=commands, rows=command_rows), Lane(publisher=events, rows=~command_rows)]

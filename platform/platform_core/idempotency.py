@@ -34,6 +34,8 @@ MAX_KEY_LENGTH = 255
 LOCK_SECONDS = 30
 WAIT_SECONDS = 10.0
 TABLE = IdempotencyRecord._meta.db_table
+# Seeds the hash of (owner, key) into an advisory lock id of its own.
+IDEMPOTENCY_LOCK_SEED = 0x1DE4
 
 
 def _fingerprint(request: Request) -> str:
@@ -91,20 +93,34 @@ def idempotent(request: Request, handle: Callable[[], Response]) -> Response:
 
 def _run_once(owner: str, key: str, fingerprint: str, handle: Callable[[], Response]) -> Response:
     fresh_since = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
-    earlier = _record_of(owner, key, fresh_since)
-    if earlier is not None:
-        return _replay(earlier, fingerprint)
     with transaction.atomic():
+        _take(owner, key)
+        earlier = _record_of(owner, key, fresh_since)
+        if earlier is not None:
+            return _replay(earlier, fingerprint)
         response = handle()
         if not status.is_success(response.status_code):
             transaction.set_rollback(True)
             return response
         if _keep(owner, key, fingerprint, response, fresh_since):
             return response
-        # A duplicate committed its record first (the insert waited for it): this
+        # A duplicate committed its record first (its insert came before ours): this
         # request's effects are undone and the first response is replayed.
         transaction.set_rollback(True)
     return _replay(IdempotencyRecord.objects.get(owner=owner, key=key), fingerprint)
+
+
+def _take(owner: str, key: str) -> None:
+    """On PostgreSQL, hold the key until this transaction ends: a duplicate that got past
+    the cache lock waits here, then finds the first response, before running anything.
+    (SQLite runs one writer at a time anyway.)"""
+    database = connections[DEFAULT_DB_ALIAS]
+    if database.vendor == "postgresql":
+        with database.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))",
+                [f"{owner}\n{key}", IDEMPOTENCY_LOCK_SEED],
+            )
 
 
 def _record_of(owner: str, key: str, fresh_since: datetime) -> IdempotencyRecord | None:
@@ -114,7 +130,7 @@ def _record_of(owner: str, key: str, fresh_since: datetime) -> IdempotencyRecord
         cursor.execute(
             f"SELECT fingerprint, status_code, body, location FROM {TABLE}"
             " WHERE owner = %s AND key = %s AND created_at >= %s",
-            [owner, key, fresh_since],
+            [owner, key, database.ops.adapt_datetimefield_value(fresh_since)],
         )
         found = cursor.fetchone()
     if found is None:
@@ -155,8 +171,8 @@ def _keep(
                 response.status_code,
                 body,
                 response.headers.get("Location", ""),
-                timezone.now(),
-                fresh_since,
+                database.ops.adapt_datetimefield_value(timezone.now()),
+                database.ops.adapt_datetimefield_value(fresh_since),
             ],
         )
         return cursor.fetchone() is not None

@@ -1,22 +1,26 @@
 """The outbox relay: publishes unpublished outbox rows in order and marks each one only
 after the broker acknowledged it.
 
-Only one relay publishes at a time (a PostgreSQL advisory lock elects it), which keeps
-one aggregate's messages in order; a second relay waits as a hot standby and takes over
-when the first one's connection goes away. No transaction is held while waiting for the
-broker, so the relay never holds back readers of the event log. A relay killed between
-publishing and marking republishes those rows on restart: delivery is at-least-once and
-consumers deduplicate by message id.
+Rows go out by lane (`Lane`): in the deployment, command rows to RabbitMQ and the others
+to Kafka, each lane in id order and backed off on its own, so a broker that is down holds
+up only the messages that go to it. Only one relay publishes at a time (a PostgreSQL
+advisory lock elects it), which keeps one aggregate's messages in order; a second relay
+waits as a hot standby and takes over when the first one's connection goes away. No
+transaction is held while waiting for the broker, so the relay never holds back readers
+of the event log. A relay killed between publishing and marking republishes those rows on
+restart: delivery is at-least-once and consumers deduplicate by message id.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from platform_core.consumers import RetryPolicy
@@ -32,36 +36,73 @@ LEADER_LOCK_KEY = 0x6F7574626F78  # "outbox"
 BROKER_BACKOFF = RetryPolicy(max_attempts=1_000_000, base_delay=0.5, max_delay=30)
 
 
+@dataclass(kw_only=True)
+class Lane:
+    """The outbox rows one publisher takes (`rows`, a filter on the outbox), relayed in
+    id order and backed off on their own: a broker that is down holds up its lane only."""
+
+    publisher: Publisher
+    rows: Q = field(default_factory=Q)
+    failures: int = 0
+    retry_at: float = 0.0  # time.monotonic() before which the lane waits
+
+
 class OutboxRelay:
+    """Publishes the outbox through one publisher, or through `lanes` (integration events
+    to Kafka, commands to RabbitMQ), as leader among the relays of the deployment."""
+
     def __init__(
         self,
-        publisher: Publisher,
+        publisher: Publisher | None = None,
         *,
+        lanes: Sequence[Lane] = (),
         batch_size: int = 1000,
         backoff: RetryPolicy = BROKER_BACKOFF,
         using: str = DEFAULT_DB_ALIAS,
         on_published: Callable[[int], None] | None = None,
     ) -> None:
-        self._publisher = publisher
+        if publisher is not None:
+            lanes = [*lanes, Lane(publisher=publisher)]
+        if (len(lanes) != 1 and publisher is not None) or not lanes:
+            raise TypeError("give one publisher or lanes")
+        self._lanes = list(lanes)
         self._batch_size = batch_size
         self._backoff = backoff
         self._using = using
         self._on_published = on_published
         self._leader_connection: object | None = None
 
-    def relay_once(self) -> tuple[int, int]:
-        """Publish one batch: (rows acknowledged, rows that failed)."""
+    def relay_once(self, *, waiting: bool = False) -> tuple[int, int]:
+        """Publish one batch of each lane: (rows acknowledged, rows that failed). With
+        `waiting`, a lane backing off after a failure is left out until its time."""
+        now = time.monotonic()
+        delivered = failed = 0
+        for lane in self._lanes:
+            if waiting and lane.retry_at > now:
+                continue
+            done, refused = self._relay_lane(lane)
+            delivered, failed = delivered + done, failed + refused
+            if refused:
+                lane.failures += 1
+                delay = self._backoff.delay(lane.failures)
+                lane.retry_at = time.monotonic() + delay
+                logger.warning("broker refused %d messages; retrying in %.1fs", refused, delay)
+            elif done:
+                lane.failures, lane.retry_at = 0, 0.0
+        return delivered, failed
+
+    def _relay_lane(self, lane: Lane) -> tuple[int, int]:
         # Plain tuples, not model instances: building those cost more than publishing.
         rows = (
             OutboxMessage.objects.using(self._using)
-            .filter(published_at__isnull=True)
+            .filter(lane.rows, published_at__isnull=True)
             .order_by("id")
             .values_list(*ENVELOPE_COLUMNS)[: self._batch_size]
         )
         batch = [Outgoing(row_id=row[0], envelope=envelope_from_row(row)) for row in rows]
         if not batch:
             return 0, 0
-        report = self._publisher.publish(batch)
+        report = lane.publisher.publish(batch)
         with transaction.atomic(using=self._using):
             self._mark_published(report.delivered)
             for row_id, error in report.failed.items():
@@ -104,30 +145,27 @@ class OutboxRelay:
     def run_forever(
         self, stop: threading.Event, wake: threading.Event, idle_seconds: float = 1.0
     ) -> None:
-        """Relay while leader, woken after commits (in-process) or every `idle_seconds`;
-        back off exponentially while the broker fails."""
-        failures = 0
+        """Relay while leader, woken after commits or every `idle_seconds`; a lane whose
+        broker fails backs off exponentially while the others go on."""
         while not stop.is_set():
             wake.clear()
             try:
                 if not self._lead():
                     stop.wait(idle_seconds)
                     continue
-                delivered, failed = self.relay_once()
+                delivered, _ = self.relay_once(waiting=True)
             except Exception:
                 logger.exception("outbox relay batch failed")
                 close_old_connections()
-                delivered, failed = 0, 1
-            if failed:
-                failures += 1
-                delay = self._backoff.delay(failures)
-                logger.warning("broker refused %d messages; retrying in %.1fs", failed, delay)
-                stop.wait(delay)
-            elif delivered:
-                failures = 0
-            else:
-                wake.wait(idle_seconds)
+                stop.wait(self._backoff.delay(1))
+                continue
+            if not delivered:
+                wake.wait(self._until_a_lane_is_due(idle_seconds))
         self._resign()
+
+    def _until_a_lane_is_due(self, idle_seconds: float) -> float:
+        waits = [lane.retry_at - time.monotonic() for lane in self._lanes if lane.retry_at]
+        return max(0.0, min([idle_seconds, *waits]))
 
     def _lead(self) -> bool:
         """Whether this relay is the leader, taking the lock if it is free."""

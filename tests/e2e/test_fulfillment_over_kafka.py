@@ -15,7 +15,6 @@ from config.bootstrap import with_commands
 from config.routing import ALL_TOPICS
 from platform_core.kafka import KafkaPublisher
 from platform_core.models import SagaInstance
-from platform_core.relay import OutboxRelay
 from platform_core.testing.kafka_mock import MockKafkaCluster
 from tests.e2e.fulfillment_support import charges, eager_commands, place, register, saga_of
 from tests.integration.messaging_support import quiet, running_consumer, wait_until
@@ -35,7 +34,7 @@ def kafka() -> Iterator[dict[str, str]]:
 def deployment(platform_runtime, kafka, project):
     """Relay and every consumer group running against the cluster, commands eager."""
     stop = threading.Event()
-    relay = OutboxRelay(with_commands(KafkaPublisher(quiet(kafka))))
+    relay = with_commands(KafkaPublisher(quiet(kafka)))
 
     def relay_loop() -> None:
         try:

@@ -123,9 +123,12 @@ def test_an_oversized_body_is_refused_before_it_is_read(customer_client):
     padding = "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     body = json.dumps({"payment_token": padding})
 
-    response = customer_client.post(ORDERS, body, content_type="application/json")
+    response = customer_client.post(
+        ORDERS, body, content_type="application/json", HTTP_X_CORRELATION_ID="big-1"
+    )
 
     assert assert_json_error(response, 413)["code"] == "request_too_large"
+    assert response["X-Correlation-ID"] == "big-1", "answered inside the correlation"
     assert stored_events() == before
 
 

@@ -191,3 +191,19 @@ def test_orders_are_confirmed_and_cancelled_by_command_tasks(
     assert len(events(f"order-{confirmed}", "orders.OrderConfirmed")) == 1
     [cancellation] = events(f"order-{cancelled}", "orders.OrderCancelled")
     assert cancellation.data["reason"] == "payment declined"
+
+
+def test_a_command_that_cannot_start_is_dead_lettered_and_the_relay_goes_on(
+    product: str, relay: Callable[[], int]
+) -> None:
+    """Written by an older version, say: an argument the task no longer takes."""
+    stale = send_command(restock_product, sku=product, quantity=1, warehouse="north")
+    send_command(restock_product, sku=product, quantity=4)
+
+    relay()
+
+    assert [e.data["quantity"] for e in restocks(product)] == [4]
+    letter = DeadLetter.objects.get(source="celery:inventory", message_id=stale)
+    assert "warehouse" in letter.error
+    assert letter.headers["task"] == "inventory.tasks.restock_product"
+    assert not OutboxMessage.objects.filter(published_at__isnull=True).exists()

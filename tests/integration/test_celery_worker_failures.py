@@ -25,7 +25,7 @@ from config.celery import app
 from inventory.commands import RestockProduct
 from inventory.tasks import restock_product
 from platform_core.celery_commands import CommandTask, command_task, send_command
-from platform_core.command_outbox import CeleryCommandPublisher, CommandsBeside, command_envelope
+from platform_core.command_outbox import CeleryCommandPublisher, command_envelope, relay_lanes
 from platform_core.consumers import LocalPublisher
 from platform_core.messages import MessageContext, message_context
 from platform_core.messaging import Outgoing
@@ -208,14 +208,14 @@ def test_a_command_sent_while_the_broker_is_down_waits_in_the_outbox_and_then_ru
     down = CeleryCommandPublisher(app, broker_url=nothing_listens)
     no_consumers = LocalPublisher([])  # the product's events: not what this is about
 
-    assert OutboxRelay(CommandsBeside(commands=down, events=no_consumers)).drain() == 1
-    assert OutboxRelay(CommandsBeside(commands=down, events=no_consumers)).relay_once() == (0, 1)
+    assert OutboxRelay(lanes=relay_lanes(commands=down, events=no_consumers)).drain() == 1
+    assert OutboxRelay(lanes=relay_lanes(commands=down, events=no_consumers)).relay_once() == (0, 1)
     [waiting] = OutboxMessage.objects.filter(message_id=command_id)
     assert waiting.published_at is None
     assert "Connection refused" in waiting.last_error or "ECONNREFUSED" in waiting.last_error
 
     back = CeleryCommandPublisher(app)
-    assert OutboxRelay(CommandsBeside(commands=back, events=no_consumers)).relay_once() == (1, 0)
+    assert OutboxRelay(lanes=relay_lanes(commands=back, events=no_consumers)).relay_once() == (1, 0)
     [restocked] = wait_for(lambda: restocks(product), "the restock", [worker])
     assert restocked.metadata["causation_id"] == command_id
     assert restocked.metadata["correlation_id"] == "corr-broker-down"

@@ -2,8 +2,10 @@
 and one order, however many times and however concurrently the request arrives."""
 
 import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient
 
 from inventory.commands import RegisterProduct
+from platform_core.idempotency import idempotent
 from platform_core.models import IdempotencyRecord, StoredEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -191,6 +194,61 @@ def test_concurrent_duplicates_place_one_order_even_without_the_cache_lock(
     responses = post_concurrently(customer, "checkout-1", requests=8)
 
     assert_one_order_for_all(responses, orders_placed)
+
+
+@pytest.mark.postgres
+def test_without_the_cache_lock_a_duplicate_waits_for_the_first_before_running_anything(
+    settings,
+):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    request = SimpleNamespace(
+        headers={"Idempotency-Key": "k-1"},
+        user=SimpleNamespace(pk=1),
+        data={"a": 1},
+        method="POST",
+        path="/x",
+    )
+    runs, inside, finish = [], threading.Event(), threading.Event()
+    answers: dict[str, Response] = {}
+
+    def handle() -> Response:
+        runs.append(threading.current_thread().name)
+        inside.set()
+        assert finish.wait(10)
+        return Response({"ok": True}, status=202)
+
+    def call(name: str) -> None:
+        try:
+            answers[name] = idempotent(request, handle)  # type: ignore[arg-type]
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=call, args=("first",), name="first")
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=call, args=("second",), name="second")
+    second.start()
+    wait_for_a_session_waiting_on_an_advisory_lock()
+    finish.set()
+    first.join(10)
+    second.join(10)
+
+    assert runs == ["first"]
+    assert answers["second"]["Idempotent-Replayed"] == "true"
+    assert answers["second"].data == answers["first"].data
+
+
+def wait_for_a_session_waiting_on_an_advisory_lock() -> None:
+    deadline = time.monotonic() + 10
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+            if cursor.fetchone()[0]:
+                return
+            assert time.monotonic() < deadline, "the duplicate never waited for the key"
+            time.sleep(0.01)
 
 
 @pytest.mark.redis

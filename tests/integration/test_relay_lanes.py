@@ -1,0 +1,72 @@
+"""The relay's lanes: command rows go to RabbitMQ and event rows to Kafka (here, the
+in-process transport), each in id order and backed off on its own, so a broker that is
+down holds up only the messages that go to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from uuid import uuid4
+
+import pytest
+from django.utils import timezone
+
+from config.celery import app
+from inventory.tasks import restock_product
+from platform_core.celery_commands import send_command
+from platform_core.command_outbox import CeleryCommandPublisher, relay_lanes
+from platform_core.consumers import LocalPublisher
+from platform_core.messaging import Envelope
+from platform_core.models import OutboxMessage
+from platform_core.outbox import Outbox
+from platform_core.relay import OutboxRelay
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NOTHING_LISTENS = "amqp://guest:guest@127.0.0.1:9//"
+
+
+@pytest.fixture
+def through_a_broker() -> Iterator[None]:
+    """Commands go to a broker rather than running in-process, whatever the settings."""
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    yield
+    app.conf.task_always_eager = before
+
+
+def an_event() -> None:
+    envelope = Envelope(
+        id=str(uuid4()),
+        type="tests.something-happened.v1",
+        source="/tests",
+        time=timezone.now(),
+        topic="tests.events.v1",
+        key="k",
+    )
+    Outbox().add([envelope])
+
+
+def unpublished(kind: str) -> int:
+    rows = OutboxMessage.objects.filter(published_at__isnull=True)
+    commands = rows.filter(topic__startswith="command:")
+    return commands.count() if kind == "command" else rows.count() - commands.count()
+
+
+def test_events_go_out_while_the_command_broker_is_down(through_a_broker: None) -> None:
+    for _ in range(3):
+        send_command(restock_product, sku="MUG-1", quantity=1)
+    an_event()
+    relay = OutboxRelay(
+        lanes=relay_lanes(
+            commands=CeleryCommandPublisher(app, broker_url=NOTHING_LISTENS),
+            events=LocalPublisher([]),
+        ),
+        batch_size=2,  # fewer than the commands waiting ahead of the event
+    )
+
+    assert relay.relay_once() == (1, 2)
+    assert (unpublished("command"), unpublished("event")) == (3, 0)
+
+    an_event()
+    assert relay.relay_once(waiting=True) == (1, 0), "the command lane waits out its backoff"
+    assert unpublished("command") == 3
