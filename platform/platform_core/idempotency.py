@@ -3,10 +3,12 @@
 The durable record (the first response, kept for IDEMPOTENCY_TTL_SECONDS) lives in the
 database and is inserted, once the response is known, in the same transaction as the
 command's effects; its unique (owner, key) constraint is the authority, so two concurrent
-duplicates give one effect even if the cache is flushed (the second one's insert waits for
-the first to commit, then its own effects are rolled back and the first response
-replayed). The cache only holds a short in-flight lock so that a
-duplicate arriving mid-request waits for the first answer instead of racing it.
+duplicates give one effect (the second one's insert waits for the first to commit, then
+its own effects are rolled back and the first response replayed).
+
+A duplicate arriving mid-request should wait for the first answer rather than race it. On
+PostgreSQL a transaction-scoped advisory lock on (owner, key), taken before anything runs,
+does that. Other databases get a short in-flight lock in the cache instead.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ def idempotent(request: Request, handle: Callable[[], Response]) -> Response:
         return _error(400, "invalid_idempotency_key", f"{HEADER} must be 1-255 characters.")
     owner = str(request.user.pk)
     fingerprint = _fingerprint(request)
+    if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
+        return _run_once(owner, key, fingerprint, handle)  # `_take` holds the key
     lock = f"idem:{owner}:{key}"
     locked = cache.add(lock, 1, LOCK_SECONDS)
     if not locked:
@@ -111,9 +115,8 @@ def _run_once(owner: str, key: str, fingerprint: str, handle: Callable[[], Respo
 
 
 def _take(owner: str, key: str) -> None:
-    """On PostgreSQL, hold the key until this transaction ends: a duplicate that got past
-    the cache lock waits here, then finds the first response, before running anything.
-    (SQLite runs one writer at a time anyway.)"""
+    """On PostgreSQL, hold the key until this transaction ends: a duplicate waits here,
+    then finds the first response, before running anything."""
     database = connections[DEFAULT_DB_ALIAS]
     if database.vendor == "postgresql":
         with database.cursor() as cursor:
