@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 # An arbitrary constant: the advisory lock key of the relay leader.
 LEADER_LOCK_KEY = 0x6F7574626F78  # "outbox"
+# How often a standby relay tries to take the leader's lock: a failover's pause.
+STANDBY_RETRY_SECONDS = 0.5
 # While the broker refuses messages: 0.5 s, 1 s, 2 s ... up to 30 s, with jitter.
 BROKER_BACKOFF = RetryPolicy(max_attempts=1_000_000, base_delay=0.5, max_delay=30)
 
@@ -151,7 +153,7 @@ class OutboxRelay:
             wake.clear()
             try:
                 if not self._lead():
-                    stop.wait(idle_seconds)
+                    stop.wait(min(idle_seconds, STANDBY_RETRY_SECONDS))
                     continue
                 delivered, _ = self.relay_once(waiting=True)
             except Exception:

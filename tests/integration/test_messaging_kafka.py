@@ -332,11 +332,46 @@ def test_without_kafka_the_outbox_is_relayed_to_in_process_subscribers(platform_
     assert OutboxRelay(LocalPublisher([effects_group()])).drain() == 0
 
 
-def _relay_thread(relay: OutboxRelay, stop: threading.Event, wake: threading.Event) -> None:
+def _relay_thread(
+    relay: OutboxRelay, stop: threading.Event, wake: threading.Event, idle_seconds: float = 0.05
+) -> None:
     try:
-        relay.run_forever(stop, wake, idle_seconds=0.05)
+        relay.run_forever(stop, wake, idle_seconds=idle_seconds)
     finally:
         connections.close_all()
+
+
+@pytest.mark.postgres
+def test_a_standby_relay_takes_over_soon_after_the_leader_goes(platform_runtime, kafka):
+    """Within a second or so, not after the relays' poll (60 s here)."""
+    log: list[tuple[str, int]] = []
+    wake = threading.Event()
+    stops = {name: threading.Event() for name in ("leader", "standby")}
+    relays = {
+        name: OutboxRelay(_Recording(KafkaPublisher(quiet(kafka)), log, name)) for name in stops
+    }
+    threads = {}
+    for name in ("leader", "standby"):  # the first to start leads
+        args = (relays[name], stops[name], wake, 60.0)
+        threads[name] = threading.Thread(target=_relay_thread, args=args)
+        threads[name].start()
+        if name == "leader":
+            register(platform_runtime.bus, 1, prefix="FIRST")
+            wake.set()
+            wait_until(lambda: relays["leader"].backlog() == 0, what="the leader to publish")
+    try:
+        stops["leader"].set()
+        wake.set()
+        threads["leader"].join(timeout=30)
+        register(platform_runtime.bus, 3, prefix="LATER")
+        wait_until(lambda: relays["standby"].backlog() == 0, seconds=10, what="the standby")
+    finally:
+        for name in stops:
+            stops[name].set()
+        wake.set()
+        for thread in threads.values():
+            thread.join(timeout=30)
+    assert {name for name, _ in log} == {"leader", "standby"}
 
 
 def _committed(kafka: dict[str, Any], group: str) -> int:
