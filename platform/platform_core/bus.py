@@ -72,7 +72,16 @@ class CommandBus:
         self._max_attempts = max_attempts
         self._pause = pause or _jittered_pause
 
-    def handle(self, command: Any, *, context: MessageContext | None = None) -> CommandOutcome:
+    def handle(
+        self,
+        command: Any,
+        *,
+        context: MessageContext | None = None,
+        first: Callable[[], None] | None = None,
+    ) -> CommandOutcome:
+        """Run the command's handler in a transaction of its own (retried on a concurrent
+        write). `first` runs in that transaction before the handler, on every attempt:
+        a receiver's inbox claim, which may raise to stop before the handler."""
         handler = self._handlers.get(type(command))
         if handler is None:
             raise UnknownCommand(type(command).__name__)
@@ -82,6 +91,8 @@ class CommandBus:
             token = _outcome.set(outcome)
             try:
                 with message_context(scope), self._transaction():
+                    if first is not None:
+                        first()
                     outcome.result = handler(command)
                 return outcome
             except ConcurrencyError:

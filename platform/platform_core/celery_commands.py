@@ -31,7 +31,7 @@ from typing import Any
 
 from celery import Task, current_app, shared_task  # type: ignore[import-untyped]
 from celery.signals import task_postrun  # type: ignore[import-untyped]
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections
 
 from platform_core import dead_letters
 from platform_core.bus import UnknownCommand
@@ -61,6 +61,10 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (DomainError, UnknownCommand, Va
 def context_header(context: MessageContext) -> dict[str, str]:
     """A message context as a task header value (absent fields left out)."""
     return {name: value for name, value in asdict(context).items() if value}
+
+
+class _HandledBefore(Exception):
+    """The command's id is in the inbox already: nothing to do."""
 
 
 class CommandTask(Task):  # type: ignore[misc]
@@ -96,13 +100,20 @@ class CommandTask(Task):  # type: ignore[misc]
     def execute(self, command: Any) -> str:
         """Run `command` through the bus unless this context already did (by command id).
 
-        The inbox row and the command's events commit together or not at all.
+        The inbox row and the command's events commit together or not at all: the claim
+        runs first in the bus's own transaction (no savepoint nested in another one).
         """
-        with transaction.atomic():
-            if not claim(f"command:{self.command_queue}", [str(command.command_id)]):
-                logger.info("%s %s was handled before", type(command).__name__, command.command_id)
-                return DUPLICATE
-            runtime().bus.handle(command, context=self.message_context())
+        consumer = f"command:{self.command_queue}"
+
+        def claim_it() -> None:
+            if not claim(consumer, [str(command.command_id)]):
+                raise _HandledBefore
+
+        try:
+            runtime().bus.handle(command, context=self.message_context(), first=claim_it)
+        except _HandledBefore:
+            logger.info("%s %s was handled before", type(command).__name__, command.command_id)
+            return DUPLICATE
         return PROCESSED
 
     def message_context(self) -> MessageContext:

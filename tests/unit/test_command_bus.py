@@ -202,6 +202,32 @@ def test_each_attempt_runs_in_a_transaction_of_its_own_that_sees_the_failure(sto
     assert outcomes == [ConcurrencyError, ConcurrencyError, None]
 
 
+def test_first_runs_inside_each_attempts_transaction_and_can_stop_the_handler(store):
+    register_mug(store)
+    log: list[str] = []
+
+    @contextlib.contextmanager
+    def transaction() -> Iterator[None]:
+        log.append("begin")
+        yield
+        log.append("commit")
+
+    bus = build_bus(RivalWritesFirst(store, times=1), transaction=transaction)
+    bus.handle(RestockProduct(sku="MUG-1", quantity=5), first=lambda: log.append("claim"))
+
+    assert log == ["begin", "claim", "begin", "claim", "commit"], "claimed again on the retry"
+
+    class Seen(Exception):
+        pass
+
+    def seen_before() -> None:
+        raise Seen
+
+    with pytest.raises(Seen):
+        bus.handle(RestockProduct(sku="MUG-1", quantity=7), first=seen_before)
+    assert stock_repository(store).get("MUG-1").state.on_hand == 10 + 1 + 5
+
+
 def test_a_domain_error_is_not_retried(store):
     register_mug(store)
     attempts: list[RestockProduct] = []
