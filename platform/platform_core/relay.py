@@ -89,7 +89,7 @@ class OutboxRelay:
                 delay = self._backoff.delay(lane.failures)
                 lane.retry_at = time.monotonic() + delay
                 logger.warning("broker refused %d messages; retrying in %.1fs", refused, delay)
-            elif done:
+            else:  # published, or nothing left to publish (another relay did it)
                 lane.failures, lane.retry_at = 0, 0.0
         return delivered, failed
 

@@ -70,3 +70,23 @@ def test_events_go_out_while_the_command_broker_is_down(through_a_broker: None) 
     an_event()
     assert relay.relay_once(waiting=True) == (1, 0), "the command lane waits out its backoff"
     assert unpublished("command") == 3
+
+
+def test_a_lane_whose_rows_went_elsewhere_leaves_its_backoff(through_a_broker: None) -> None:
+    """Another relay published them meanwhile: the lane has nothing left to retry, and
+    must not keep a deadline that would wake the relay at once, again and again."""
+    send_command(restock_product, sku="MUG-1", quantity=1)
+    commands, events = relay_lanes(
+        commands=CeleryCommandPublisher(app, broker_url=NOTHING_LISTENS),
+        events=LocalPublisher([]),
+    )
+    relay = OutboxRelay(lanes=[commands, events])
+    assert relay.relay_once() == (0, 1)
+    assert commands.failures == 1
+    assert commands.retry_at > 0
+
+    OutboxMessage.objects.update(published_at=timezone.now())  # another relay's work
+    commands.retry_at = 0.001  # its backoff has run out
+
+    assert relay.relay_once(waiting=True) == (0, 0)
+    assert (commands.failures, commands.retry_at) == (0, 0.0)
