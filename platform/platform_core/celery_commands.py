@@ -26,7 +26,6 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 from celery import Task, current_app, shared_task  # type: ignore[import-untyped]
@@ -35,7 +34,7 @@ from django.db import close_old_connections
 
 from platform_core import dead_letters
 from platform_core.bus import UnknownCommand
-from platform_core.command_outbox import CONTEXT_HEADER, command_envelope
+from platform_core.command_outbox import CONTEXT_HEADER, command_envelope, command_failure
 from platform_core.consumers import claim
 from platform_core.errors import DomainError
 from platform_core.messages import (
@@ -56,11 +55,6 @@ PROCESSED, DUPLICATE = "processed", "duplicate"
 # No later attempt can succeed: the command breaks a rule, or the message is malformed
 # (an id that does not parse, a missing argument). These go straight to the dead letters.
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (DomainError, UnknownCommand, ValueError, TypeError)
-
-
-def context_header(context: MessageContext) -> dict[str, str]:
-    """A message context as a task header value (absent fields left out)."""
-    return {name: value for name, value in asdict(context).items() if value}
 
 
 class _HandledBefore(Exception):
@@ -144,14 +138,14 @@ class CommandTask(Task):  # type: ignore[misc]
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """Retries are exhausted or the error is permanent: dead-letter the command."""
-        context = self.message_context()
-        failure = dead_letters.Failure(
-            source=self.source,
-            destination=self.name,
+        failure = command_failure(
+            task=self.name,
+            queue=self.command_queue,
             message_id=str(kwargs.get("command_id") or task_id),
             payload=json.dumps(kwargs, sort_keys=True, default=str),
-            headers={"task": self.name, "task_id": task_id, **context_header(context)},
+            context=self.message_context(),
             attempts=self.request.retries + 1,
+            task_id=task_id,
         )
         try:
             letter = dead_letters.record(failure, exc)

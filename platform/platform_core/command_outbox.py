@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,14 +57,43 @@ def command_envelope(task: Any, kwargs: Mapping[str, Any], context: MessageConte
     )
 
 
-def context_header(envelope: Envelope) -> dict[str, str]:
-    """The task header value of the context a command envelope was sent in."""
-    sent = {
-        "correlation_id": envelope.correlation_id,
-        "causation_id": envelope.causation_id,
-        **envelope.extra,
-    }
-    return {name: value for name, value in sent.items() if value}
+def context_header(context: MessageContext) -> dict[str, str]:
+    """A message context as a task header value (absent fields left out)."""
+    return {name: value for name, value in asdict(context).items() if value}
+
+
+def sent_context(envelope: Envelope) -> MessageContext:
+    """The context a command envelope was sent in (see `command_envelope`)."""
+    return MessageContext(
+        correlation_id=envelope.correlation_id or "",
+        causation_id=envelope.causation_id,
+        actor=envelope.extra.get("actor"),
+        tenant=envelope.extra.get("tenant"),
+    )
+
+
+def command_failure(
+    *,
+    task: str,
+    queue: str,
+    message_id: str,
+    payload: str,
+    context: MessageContext,
+    attempts: int,
+    task_id: str = "",
+) -> dead_letters.Failure:
+    """A command that failed for good, as the dead-letter store keeps it: what
+    `celery_commands.redeliver` needs to run it again (the task's name, its arguments,
+    the sender's context)."""
+    task_header = {"task": task, "task_id": task_id} if task_id else {"task": task}
+    return dead_letters.Failure(
+        source=f"celery:{queue}",
+        destination=task,
+        message_id=message_id,
+        payload=payload,
+        headers={**task_header, **context_header(context)},
+        attempts=attempts,
+    )
 
 
 class CeleryCommandPublisher:
@@ -100,7 +130,7 @@ class CeleryCommandPublisher:
         self._app.send_task(
             envelope.type,
             kwargs=json.loads(envelope.data),
-            headers={CONTEXT_HEADER: context_header(envelope)},
+            headers={CONTEXT_HEADER: context_header(sent_context(envelope))},
             queue=envelope.topic.removeprefix(COMMAND_TOPIC),
             producer=producer,
             retry=False,
@@ -111,18 +141,18 @@ class CeleryCommandPublisher:
         """Run the task in this process; what cannot even start (a task this process does
         not know, arguments it does not take) is dead-lettered like a worker's failure,
         rather than failing the relay's batch again and again."""
-        kwargs = json.loads(envelope.data)
-        headers = {CONTEXT_HEADER: context_header(envelope)}
+        context = sent_context(envelope)
+        headers = {CONTEXT_HEADER: context_header(context)}
         try:
-            self._app.tasks[envelope.type].apply_async(kwargs=kwargs, headers=headers)
+            task = self._app.tasks[envelope.type]
+            task.apply_async(kwargs=json.loads(envelope.data), headers=headers)
         except Exception as error:
-            queue = envelope.topic.removeprefix(COMMAND_TOPIC)
-            failure = dead_letters.Failure(
-                source=f"celery:{queue}",
-                destination=envelope.type,
+            failure = command_failure(
+                task=envelope.type,
+                queue=envelope.topic.removeprefix(COMMAND_TOPIC),
                 message_id=envelope.id,
                 payload=envelope.data.decode(),
-                headers={"task": envelope.type, **context_header(envelope)},
+                context=context,
                 attempts=1,
             )
             letter = dead_letters.record(failure, error)

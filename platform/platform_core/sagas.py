@@ -133,7 +133,7 @@ class SagaManager:
         instances = self._locked({self.definition.key_of(r) for r in replies.values()})
 
         def handle(envelope: Envelope) -> None:
-            reply = replies.get(envelope.id) or Reply.of(envelope)
+            reply = replies[envelope.id]
             key = self.definition.key_of(reply)
             instance = instances.get(key)
             if reply.type == self.definition.started_by:
