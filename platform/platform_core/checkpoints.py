@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.utils import timezone
 
-from platform_core import dead_letters
+from platform_core import dead_letters, pg
 from platform_core.eventstore import LOG_START, LogPosition, RecordedEvent
 from platform_core.models import DeadLetter, ProjectionCheckpoint
 
@@ -40,7 +41,21 @@ class ProjectionFailed(Exception):
         self.name, self.recorded, self.before = name, recorded, before
 
 
+# The checkpoint is read and moved by every batch: on PostgreSQL in prepared statements,
+# without the ORM's query building.
+_FIELDS = [field.attname for field in ProjectionCheckpoint._meta.concrete_fields]
+_PG_LOCK = f"SELECT {', '.join(_FIELDS)} FROM projection_checkpoints WHERE name = %s FOR UPDATE"
+_PG_MOVE = (
+    f"UPDATE projection_checkpoints SET {', '.join(f'{name} = %s' for name in _MOVED)}"
+    " WHERE name = %s"
+)
+
+
 def locked_checkpoint(name: str) -> ProjectionCheckpoint:
+    if connection.vendor == "postgresql":
+        found = pg.fetchall(_PG_LOCK, [name], binary=True)
+        if found:
+            return ProjectionCheckpoint.from_db(DEFAULT_DB_ALIAS, _FIELDS, found[0])
     checkpoint, _ = ProjectionCheckpoint.objects.select_for_update().get_or_create(name=name)
     return checkpoint
 
@@ -64,7 +79,7 @@ def advance(checkpoint: ProjectionCheckpoint, events: Sequence[RecordedEvent]) -
     checkpoint.transaction_id, checkpoint.position = last.log_position
     checkpoint.last_event_at = last.recorded_at
     _clear_failure(checkpoint)
-    checkpoint.save(update_fields=_MOVED)
+    _save(checkpoint)
 
 
 def waiting_to_retry(checkpoint: ProjectionCheckpoint) -> bool:
@@ -80,7 +95,7 @@ def mark_failed(checkpoint: ProjectionCheckpoint, recorded: RecordedEvent, error
     checkpoint.failed_position = str(recorded.log_position)
     checkpoint.failed_at = first_failed
     checkpoint.retry_at = now + pause
-    checkpoint.save(update_fields=_MOVED)
+    _save(checkpoint)
 
 
 def dead_letter_of(failure: ProjectionFailed) -> dead_letters.Failure:
@@ -114,7 +129,16 @@ def reset_to(
     checkpoint.transaction_id, checkpoint.position = position
     checkpoint.last_event_at = last.recorded_at if last else None
     _clear_failure(checkpoint)
-    checkpoint.save(update_fields=_MOVED)
+    _save(checkpoint)
+
+
+def _save(checkpoint: ProjectionCheckpoint) -> None:
+    """Write the fields the projector and the rebuild move (`_MOVED`)."""
+    if connection.vendor != "postgresql":
+        checkpoint.save(update_fields=_MOVED)
+        return
+    checkpoint.updated_at = timezone.now()
+    pg.run(_PG_MOVE, [*(getattr(checkpoint, name) for name in _MOVED), checkpoint.name])
 
 
 def _clear_failure(checkpoint: ProjectionCheckpoint) -> None:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from django.db import connection, transaction
 
-from platform_core import dead_letters
+from platform_core import dead_letters, pg
 from platform_core.messages import MessageContext, message_context, new_correlation_id
 from platform_core.messaging import Envelope, MessageHandler, Outgoing, PublishReport
 from platform_core.models import DeadLetter
@@ -48,10 +48,21 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
 
 
+# One prepared statement whatever the number of ids.
+_PG_CLAIM = """
+INSERT INTO inbox (consumer, message_id, processed_at)
+SELECT %s, message_id, %s FROM unnest(%s::text[]) AS message_id
+ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id
+"""
+
+
 def claim(consumer: str, message_ids: Sequence[str]) -> set[str]:
     """Insert inbox rows for `message_ids`; the ids that were not there before."""
     if not message_ids:
         return set()
+    if connection.vendor == "postgresql":
+        rows = pg.fetchall(_PG_CLAIM, (consumer, datetime.now(UTC), list(message_ids)))
+        return {row[0] for row in rows}
     now = datetime.now(UTC).isoformat()
     values = ", ".join(["(%s, %s, %s)"] * len(message_ids))
     params: list[str] = []

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from django.db import connection
+
+from platform_core import pg
 from platform_core.models import SnapshotRecord
 from platform_core.snapshots import Snapshot
+
+# Every command on a product's stock loads its snapshot first.
+_PG_LOAD = "SELECT version, schema, state FROM snapshots WHERE stream_id = %s"
 
 
 class DjangoSnapshotStore:
     def load(self, stream_id: str) -> Snapshot | None:
+        if connection.vendor == "postgresql":
+            found = pg.fetchall(_PG_LOAD, [stream_id])
+            if not found:
+                return None
+            version, schema, state = found[0]
+            return Snapshot(
+                stream_id=stream_id, version=version, schema=schema, state=state.encode()
+            )
         record = SnapshotRecord.objects.filter(stream_id=stream_id).first()
         if record is None:
             return None

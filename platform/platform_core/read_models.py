@@ -15,6 +15,7 @@ from typing import Any
 from django.apps.registry import Apps
 from django.db import connection, models
 
+from platform_core import pg
 from platform_core.eventstore import LOG_START, LogPosition
 from platform_core.row_writer import Row, RowWriter
 
@@ -36,6 +37,11 @@ class TableRows:
         self._key = model._meta.pk.attname
         self._stamps = all(name in self._fields for name in _POSITION_FIELDS)
         self._fresh = fresh
+        # A JSON column with its own decoder is read through the ORM, which applies it.
+        self._decoded = any(
+            getattr(field, "decoder", None) for field in model._meta.concrete_fields
+        )
+        self._by_keys: str | None = None
         self._writer = RowWriter(model)
         self._written: set[Any] = set()
         self._rows: dict[Any, Row | None] = {}
@@ -44,13 +50,9 @@ class TableRows:
 
     def get(self, key: Any) -> Row | None:
         """The row with primary key `key` as the batch sees it, or None."""
-        if key in self._rows:
-            return self._rows[key]
-        row = None
-        if not self._fresh:
-            row = self.model._default_manager.filter(pk=key).values(*self._fields).first()
-        self._rows[key] = row
-        return row
+        if key not in self._rows:
+            self.preload([key])
+        return self._rows[key]
 
     def preload(self, keys: Iterable[Any]) -> None:
         """Load the rows with these primary keys that the batch has not seen yet."""
@@ -58,11 +60,24 @@ class TableRows:
         if not wanted:
             return
         if not self._fresh:
-            found = self.model._default_manager.filter(pk__in=wanted).values(*self._fields)
-            for row in found:
+            for row in self._select(wanted):
                 self._rows[row[self._key]] = row
         for key in wanted:
             self._rows.setdefault(key, None)
+
+    def _select(self, keys: set[Any]) -> Iterable[Row]:
+        if connection.vendor != "postgresql" or self._decoded:
+            return self.model._default_manager.filter(pk__in=keys).values(*self._fields)
+        # One prepared statement for any number of keys. Binary results come back as
+        # the ORM gives them (JSON decoded, numeric as Decimal), without its compiler.
+        if self._by_keys is None:
+            table = connection.ops.quote_name(self.model._meta.db_table)
+            key = connection.ops.quote_name(str(self.model._meta.pk.column))
+            columns = quoted_columns(self.model)
+            self._by_keys = f"SELECT {columns} FROM {table} WHERE {key} = ANY(%s)"
+        names = self._fields
+        rows = pg.fetchall(self._by_keys, [list(keys)], binary=True)
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def put(self, row: Row) -> None:
         """Insert or replace a row (a dict of every column by attname)."""

@@ -1,6 +1,10 @@
 """Whole rows written without model instances: the projector's tables, the saga engine's
 instances and the outbox, where building Django model instances for bulk_create or
-bulk_update cost more CPU than the writes themselves."""
+bulk_update cost more CPU than the writes themselves.
+
+On PostgreSQL a batch is one prepared statement whatever its size: each column goes as one
+array parameter and `unnest` turns the arrays back into rows. An executemany sent one
+statement a row, each rendered into SQL text by Django's client-side binding."""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from typing import Any
 
 import msgspec
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+
+from platform_core import pg
 
 Row = dict[str, Any]
 _json_encoder = msgspec.json.Encoder()
@@ -22,7 +28,7 @@ class RowWriter:
     Values are prepared by the model's own fields (JSON, UUID, decimals, datetimes), but no
     model instance is built: for a rebuild that is most of what Django's bulk_create costs.
     `fields` leaves out columns the database fills (an auto-increment key); `upsert`
-    needs the key.
+    needs the key, and takes each key once.
     """
 
     def __init__(self, model: type[models.Model], *, fields: Sequence[str] | None = None) -> None:
@@ -39,10 +45,12 @@ class RowWriter:
         self._insert = f"INSERT INTO {self._table} VALUES ({', '.join(['%s'] * len(columns))})"
         self._names = [field.attname for field in self._fields]
         self._json = {f.attname for f in self._fields if isinstance(f, models.JSONField)}
-        self._upsert = f"{self._insert} ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        self._on_conflict = f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        self._upsert = self._insert + self._on_conflict
+        self._unnest: str | None = None  # built from a PostgreSQL connection's types
 
     def upsert(self, rows: list[Row]) -> None:
-        self._execute(self._upsert, rows)
+        self._execute(self._upsert, rows, on_conflict=self._on_conflict)
 
     def append(self, rows: list[Row]) -> None:
         self._execute(self._insert, rows)
@@ -65,12 +73,23 @@ class RowWriter:
                     [encode(row[n]).decode() if n in json_fields else row[n] for n in names]
                 )
 
-    def _execute(self, sql: str, rows: list[Row]) -> None:
+    def _execute(self, sql: str, rows: list[Row], *, on_conflict: str = "") -> None:
         if not rows:
             return
         database = connections[DEFAULT_DB_ALIAS]
+        if database.vendor == "postgresql":
+            prepared = self._prepared(rows, database)
+            columns = [list(column) for column in zip(*prepared, strict=True)]
+            pg.run(self._unnest_insert(database) + on_conflict, columns)
+            return
         with database.cursor() as cursor:
             cursor.executemany(sql, self._prepared(rows, database))
+
+    def _unnest_insert(self, database: Any) -> str:
+        if self._unnest is None:
+            arrays = ", ".join(f"%s::{field.db_type(database)}[]" for field in self._fields)
+            self._unnest = f"INSERT INTO {self._table} SELECT * FROM unnest({arrays})"
+        return self._unnest
 
     def _prepared(self, rows: list[Row], database: Any) -> list[list[Any]]:
         # The connection itself, not django.db.connection: that proxy costs a lookup in a

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 
+from platform_core import pg
 from platform_core.eventstore import (
     LOG_START,
     AppendResult,
@@ -77,10 +78,6 @@ _PG_HEAD = f"""SELECT transaction_id::text::bigint, position FROM event_store WH
 ORDER BY event_store.transaction_id DESC, event_store.position DESC LIMIT 1"""
 
 
-# A psycopg prepare threshold that only `execute(..., prepare=True)` reaches.
-_EXPLICIT_PREPARE_ONLY = 2**62
-
-
 def _recorded(row: Sequence[Any]) -> RecordedEvent:
     """An event from a row of `_COLUMNS` (SQLite gives text where PostgreSQL gives types)."""
     data, metadata = row[7], row[8]
@@ -101,32 +98,15 @@ def _recorded(row: Sequence[Any]) -> RecordedEvent:
 class PostgresEventStore:
     """`EventStore` on PostgreSQL through Django's connection.
 
-    It talks to psycopg directly, with server-side parameters and prepared statements,
-    because the event store is the hot path of every write.
+    It talks to psycopg directly (`platform_core.pg`), with server-side parameters and
+    prepared statements, because the event store is the hot path of every write.
 
     Reads ask for binary results, which psycopg loads in C; Django registers a Python
     loader for text-format timestamptz that cost more than the rest of the row.
-
-    Django turns psycopg's prepared statements off (`prepare_threshold=None`) unless the
-    database's OPTIONS set `prepare_threshold`, and psycopg then ignores `prepare=True`.
-    So unless OPTIONS say otherwise (set it to None for a pooler that cannot keep
-    prepared statements), the store switches them on for its own statements only: a
-    threshold no other query reaches, and Django's own cursors never prepare anyway.
     """
 
     def __init__(self, using: str = DEFAULT_DB_ALIAS) -> None:
         self._using = using
-        self._prepare = "prepare_threshold" not in connections[using].settings_dict.get(
-            "OPTIONS", {}
-        )
-
-    def _cursor(self) -> psycopg.Cursor[Any]:
-        connection = connections[self._using]
-        connection.ensure_connection()
-        raw = connection.connection
-        if self._prepare and raw.prepare_threshold is None:
-            raw.prepare_threshold = _EXPLICIT_PREPARE_ONLY
-        return psycopg.Cursor(raw)
 
     def append(
         self, stream_id: str, stream_type: str, expected_version: int, events: Sequence[NewEvent]
@@ -181,7 +161,7 @@ class PostgresEventStore:
     def _execute_append(
         self, stream_id: str, expected_version: int, query: str, params: Any
     ) -> tuple[Any, ...] | None:
-        with self._cursor() as cursor:
+        with pg.cursor(self._using) as cursor:
             try:
                 cursor.execute(query, params, prepare=True)
             except psycopg.errors.UniqueViolation as error:
@@ -189,12 +169,12 @@ class PostgresEventStore:
             return cursor.fetchone()
 
     def read_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
-        with self._cursor() as cursor:
+        with pg.cursor(self._using) as cursor:
             cursor.execute(_PG_READ_STREAM, (stream_id, after_version), prepare=True, binary=True)
             return [_recorded(row) for row in cursor.fetchall()]
 
     def read_all(self, after: LogPosition = LOG_START, limit: int = 1000) -> list[RecordedEvent]:
-        with self._cursor() as cursor:
+        with pg.cursor(self._using) as cursor:
             cursor.execute(
                 _PG_READ_ALL,
                 (str(after.transaction_id), after.position, limit),
@@ -204,8 +184,8 @@ class PostgresEventStore:
             return [_recorded(row) for row in cursor.fetchall()]
 
     def head(self) -> LogPosition:
-        with self._cursor() as cursor:
-            cursor.execute(_PG_HEAD)
+        with pg.cursor(self._using) as cursor:
+            cursor.execute(_PG_HEAD, prepare=True)
             row = cursor.fetchone()
         return LogPosition(*row) if row else LOG_START
 

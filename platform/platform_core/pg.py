@@ -1,0 +1,80 @@
+"""The statements every command, reply and batch runs, straight on psycopg.
+
+Django's PostgreSQL backend binds parameters on the client: every query is rendered into
+one string in Python, literal by literal, and parsed again by the server. For the few
+statements on the hot paths (the outbox, the inbox, the relay, saga and read-model rows)
+that rendering cost more than the statement. Here they run on a plain psycopg cursor over
+Django's own connection, so inside the same transaction, with the parameters sent apart
+and the statement prepared once per connection.
+
+Django turns psycopg's prepared statements off (`prepare_threshold=None`) unless the
+database's OPTIONS set `prepare_threshold`, and psycopg then ignores `prepare=True`. So
+unless OPTIONS say otherwise (set it to None for a pooler that cannot keep prepared
+statements), the connection gets a threshold no other query reaches: only these
+statements are prepared, and Django's own cursors never prepare.
+
+A test capturing queries (`CaptureQueriesContext`) sees these statements as it sees
+Django's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+from django.db import DEFAULT_DB_ALIAS, connections
+
+# A psycopg prepare threshold that only `execute(..., prepare=True)` reaches.
+_EXPLICIT_PREPARE_ONLY = 2**62
+
+
+@contextlib.contextmanager
+def cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[psycopg.Cursor[Any]]:
+    """A psycopg cursor (server-side parameters) on the connection of `using`."""
+    connection = connections[using]
+    connection.ensure_connection()
+    raw = connection.connection
+    prepare = "prepare_threshold" not in connection.settings_dict.get("OPTIONS", {})
+    if prepare and raw.prepare_threshold is None:
+        raw.prepare_threshold = _EXPLICIT_PREPARE_ONLY
+    with psycopg.Cursor(raw) as cur:
+        yield cur
+
+
+def execute(
+    cur: psycopg.Cursor[Any],
+    sql: str,
+    params: Sequence[Any] = (),
+    *,
+    binary: bool = False,
+    using: str = DEFAULT_DB_ALIAS,
+) -> psycopg.Cursor[Any]:
+    """Run `sql` prepared; logged like a Django query when the connection logs queries."""
+    started = time.monotonic()
+    cur.execute(sql, params, prepare=True, binary=binary)
+    _log(sql, started, using)
+    return cur
+
+
+def fetchall(
+    sql: str, params: Sequence[Any] = (), *, using: str = DEFAULT_DB_ALIAS, binary: bool = False
+) -> list[tuple[Any, ...]]:
+    with cursor(using) as cur:
+        return execute(cur, sql, params, binary=binary, using=using).fetchall()
+
+
+def run(sql: str, params: Sequence[Any] = (), *, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Run a statement that returns no rows; the number of rows it changed."""
+    with cursor(using) as cur:
+        return execute(cur, sql, params, using=using).rowcount
+
+
+def _log(sql: str, started: float, using: str) -> None:
+    connection = connections[using]
+    if connection.queries_logged:
+        connection.queries_log.append(
+            {"sql": sql, "time": f"{time.monotonic() - started:.3f}", "alias": using}
+        )
