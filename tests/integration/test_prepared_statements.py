@@ -1,0 +1,264 @@
+"""The hot-path statements on psycopg (`platform_core.pg`): prepared once per connection,
+a batch of rows in one unnest statement, and values that read and write as the ORM's."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
+from django.db.models import JSONField, Value
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from platform_core import pg
+from platform_core.checkpoints import advance, locked_checkpoint
+from platform_core.command_outbox import relay_lanes
+from platform_core.consumers import claim
+from platform_core.eventstore import EventMetadata, RecordedEvent
+from platform_core.messaging import Envelope, Outgoing, PublishReport
+from platform_core.models import IdempotencyRecord, InboxMessage, ProjectionCheckpoint
+from platform_core.outbox import Outbox
+from platform_core.read_models import ReadState, Row
+from platform_core.relay import OutboxRelay
+from platform_core.row_writer import RowWriter
+from projections.models import OrderSummary
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+LONDON = ZoneInfo("Europe/London")
+# Characters a text array literal must quote, and a string that reads like its NULL.
+AWKWARD = 'say "hi", {braces} \\ back'
+
+
+def _summary(status: str, total: str, at: datetime) -> Row:
+    return {
+        "id": uuid.uuid4(),
+        "customer_id": 2**40,
+        "status": status,
+        "items": [{"sku": "MUG-1", "quantity": 2, "tags": ["a", None], "x": {"y": [1.5, True]}}],
+        "total": Decimal(total),
+        "payment_status": "NULL",
+        "shipment_id": "",
+        "shipment_status": "",
+        "tracking_number": "",
+        "cancellation_reason": AWKWARD,
+        "history": [{"event": "placed", "note": AWKWARD, "nothing": None}, "ünïcode"],
+        "placed_at": at,
+        "updated_at": at + timedelta(microseconds=1),
+        "last_transaction_id": 9_000_000_000,
+        "last_position": 42,
+    }
+
+
+def _typed(row: Mapping[str, Any] | None) -> dict[str, tuple[type, Any]]:
+    """Values with their types: Decimal("7.50") == 7.5 must not pass for a float."""
+    assert row is not None
+    return {name: (type(value), value) for name, value in row.items()}
+
+
+def _summaries(keys: Sequence[uuid.UUID]) -> list[dict[str, tuple[type, Any]]]:
+    return [_typed(OrderSummary.objects.filter(pk=key).values().get()) for key in keys]
+
+
+def _one_unnest_statement(queries: CaptureQueriesContext) -> str:
+    assert len(queries.captured_queries) == 1, "one statement for the whole batch"
+    sql = queries.captured_queries[0]["sql"]
+    assert "unnest(" in sql, f"not an unnest insert: {sql}"
+    return sql
+
+
+def test_an_upsert_of_several_rows_is_one_statement_that_replaces_and_round_trips() -> None:
+    # Summer time, +01:00 (a time in a DST gap or fold never equals one in another zone).
+    at = datetime(2026, 7, 1, 9, 30, 15, 123456, tzinfo=LONDON)
+    rows = [_summary(status, total, at) for status, total in (("placed", "123456789012.34"),
+            ("paid", "0.10"), ("shipped", "-7.50"))]  # fmt: skip
+    existing = {**_summary("old", "1.00", at - timedelta(days=9)), "id": rows[0]["id"]}
+    OrderSummary.objects.create(**{**existing, "items": [], "history": {"old": 1}})
+
+    with CaptureQueriesContext(connection) as queries:
+        RowWriter(OrderSummary).upsert([dict(row) for row in rows])
+
+    assert "ON CONFLICT" in _one_unnest_statement(queries)
+    assert OrderSummary.objects.count() == 3
+    assert _summaries([row["id"] for row in rows]) == [_typed(row) for row in rows]
+
+
+def test_an_append_stores_sql_null_and_json_null_as_the_orm_does() -> None:
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    bodies: dict[str, Any] = {
+        "sql-null": None,
+        "json-null": Value(None, JSONField()),
+        "nested": {"a": [None, {"b": "NULL"}], "c": AWKWARD},
+    }
+    fields = [f.attname for f in IdempotencyRecord._meta.concrete_fields if not f.primary_key]
+    with CaptureQueriesContext(connection) as queries:
+        RowWriter(IdempotencyRecord, fields=fields).append(
+            [
+                {"owner": "writer", "key": key, "fingerprint": "", "status_code": None,
+                 "body": body, "location": "", "created_at": at}
+                for key, body in bodies.items()
+            ]
+        )  # fmt: skip
+    _one_unnest_statement(queries)
+    for key, body in bodies.items():
+        IdempotencyRecord.objects.create(owner="orm", key=key, fingerprint="", body=body)
+
+    def stored(owner: str) -> tuple[set[str], set[str], list[tuple[Any, ...]]]:
+        rows = IdempotencyRecord.objects.filter(owner=owner)
+        columns = ("key", "fingerprint", "status_code", "body", "location")
+        return (
+            set(rows.filter(body__isnull=True).values_list("key", flat=True)),
+            set(rows.filter(body=None).values_list("key", flat=True)),  # JSON null
+            list(rows.order_by("key").values_list(*columns)),
+        )
+
+    assert stored("writer")[:2] == ({"sql-null"}, {"json-null"})
+    assert stored("writer") == stored("orm")
+    written = IdempotencyRecord.objects.filter(owner="writer")
+    assert set(written.values_list("created_at", flat=True)) == {at}
+
+
+def test_pg_prepares_its_statements_with_server_side_parameters_and_the_orm_does_not() -> None:
+    sql = "SELECT %s::text AS pg_prepared_marker"
+    with pg.cursor() as cursor:
+        for value in ("a", "b"):
+            assert pg.execute(cursor, sql, [value]).fetchone() == (value,)
+    for _ in range(2):
+        marked = ProjectionCheckpoint.objects.annotate(orm_prepared_marker=Value(1))
+        assert list(marked.values_list("orm_prepared_marker")) == []
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        statements = [row[0] for row in cursor.fetchall()]
+    assert statements.count("SELECT $1::text AS pg_prepared_marker") == 1
+    assert not [s for s in statements if "orm_prepared_marker" in s]
+
+
+def test_claim_returns_only_ids_no_earlier_claim_of_that_consumer_took() -> None:
+    with CaptureQueriesContext(connection) as queries:
+        assert claim("billing", ["m1", "m2", "m1"]) == {"m1", "m2"}
+    _one_unnest_statement(queries)
+
+    assert claim("billing", ["m2", "m3"]) == {"m3"}
+    assert claim("billing", ["m1", "m2", "m3"]) == set()
+    assert claim("shipping", ["m1"]) == {"m1"}
+    claimed = InboxMessage.objects.order_by("consumer", "message_id")
+    assert list(claimed.values_list("consumer", "message_id")) == [
+        ("billing", "m1"), ("billing", "m2"), ("billing", "m3"), ("shipping", "m1")
+    ]  # fmt: skip
+
+
+def test_read_state_loads_rows_as_the_orm_reads_them_and_an_absent_key_as_none() -> None:
+    at = datetime(2026, 5, 6, 7, 8, 9, 101112, tzinfo=LONDON)
+    rows = [_summary("placed", "19.99", at), _summary("paid", "0.01", at + timedelta(hours=1))]
+    for row in rows:
+        OrderSummary.objects.create(**row)
+    keys, absent = [row["id"] for row in rows], uuid.uuid4()
+    state = ReadState.live([OrderSummary])
+
+    with CaptureQueriesContext(connection) as queries:
+        state.preload([[(OrderSummary, key) for key in [*keys, absent]]])
+        loaded = [state[OrderSummary].get(key) for key in keys]
+        assert state[OrderSummary].get(absent) is None
+    assert len(queries.captured_queries) == 1, "one query for every key, absent ones included"
+    assert "= ANY(" in queries.captured_queries[0]["sql"], "one array parameter for the keys"
+    assert [_typed(row) for row in loaded] == _summaries(keys)
+    assert state[OrderSummary].get(uuid.uuid4()) is None
+
+
+def _recorded(transaction_id: int, position: int, at: datetime) -> RecordedEvent:
+    return RecordedEvent(
+        position=position, transaction_id=transaction_id, stream_id="order-1",
+        stream_type="order", version=1, event_type="OrderPlaced", schema_version=1,
+        data=b"{}", metadata=EventMetadata(event_id=uuid.uuid4()), recorded_at=at,
+    )  # fmt: skip
+
+
+def _columns(checkpoint: ProjectionCheckpoint) -> dict[str, Any]:
+    return {f.attname: getattr(checkpoint, f.attname) for f in checkpoint._meta.concrete_fields}
+
+
+def _lock_elsewhere(name: str) -> None:
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM projection_checkpoints WHERE name = %s FOR UPDATE NOWAIT", [name]
+            )
+    finally:
+        other.close()
+
+
+def test_a_locked_checkpoint_reads_as_the_orm_does_and_advance_moves_it() -> None:
+    then = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    ProjectionCheckpoint.objects.create(
+        name="order_summary", transaction_id=7, position=70, last_event_at=then,
+        error="boom", failed_position="7.70", failed_at=then, retry_at=then,
+        rebuild_requested_at=then, rebuild_status="requested",
+    )  # fmt: skip
+    stored = ProjectionCheckpoint.objects.get(name="order_summary")
+    later = then + timedelta(minutes=5, microseconds=3)
+
+    with transaction.atomic():
+        checkpoint = locked_checkpoint("order_summary")
+        assert _columns(checkpoint) == _columns(stored)
+        assert (checkpoint._state.adding, checkpoint._state.db) == (False, DEFAULT_DB_ALIAS)
+        with pytest.raises(OperationalError):
+            _lock_elsewhere("order_summary")
+        started = timezone.now()
+        advance(checkpoint, [_recorded(8, 75, then), _recorded(9_000_000_000, 95, later)])
+
+    moved = ProjectionCheckpoint.objects.get(name="order_summary")
+    assert (moved.transaction_id, moved.position, moved.last_event_at) == (9_000_000_000, 95, later)
+    assert (moved.error, moved.failed_position, moved.failed_at, moved.retry_at) == (
+        "", "", None, None
+    )  # fmt: skip
+    assert moved.updated_at >= started > stored.updated_at
+    assert (moved.rebuild_requested_at, moved.rebuild_status) == (then, "requested")
+    assert _columns(moved) == _columns(checkpoint)
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.published: list[Envelope] = []
+
+    def publish(self, batch: Sequence[Outgoing]) -> PublishReport:
+        self.published.extend(outgoing.envelope for outgoing in batch)
+        return PublishReport(delivered=[outgoing.row_id for outgoing in batch])
+
+    def close(self) -> None:
+        pass
+
+
+def _envelope(correlation_id: str | None, causation_id: str | None, **extra: str) -> Envelope:
+    return Envelope(
+        id=str(uuid.uuid4()), type="tests.something-happened.v1", source="/tests",
+        time=timezone.now(), subject="s-1", topic="tests.events.v1", key="k-1",
+        data=b'{"sku": "MUG-1"}', correlation_id=correlation_id, causation_id=causation_id,
+        extra=extra,
+    )  # fmt: skip
+
+
+def test_the_relay_publishes_the_headers_each_outbox_row_was_written_with() -> None:
+    events, commands = RecordingPublisher(), RecordingPublisher()
+    relay = OutboxRelay(lanes=relay_lanes(commands=commands, events=events))
+    first = [
+        _envelope("corr-1", "cause-1", traceparent="00-abc-def-01", tenant="acme"),
+        _envelope("corr-1", None),
+    ]
+    Outbox().add(first)
+    assert relay.relay_once() == (2, 0)
+
+    later = [_envelope(None, "cause-2", note=AWKWARD)]
+    Outbox().add(later)
+    assert relay.relay_once() == (1, 0), "the lane's compiled query finds rows written since"
+    assert relay.relay_once() == (0, 0)
+
+    assert events.published == [*first, *later]
+    assert commands.published == []
