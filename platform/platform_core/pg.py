@@ -33,15 +33,22 @@ _EXPLICIT_PREPARE_ONLY = 2**62
 
 @contextlib.contextmanager
 def cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[psycopg.Cursor[Any]]:
-    """A psycopg cursor (server-side parameters) on the connection of `using`."""
+    """A psycopg cursor (server-side parameters) on the connection of `using`.
+
+    As a Django cursor would: the connection is health-checked first (CONN_HEALTH_CHECKS),
+    and a database error inside the block is raised as Django's own (`django.db.Error`
+    and its kinds) and marks the connection, so `close_old_connections` drops a broken
+    one rather than keeping it for CONN_MAX_AGE."""
     connection = connections[using]
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
-    raw = connection.connection
-    prepare = "prepare_threshold" not in connection.settings_dict.get("OPTIONS", {})
-    if prepare and raw.prepare_threshold is None:
-        raw.prepare_threshold = _EXPLICIT_PREPARE_ONLY
-    with psycopg.Cursor(raw) as cur:
-        yield cur
+    with connection.wrap_database_errors:
+        raw = connection.connection
+        prepare = "prepare_threshold" not in connection.settings_dict.get("OPTIONS", {})
+        if prepare and raw.prepare_threshold is None:
+            raw.prepare_threshold = _EXPLICIT_PREPARE_ONLY
+        with psycopg.Cursor(raw) as cur:
+            yield cur
 
 
 def execute(

@@ -8,6 +8,7 @@ statement a row, each rendered into SQL text by Django's client-side binding."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,9 +87,16 @@ class RowWriter:
             cursor.executemany(sql, self._prepared(rows, database))
 
     def _unnest_insert(self, database: Any) -> str:
+        # In the order given (WITH ORDINALITY): ids the database numbers follow it, and
+        # the relay publishes the outbox in id order.
         if self._unnest is None:
-            arrays = ", ".join(f"%s::{field.db_type(database)}[]" for field in self._fields)
-            self._unnest = f"INSERT INTO {self._table} SELECT * FROM unnest({arrays})"
+            arrays = ", ".join(f"%s::{_array_of(field, database)}" for field in self._fields)
+            names = [f"c{n}" for n in range(len(self._fields))]
+            self._unnest = (
+                f"INSERT INTO {self._table} SELECT {', '.join(names)}"
+                f" FROM unnest({arrays}) WITH ORDINALITY AS given({', '.join(names)}, n)"
+                " ORDER BY n"
+            )
         return self._unnest
 
     def _prepared(self, rows: list[Row], database: Any) -> list[list[Any]]:
@@ -99,3 +107,13 @@ class RowWriter:
             [field.get_db_prep_save(row[field.attname], database) for field in fields]
             for row in rows
         ]
+
+
+def _array_of(field: models.Field[Any, Any], database: Any) -> str:
+    """The array type of the field's column without its modifier (`varchar`, not
+    `varchar(20)`): an explicit cast to `varchar(n)` would cut a longer string short,
+    where storing it in the column refuses it, as an ORM insert does."""
+    return _MODIFIER.sub("", str(field.db_type(database))) + "[]"
+
+
+_MODIFIER = re.compile(r"\(.*?\)")

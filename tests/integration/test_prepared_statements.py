@@ -3,6 +3,7 @@ a batch of rows in one unnest statement, and values that read and write as the O
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DataError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import JSONField, Value
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -22,7 +31,12 @@ from platform_core.command_outbox import relay_lanes
 from platform_core.consumers import claim
 from platform_core.eventstore import EventMetadata, RecordedEvent
 from platform_core.messaging import Envelope, Outgoing, PublishReport
-from platform_core.models import IdempotencyRecord, InboxMessage, ProjectionCheckpoint
+from platform_core.models import (
+    IdempotencyRecord,
+    InboxMessage,
+    OutboxMessage,
+    ProjectionCheckpoint,
+)
 from platform_core.outbox import Outbox
 from platform_core.read_models import ReadState, Row
 from platform_core.relay import OutboxRelay
@@ -262,3 +276,42 @@ def test_the_relay_publishes_the_headers_each_outbox_row_was_written_with() -> N
 
     assert events.published == [*first, *later]
     assert commands.published == []
+
+
+def test_a_string_too_long_for_its_column_is_refused_not_cut_short() -> None:
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    too_long = {**_summary("x" * 21, "1.00", at)}  # status is varchar(20)
+
+    with pytest.raises(DataError), transaction.atomic():
+        RowWriter(OrderSummary).upsert([too_long])
+
+    assert not OrderSummary.objects.exists()
+
+
+def test_rows_appended_in_one_statement_are_numbered_in_the_order_given() -> None:
+    envelopes = [_envelope(f"corr-{n}", None) for n in range(200)]
+    Outbox().add(envelopes)
+
+    numbered = OutboxMessage.objects.order_by("id").values_list("message_id", flat=True)
+    assert [str(message_id) for message_id in numbered] == [e.id for e in envelopes]
+
+
+def test_a_broken_connection_fails_as_django_error_and_is_dropped_though_kept_by_age() -> None:
+    """As with CONN_MAX_AGE > 0: close_old_connections keeps a connection young enough,
+    unless an error marked it. A statement on psycopg must mark it too."""
+    connection.ensure_connection()
+    connection.close_at = time.monotonic() + 600
+    pid = pg.fetchall("SELECT pg_backend_pid()")[0][0]
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        other.close()
+
+    with pytest.raises(OperationalError):
+        pg.fetchall("SELECT 1")
+    assert connection.errors_occurred
+    close_old_connections()
+
+    assert pg.fetchall("SELECT pg_backend_pid()")[0][0] != pid
