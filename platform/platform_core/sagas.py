@@ -29,9 +29,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from django.db import close_old_connections, transaction
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connection, transaction
 from django.utils import timezone
 
+from platform_core import pg
 from platform_core.messages import message_context
 from platform_core.messaging import Envelope
 from platform_core.models import SagaInstance, SagaStepEntry
@@ -190,11 +191,15 @@ class SagaManager:
         batches never wait on each other in a cycle)."""
         if not keys:
             return {}
-        found = (
-            SagaInstance.objects.select_for_update()
-            .filter(saga=self.definition.name, key__in=sorted(keys))
-            .order_by("key")
-        )
+        if connection.vendor == "postgresql":
+            rows = pg.fetchall(_PG_LOCKED, [self.definition.name, list(keys)], binary=True)
+            found = [SagaInstance.from_db(DEFAULT_DB_ALIAS, _NAMES, row) for row in rows]
+        else:
+            found = list(
+                SagaInstance.objects.select_for_update()
+                .filter(saga=self.definition.name, key__in=sorted(keys))
+                .order_by("key")
+            )
         return {instance.key: instance for instance in found}
 
     def _write(self, progress: SagaProgress) -> None:
@@ -206,7 +211,19 @@ class SagaManager:
         # One upsert of whole rows: Django's bulk_update builds a CASE per column and row,
         # which cost more CPU than everything else a batch of replies does.
         _instance_writer().upsert([_row(instance) for instance in progress.touched.values()])
-        SagaStepEntry.objects.bulk_create(progress.history)
+        _history_writer().append(
+            [
+                {
+                    "instance_id": entry.instance_id,
+                    "step": entry.step,
+                    "kind": entry.kind,
+                    "message_id": entry.message_id,
+                    "detail": entry.detail,
+                    "at": now,
+                }
+                for entry in progress.history
+            ]
+        )
         with gathered():  # commands that go through the outbox: one INSERT for them all
             for outgoing in progress.commands:
                 with message_context(outgoing.context):
@@ -218,11 +235,24 @@ def _instance_writer() -> RowWriter:
     return RowWriter(SagaInstance)
 
 
+@functools.cache
+def _history_writer() -> RowWriter:
+    return RowWriter(SagaStepEntry, fields=[f.attname for f in _HISTORY if not f.primary_key])
+
+
 def _row(instance: SagaInstance) -> dict[str, Any]:
     return {field.attname: getattr(instance, field.attname) for field in _COLUMNS}
 
 
 _COLUMNS = SagaInstance._meta.concrete_fields
+_HISTORY = SagaStepEntry._meta.concrete_fields
+_NAMES = [field.attname for field in _COLUMNS]
+# Every batch of replies locks its instances (in key order: two batches never wait on each
+# other in a cycle), prepared, without the ORM's query building.
+_PG_LOCKED = (
+    f"SELECT {', '.join(_NAMES)} FROM saga_instances"
+    " WHERE saga = %s AND key = ANY(%s) ORDER BY key FOR UPDATE"
+)
 
 
 def run_timers(
