@@ -343,32 +343,38 @@ def _relay_thread(
 
 @pytest.mark.postgres
 def test_a_standby_relay_takes_over_soon_after_the_leader_goes(platform_runtime, kafka):
-    """Within a second or so, not after the relays' poll (60 s here)."""
+    """Within a second or so, not after the relays' poll (60 s here). The commit of new
+    rows wakes the relays, as NOTIFY does when deployed: a standby that took over before
+    the rows were written would otherwise sleep out its poll."""
     log: list[tuple[str, int]] = []
-    wake = threading.Event()
-    stops = {name: threading.Event() for name in ("leader", "standby")}
+    # A wake-up each: a relay clears its own before each round, and a shared one cleared
+    # by the standby could swallow the wake-up that tells the leader to stop.
+    wakes = {name: threading.Event() for name in ("leader", "standby")}
+    stops = {name: threading.Event() for name in wakes}
     relays = {
         name: OutboxRelay(_Recording(KafkaPublisher(quiet(kafka)), log, name)) for name in stops
     }
     threads = {}
     for name in ("leader", "standby"):  # the first to start leads
-        args = (relays[name], stops[name], wake, 60.0)
+        args = (relays[name], stops[name], wakes[name], 60.0)
         threads[name] = threading.Thread(target=_relay_thread, args=args)
         threads[name].start()
         if name == "leader":
             register(platform_runtime.bus, 1, prefix="FIRST")
-            wake.set()
+            wakes[name].set()
             wait_until(lambda: relays["leader"].backlog() == 0, what="the leader to publish")
     try:
         stops["leader"].set()
-        wake.set()
+        wakes["leader"].set()
         threads["leader"].join(timeout=30)
+        assert not threads["leader"].is_alive()
         register(platform_runtime.bus, 3, prefix="LATER")
+        wakes["standby"].set()
         wait_until(lambda: relays["standby"].backlog() == 0, seconds=10, what="the standby")
     finally:
         for name in stops:
             stops[name].set()
-        wake.set()
+            wakes[name].set()
         for thread in threads.values():
             thread.join(timeout=30)
     assert {name for name, _ in log} == {"leader", "standby"}
