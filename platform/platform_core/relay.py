@@ -76,12 +76,14 @@ class OutboxRelay:
         self._using = using
         self._on_published = on_published
         self._leader_connection: object | None = None
+        self._left_behind = False  # the last round filled a batch: more may be waiting
 
     def relay_once(self, *, waiting: bool = False) -> tuple[int, int]:
         """Publish one batch of each lane: (rows acknowledged, rows that failed). With
         `waiting`, a lane backing off after a failure is left out until its time."""
         now = time.monotonic()
         delivered = failed = 0
+        self._left_behind = False
         for lane in self._lanes:
             if waiting and lane.retry_at > now:
                 continue
@@ -101,6 +103,7 @@ class OutboxRelay:
         batch = [Outgoing(row_id=row[0], envelope=envelope_from_row(row)) for row in rows]
         if not batch:
             return 0, 0
+        self._left_behind |= len(batch) == self._batch_size
         report = lane.publisher.publish(batch)
         with transaction.atomic(using=self._using):
             self._mark_published(report.delivered)
@@ -162,7 +165,11 @@ class OutboxRelay:
         self, stop: threading.Event, wake: threading.Event, idle_seconds: float = 1.0
     ) -> None:
         """Relay while leader, woken after commits or every `idle_seconds`; a lane whose
-        broker fails backs off exponentially while the others go on."""
+        broker fails backs off exponentially while the others go on.
+
+        After a round it waits for the next wake-up unless a batch came back full: a
+        commit since the round began has set `wake` already, so a round that found rows
+        need not be followed by one that finds none (two queries a lane for nothing)."""
         while not stop.is_set():
             wake.clear()
             try:
@@ -175,7 +182,7 @@ class OutboxRelay:
                 close_old_connections()
                 stop.wait(self._backoff.delay(1))
                 continue
-            if not delivered:
+            if not (delivered and self._left_behind):
                 wake.wait(self._until_a_lane_is_due(idle_seconds))
         self._resign()
 

@@ -4,10 +4,12 @@ down holds up only the messages that go to it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from uuid import uuid4
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from config.celery import app
@@ -19,6 +21,7 @@ from platform_core.messaging import Envelope
 from platform_core.models import OutboxMessage
 from platform_core.outbox import Outbox
 from platform_core.relay import OutboxRelay
+from tests.integration.messaging_support import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,3 +93,71 @@ def test_a_lane_whose_rows_went_elsewhere_leaves_its_backoff(through_a_broker: N
 
     assert relay.relay_once(waiting=True) == (0, 0)
     assert (commands.failures, commands.retry_at) == (0, 0.0)
+
+
+class _Wake(threading.Event):
+    """A relay's wake-up that counts the relay's waits on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        return super().wait(timeout)
+
+
+class _CountingRelay(OutboxRelay):
+    """Counts the rounds (`relay_once`) the relay runs."""
+
+    rounds = 0
+
+    def relay_once(self, *, waiting: bool = False) -> tuple[int, int]:
+        self.rounds += 1
+        return super().relay_once(waiting=waiting)
+
+
+def _relaying(relay: OutboxRelay, wake: _Wake, rounds_then: Callable[[int], bool]) -> int:
+    """Run the relay in a thread (60 s poll) until `rounds_then(waits)` holds; its rounds."""
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            relay.run_forever(stop, wake, idle_seconds=60)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        wait_until(lambda: rounds_then(wake.waits), what="the relay to wait")
+    finally:
+        stop.set()
+        wake.set()
+        thread.join(timeout=30)
+    return relay.rounds if isinstance(relay, _CountingRelay) else 0
+
+
+def test_a_round_that_found_rows_waits_for_a_wake_up_rather_than_querying_again() -> None:
+    for _ in range(3):
+        an_event()
+    wake, published = _Wake(), LocalPublisher([])
+    relay = _CountingRelay(lanes=relay_lanes(commands=LocalPublisher([]), events=published))
+
+    rounds = _relaying(relay, wake, lambda waits: waits >= 1 and unpublished("event") == 0)
+
+    assert rounds == 1, "one round published the three rows, then the relay waited"
+
+
+def test_full_batches_go_on_at_once_until_one_is_not_full() -> None:
+    for _ in range(5):
+        an_event()
+    wake = _Wake()
+    relay = _CountingRelay(
+        lanes=relay_lanes(commands=LocalPublisher([]), events=LocalPublisher([])), batch_size=2
+    )
+
+    rounds = _relaying(relay, wake, lambda waits: waits >= 1)
+
+    assert unpublished("event") == 0
+    assert rounds == 3, "2 + 2 + 1 rows, and no wait between the full batches"
