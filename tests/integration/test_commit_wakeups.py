@@ -221,12 +221,14 @@ def other_sessions(condition: str, *params: str) -> int:
 
 
 def worker_idle_after_a_read() -> bool:
-    """The worker's own session (not its listener's) is idle after a SELECT.
+    """The worker's own session (not its listener's) is idle after a SELECT or its commit.
 
-    Asked once the test has seen the worker's last commit, that SELECT came after it: the
-    round has read what there was, and only a wake-up (or the poll) starts another."""
+    Asked once the test has seen the worker's last commit, that statement came after the
+    worker's last read: the round has read and done what there was (a relay ends a round
+    that published on the commit that marks the rows), and only a wake-up (or the poll)
+    starts another."""
     worker = "application_name <> %s"
-    idle = f"{worker} AND state = 'idle' AND query LIKE 'SELECT%%'"
+    idle = f"{worker} AND state = 'idle' AND (query LIKE 'SELECT%%' OR query = 'COMMIT')"
     return other_sessions(worker, APPLICATION_NAME) == 1 == other_sessions(idle, APPLICATION_NAME)
 
 
