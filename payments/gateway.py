@@ -23,7 +23,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal
 from functools import partial
 from typing import Protocol, TypeVar
@@ -40,6 +40,7 @@ from payments.domain.gateway import (
     RefundResult,
 )
 from payments.models import GatewayAttempt
+from platform_core import pg
 
 T = TypeVar("T")
 
@@ -213,11 +214,24 @@ def _attempt_of(row: GatewayAttempt) -> Attempt:
     )
 
 
+# Every charge asks the log for its key's earlier attempts: on PostgreSQL a prepared
+# statement, without building model instances.
+_ATTEMPT_FIELDS = [field.name for field in fields(Attempt)]
+_PG_OF_KEY = (
+    f"SELECT {', '.join(_ATTEMPT_FIELDS)} FROM payments_gateway_attempts"
+    " WHERE operation = %s AND idempotency_key = %s ORDER BY id"
+)
+
+
 class _DjangoLog:
     def __init__(self, using: str) -> None:
+        self._using = using
         self._rows = GatewayAttempt.objects.using(using)
 
     def of_key(self, operation: str, idempotency_key: str) -> list[Attempt]:
+        if connections[self._using].vendor == "postgresql":
+            found = pg.fetchall(_PG_OF_KEY, [operation, idempotency_key], using=self._using)
+            return [Attempt(**dict(zip(_ATTEMPT_FIELDS, row, strict=True))) for row in found]
         rows = self._rows.filter(operation=operation, idempotency_key=idempotency_key)
         return [_attempt_of(row) for row in rows.order_by("pk")]
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, QuerySet
 
+from platform_core import pg
 from platform_core.models import SagaInstance
 from projections.models import OrderSummary, ProductStock
 
@@ -26,9 +28,18 @@ def orders_visible_to(
     return orders
 
 
+# Every order placed asks for its prices: on PostgreSQL a prepared statement.
+_PG_PRICES = (
+    f"SELECT sku, name, price FROM {ProductStock._meta.db_table} WHERE sku = ANY(%s::text[])"
+)
+
+
 def product_prices(skus: Sequence[str]) -> dict[str, tuple[str, Decimal]]:
     """Name and unit price of each known SKU among `skus`."""
-    rows = ProductStock.objects.filter(sku__in=set(skus)).values_list("sku", "name", "price")
+    if connection.vendor == "postgresql":
+        rows: Iterable[tuple[Any, ...]] = pg.fetchall(_PG_PRICES, [sorted(set(skus))], binary=True)
+    else:
+        rows = ProductStock.objects.filter(sku__in=set(skus)).values_list("sku", "name", "price")
     return {sku: (name, price) for sku, name, price in rows}
 
 
