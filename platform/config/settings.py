@@ -108,7 +108,7 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool("DATABASE_
     }
 if not env_bool("DATABASE_PREPARED_STATEMENTS", True):
     # Behind a pooler that cannot carry prepared statements (PgBouncer in transaction mode
-    # before 1.21): the event store then stops preparing its statements too.
+    # before 1.21): the hot-path statements (`platform_core.pg`) then stop preparing too.
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0

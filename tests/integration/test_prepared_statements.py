@@ -315,3 +315,19 @@ def test_a_broken_connection_fails_as_django_error_and_is_dropped_though_kept_by
     close_old_connections()
 
     assert pg.fetchall("SELECT pg_backend_pid()")[0][0] != pid
+
+
+def test_nothing_is_prepared_when_the_settings_turn_prepared_statements_off() -> None:
+    """DATABASE_PREPARED_STATEMENTS=0, behind a pooler that cannot keep them."""
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    connection.close()
+    options["prepare_threshold"] = None
+    try:
+        with pg.cursor() as cursor:
+            for value in ("a", "b", "c"):
+                assert pg.execute(cursor, "SELECT %s::text AS pooled", [value]).fetchone()
+            pg.execute(cursor, "SELECT statement FROM pg_prepared_statements")
+            assert not [row for row in cursor.fetchall() if "pooled" in row[0]]
+    finally:
+        del options["prepare_threshold"]
+        connection.close()
