@@ -7,6 +7,7 @@ meanwhile, and reports its progress on the checkpoint row (`rebuild_status`).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 
@@ -18,15 +19,26 @@ from platform_core.rebuild import ProjectionRebuild
 
 logger = logging.getLogger(__name__)
 _REPORT_EVERY_SECONDS = 1.0
+# How often the projector daemon looks for rebuilds requested in the admin.
+CHECK_EVERY_SECONDS = 1.0
 
 
 class RebuildRequests:
-    def __init__(self, runner: ProjectionRunner) -> None:
+    """`check_every` seconds at most between two looks for requests: the projector asks
+    after every catch-up, many times a second under load, and a request can wait that long."""
+
+    def __init__(self, runner: ProjectionRunner, *, check_every: float = 0.0) -> None:
         self._runner = runner
         self._running: dict[str, threading.Thread] = {}
+        self._check_every = check_every
+        self._checked = -math.inf
 
     def start_requested(self) -> list[str]:
         """Start a thread for each requested rebuild not already running; their names."""
+        now = time.monotonic()
+        if now - self._checked < self._check_every:
+            return []
+        self._checked = now
         requested = ProjectionCheckpoint.objects.filter(
             rebuild_requested_at__isnull=False, name__in=self._runner.names
         ).values_list("name", flat=True)

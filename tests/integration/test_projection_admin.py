@@ -8,6 +8,9 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from inventory.commands import RegisterProduct
 from orders.commands import ConfirmOrder, OrderItem, PlaceOrder
@@ -107,3 +110,18 @@ def test_a_requested_rebuild_is_run_by_the_projector_and_reports_when_done(
     assert done.rebuild_requested_at is None
     assert done.rebuild_status.startswith("done: ")
     assert OrderSummary.objects.get(id=confirmed_order).status == "confirmed"
+
+
+def test_the_projector_looks_for_requested_rebuilds_at_most_every_so_often(platform_runtime):
+    requests = RebuildRequests(platform_runtime.projections, check_every=3600)
+    assert requests.start_requested() == []
+    ProjectionCheckpoint.objects.create(name="order_summary", rebuild_requested_at=timezone.now())
+
+    with CaptureQueriesContext(connection) as soon_after:
+        assert requests.start_requested() == [], "not looked for before its time"
+
+    assert not soon_after.captured_queries
+    assert RebuildRequests(platform_runtime.projections).start_requested() == ["order_summary"]
+    for thread in threading.enumerate():
+        if thread.name == "rebuild-order_summary":
+            thread.join(timeout=30)

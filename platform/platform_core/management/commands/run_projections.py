@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from platform_core.rebuild_requests import RebuildRequests
+from platform_core.rebuild_requests import CHECK_EVERY_SECONDS, RebuildRequests
 from platform_core.runtime import runtime
 from platform_core.wakeups import OUTBOX_CHANNEL, CatchUpWatch, CommitListener
 
@@ -44,7 +44,8 @@ class Command(BaseCommand):
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, stop_now)
         self.stdout.write(f"projecting {', '.join(runner.names)}; Ctrl-C stops")
-        requests, watch = RebuildRequests(runner), CatchUpWatch(runner.names, wake)
+        requests = RebuildRequests(runner, check_every=CHECK_EVERY_SECONDS)
+        watch = CatchUpWatch(runner.names, wake)
 
         def on_idle() -> None:
             requests.start_requested()
