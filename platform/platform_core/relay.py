@@ -14,19 +14,20 @@ restart: delivery is at-least-once and consumers deduplicate by message id.
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
-from django.db.models import F, Q
+from django.db.models import F, IntegerField, Q, Value
 from django.utils import timezone
 
 from platform_core import pg
 from platform_core.consumers import RetryPolicy
-from platform_core.messaging import Outgoing, Publisher
+from platform_core.messaging import Outgoing, Publisher, PublishReport
 from platform_core.models import OutboxMessage
 from platform_core.outbox import ENVELOPE_COLUMNS, envelope_from_row
 
@@ -49,7 +50,6 @@ class Lane:
     rows: Q = field(default_factory=Q)
     failures: int = 0
     retry_at: float = 0.0  # time.monotonic() before which the lane waits
-    query: tuple[str, tuple[Any, ...]] | None = None  # its SELECT, compiled once
 
 
 class OutboxRelay:
@@ -77,60 +77,79 @@ class OutboxRelay:
         self._on_published = on_published
         self._leader_connection: object | None = None
         self._left_behind = False  # the last round filled a batch: more may be waiting
+        self._queries: dict[tuple[int, ...], tuple[str, tuple[Any, ...]]] = {}
 
     def relay_once(self, *, waiting: bool = False) -> tuple[int, int]:
-        """Publish one batch of each lane: (rows acknowledged, rows that failed). With
-        `waiting`, a lane backing off after a failure is left out until its time."""
+        """Publish the next batch of the lanes that are due: (rows acknowledged, rows that
+        failed). With `waiting`, a lane backing off after a failure is left out until its
+        time. One query reads the rows of every lane due."""
         now = time.monotonic()
-        delivered = failed = 0
+        lanes = [lane for lane in self._lanes if not (waiting and lane.retry_at > now)]
+        # In id order, whatever order the union gives them in.
+        rows = sorted(self._due(lanes), key=operator.itemgetter(0)) if lanes else []
+        delivered: list[int] = []
+        failed: dict[int, str] = {}
         self._left_behind = False
-        for lane in self._lanes:
-            if waiting and lane.retry_at > now:
-                continue
-            done, refused = self._relay_lane(lane)
-            delivered, failed = delivered + done, failed + refused
-            if refused:
-                lane.failures += 1
-                delay = self._backoff.delay(lane.failures)
-                lane.retry_at = time.monotonic() + delay
-                logger.warning("broker refused %d messages; retrying in %.1fs", refused, delay)
-            else:  # published, or nothing left to publish (another relay did it)
-                lane.failures, lane.retry_at = 0, 0.0
-        return delivered, failed
+        for index, lane in enumerate(lanes):
+            batch = [
+                Outgoing(row_id=row[0], envelope=envelope_from_row(row[:-1]))
+                for row in rows
+                if row[-1] == index
+            ]
+            self._left_behind |= len(batch) == self._batch_size
+            report = lane.publisher.publish(batch) if batch else PublishReport()
+            delivered += report.delivered
+            failed.update(report.failed)
+            self._back_off(lane, refused=len(report.failed))
+        self._record(delivered, failed)
+        return len(delivered), len(failed)
 
-    def _relay_lane(self, lane: Lane) -> tuple[int, int]:
-        rows = self._due(lane)
-        batch = [Outgoing(row_id=row[0], envelope=envelope_from_row(row)) for row in rows]
-        if not batch:
-            return 0, 0
-        self._left_behind |= len(batch) == self._batch_size
-        report = lane.publisher.publish(batch)
-        with transaction.atomic(using=self._using):
-            self._mark_published(report.delivered)
-            for row_id, error in report.failed.items():
-                OutboxMessage.objects.using(self._using).filter(id=row_id).update(
-                    attempts=F("attempts") + 1, last_error=error[:2000]
-                )
-        if self._on_published is not None and report.delivered:
-            self._on_published(len(report.delivered))
-        return len(report.delivered), len(report.failed)
+    def _back_off(self, lane: Lane, *, refused: int) -> None:
+        if not refused:  # published, or nothing left to publish (another relay did it)
+            lane.failures, lane.retry_at = 0, 0.0
+            return
+        lane.failures += 1
+        delay = self._backoff.delay(lane.failures)
+        lane.retry_at = time.monotonic() + delay
+        logger.warning("broker refused %d messages; retrying in %.1fs", refused, delay)
 
-    def _due(self, lane: Lane) -> Sequence[Sequence[Any]]:
-        """The lane's next unpublished rows as plain tuples of `ENVELOPE_COLUMNS` (model
-        instances cost more to build than the publishing)."""
-        rows = (
-            OutboxMessage.objects.using(self._using)
-            .filter(lane.rows, published_at__isnull=True)
+    def _record(self, delivered: Sequence[int], failed: Mapping[int, str]) -> None:
+        """Mark what the brokers acknowledged; count an attempt on what they refused."""
+        if not failed:
+            self._mark_published(delivered)  # one statement: no transaction to open
+        else:
+            with transaction.atomic(using=self._using):
+                self._mark_published(delivered)
+                for row_id, error in failed.items():
+                    OutboxMessage.objects.using(self._using).filter(id=row_id).update(
+                        attempts=F("attempts") + 1, last_error=error[:2000]
+                    )
+        if self._on_published is not None and delivered:
+            self._on_published(len(delivered))
+
+    def _due(self, lanes: Sequence[Lane]) -> Sequence[Sequence[Any]]:
+        """The next unpublished rows of each of `lanes` (up to a batch each) as plain
+        tuples of `ENVELOPE_COLUMNS` and the index of the row's lane (model instances cost
+        more to build than the publishing)."""
+        unpublished = OutboxMessage.objects.using(self._using).filter(published_at__isnull=True)
+        parts = [
+            unpublished.filter(lane.rows)
+            .annotate(lane=Value(n, output_field=IntegerField()))
             .order_by("id")
-            .values_list(*ENVELOPE_COLUMNS)[: self._batch_size]
-        )
+            .values_list(*ENVELOPE_COLUMNS, "lane")[: self._batch_size]
+            for n, lane in enumerate(lanes)
+        ]
         if connections[self._using].vendor != "postgresql":
-            return list(rows)
-        # The ORM's SQL, compiled once and run prepared. Binary results: the headers come
-        # back as a dict (psycopg's loader, not the text one Django registers for JSON).
-        if lane.query is None:
-            lane.query = rows.query.get_compiler(using=self._using).as_sql()
-        sql, params = lane.query
+            return [row for part in parts for row in part]
+        # One statement for every lane due (UNION ALL of a LIMIT each: a lane's backlog
+        # never crowds out another's rows), compiled once for each set of lanes due and
+        # run prepared. Binary results: the headers come back as a dict (psycopg's loader,
+        # not the text one Django registers for JSON).
+        chosen = tuple(self._lanes.index(lane) for lane in lanes)
+        if chosen not in self._queries:
+            union = parts[0].union(*parts[1:], all=True)
+            self._queries[chosen] = union.query.get_compiler(using=self._using).as_sql()
+        sql, params = self._queries[chosen]
         return pg.fetchall(sql, params, using=self._using, binary=True)
 
     def _mark_published(self, row_ids: Sequence[int]) -> None:

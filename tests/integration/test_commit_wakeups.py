@@ -221,14 +221,15 @@ def other_sessions(condition: str, *params: str) -> int:
 
 
 def worker_idle_after_a_read() -> bool:
-    """The worker's own session (not its listener's) is idle after a SELECT or its commit.
+    """The worker's own session (not its listener's) is idle after a SELECT or a write.
 
     Asked once the test has seen the worker's last commit, that statement came after the
     worker's last read: the round has read and done what there was (a relay ends a round
-    that published on the commit that marks the rows), and only a wake-up (or the poll)
+    that published on the UPDATE that marks the rows), and only a wake-up (or the poll)
     starts another."""
     worker = "application_name <> %s"
-    idle = f"{worker} AND state = 'idle' AND (query LIKE 'SELECT%%' OR query = 'COMMIT')"
+    ends = "query LIKE 'SELECT%%' OR query LIKE 'UPDATE%%' OR query = 'COMMIT'"
+    idle = f"{worker} AND state = 'idle' AND ({ends})"
     return other_sessions(worker, APPLICATION_NAME) == 1 == other_sessions(idle, APPLICATION_NAME)
 
 

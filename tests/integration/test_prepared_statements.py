@@ -3,6 +3,7 @@ a batch of rows in one unnest statement, and values that read and write as the O
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -331,3 +332,16 @@ def test_nothing_is_prepared_when_the_settings_turn_prepared_statements_off() ->
     finally:
         del options["prepare_threshold"]
         connection.close()
+
+
+def test_a_relay_round_over_both_lanes_is_one_select_and_one_update() -> None:
+    events, commands = RecordingPublisher(), RecordingPublisher()
+    relay = OutboxRelay(lanes=relay_lanes(commands=commands, events=events))
+    command = dataclasses.replace(_envelope("corr-c", None), topic="command:inventory")
+    Outbox().add([_envelope("corr-1", None), command, _envelope("corr-2", None)])
+
+    with CaptureQueriesContext(connection) as round_:
+        assert relay.relay_once() == (3, 0)
+
+    assert [q["sql"].split()[0] for q in round_.captured_queries] == ["(SELECT", "UPDATE"]
+    assert (len(events.published), commands.published) == (2, [command])
