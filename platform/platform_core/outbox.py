@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,21 +24,30 @@ from platform_core.serialization import EventCodec, to_json
 Translate = Callable[[Any], Sequence[Any]]
 
 
-# Envelopes added inside a `gathered()` block, written when it ends.
-_gathering: ContextVar[list[Envelope] | None] = ContextVar("outbox_gathering", default=None)
+@dataclass
+class _Held:
+    envelopes: list[Envelope] = field(default_factory=list)
+    wakes: set[threading.Event] = field(default_factory=set)
+
+
+# What `Outbox.add` was given inside a `gathered()` block, written when it ends.
+_gathering: ContextVar[_Held | None] = ContextVar("outbox_gathering", default=None)
 
 
 @contextlib.contextmanager
 def gathered() -> Iterator[None]:
     """Within the block, every `Outbox.add` is held and all of them are written in one
-    INSERT at its end (a saga's batch sending a command for each reply it handled)."""
-    held: list[Envelope] = []
+    INSERT at its end (a saga's batch sending a command for each reply it handled), with
+    one wake-up after commit for each outbox, not one for each add."""
+    held = _Held()
     token = _gathering.set(held)
     try:
         yield
     finally:
         _gathering.reset(token)
-    _write(held)
+    _write(held.envelopes)
+    for wake in held.wakes:
+        transaction.on_commit(wake.set)
 
 
 class Outbox:
@@ -51,9 +61,11 @@ class Outbox:
             return
         held = _gathering.get()
         if held is not None:
-            held.extend(envelopes)
-        else:
-            _write(envelopes)
+            held.envelopes.extend(envelopes)
+            if self._wake is not None:
+                held.wakes.add(self._wake)
+            return
+        _write(envelopes)
         if self._wake is not None:
             transaction.on_commit(self._wake.set)
 
