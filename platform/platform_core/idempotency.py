@@ -83,22 +83,27 @@ def idempotent(request: Request, handle: Callable[[], Response]) -> Response:
     owner = str(request.user.pk)
     fingerprint = _fingerprint(request)
     if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
-        return _run_once(owner, key, fingerprint, handle)  # `_take` holds the key
+        return _run_once(owner, key, fingerprint, handle, hold_key=True)
     lock = f"idem:{owner}:{key}"
     locked = cache.add(lock, 1, LOCK_SECONDS)
     if not locked:
         _wait_for_first(owner, key)
     try:
-        return _run_once(owner, key, fingerprint, handle)
+        return _run_once(owner, key, fingerprint, handle, hold_key=False)
     finally:
         if locked:  # never release another request's lock
             cache.delete(lock)
 
 
-def _run_once(owner: str, key: str, fingerprint: str, handle: Callable[[], Response]) -> Response:
+def _run_once(
+    owner: str, key: str, fingerprint: str, handle: Callable[[], Response], *, hold_key: bool
+) -> Response:
+    """`hold_key`: hold the key with a lock in the database itself (PostgreSQL);
+    elsewhere the caller holds the key in the cache."""
     fresh_since = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
     with transaction.atomic():
-        _take(owner, key)
+        if hold_key:
+            _hold(owner, key)
         earlier = _record_of(owner, key, fresh_since)
         if earlier is not None:
             return _replay(earlier, fingerprint)
@@ -114,16 +119,14 @@ def _run_once(owner: str, key: str, fingerprint: str, handle: Callable[[], Respo
     return _replay(IdempotencyRecord.objects.get(owner=owner, key=key), fingerprint)
 
 
-def _take(owner: str, key: str) -> None:
-    """On PostgreSQL, hold the key until this transaction ends: a duplicate waits here,
-    then finds the first response, before running anything."""
-    database = connections[DEFAULT_DB_ALIAS]
-    if database.vendor == "postgresql":
-        with database.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))",
-                [f"{owner}\n{key}", IDEMPOTENCY_LOCK_SEED],
-            )
+def _hold(owner: str, key: str) -> None:
+    """Hold the key until this transaction ends (PostgreSQL): a duplicate waits here, then
+    finds the first response, before running anything."""
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))",
+            [f"{owner}\n{key}", IDEMPOTENCY_LOCK_SEED],
+        )
 
 
 def _record_of(owner: str, key: str, fresh_since: datetime) -> IdempotencyRecord | None:
