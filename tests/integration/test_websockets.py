@@ -18,6 +18,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 
+from config import settings as config_settings
 from config.asgi import application
 from projections.live import announce_orders
 from tests.integration.websocket_support import (
@@ -207,11 +208,11 @@ def redis_channel_layer(settings) -> Iterator[None]:  # type: ignore[no-untyped-
     removed after; the layer's own flush would close connections that live on the sender's
     loop)."""
     prefix = f"test-ws-{uuid.uuid4().hex}"
+    # What settings.py chose for Redis (the tests' conftest puts the in-memory layer in).
+    deployed = config_settings.CHANNEL_LAYERS["default"]
+    assert deployed["BACKEND"].startswith("channels_redis."), deployed["BACKEND"]
     settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",  # as settings.py sets
-            "CONFIG": {"hosts": [django_settings.REDIS_URL], "prefix": prefix},
-        }
+        "default": {**deployed, "CONFIG": {**deployed["CONFIG"], "prefix": prefix}}
     }
     yield
     client = redis.Redis.from_url(django_settings.REDIS_URL)
