@@ -9,6 +9,7 @@ last event that changed it, which is what lets a websocket client resume from a 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -41,8 +42,7 @@ class TableRows:
         self._decoded = any(
             getattr(field, "decoder", None) for field in model._meta.concrete_fields
         )
-        self._by_keys: str | None = None
-        self._writer = RowWriter(model)
+        self._writer = _writer_of(model)
         self._written: set[Any] = set()
         self._rows: dict[Any, Row | None] = {}
         self._dirty: set[Any] = set()
@@ -70,13 +70,8 @@ class TableRows:
             return self.model._default_manager.filter(pk__in=keys).values(*self._fields)
         # One prepared statement for any number of keys. Binary results come back as
         # the ORM gives them (JSON decoded, numeric as Decimal), without its compiler.
-        if self._by_keys is None:
-            table = connection.ops.quote_name(self.model._meta.db_table)
-            key = connection.ops.quote_name(str(self.model._meta.pk.column))
-            columns = quoted_columns(self.model)
-            self._by_keys = f"SELECT {columns} FROM {table} WHERE {key} = ANY(%s)"
         names = self._fields
-        rows = pg.fetchall(self._by_keys, [list(keys)], binary=True)
+        rows = pg.fetchall(_by_keys(self.model), [list(keys)], binary=True)
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def put(self, row: Row) -> None:
@@ -109,6 +104,20 @@ class TableRows:
         self._rows.clear()
         self._written.clear()
         self._fresh = False
+
+
+# Bounded: every rebuild makes shadow models of its own.
+@functools.lru_cache(maxsize=64)
+def _by_keys(model: type[models.Model]) -> str:
+    table = connection.ops.quote_name(model._meta.db_table)
+    key = connection.ops.quote_name(str(model._meta.pk.column))
+    return f"SELECT {quoted_columns(model)} FROM {table} WHERE {key} = ANY(%s)"
+
+
+@functools.lru_cache(maxsize=64)
+def _writer_of(model: type[models.Model]) -> RowWriter:
+    # One for each table, not each batch: a writer builds its statements once.
+    return RowWriter(model)
 
 
 class ReadState:

@@ -33,6 +33,7 @@ import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg import sql
 
+from platform_core import pg
 from platform_core.consumers import RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -213,10 +214,8 @@ class CatchUpWatch:
         self._wake.set()
 
     def _behind(self) -> bool:
-        connection = connections[self._using]
-        if connection.vendor != "postgresql":
+        if connections[self._using].vendor != "postgresql":
             return False
-        with connection.cursor() as cursor:
-            cursor.execute(_PG_BEHIND, [self._names])
-            row = cursor.fetchone()
-        return bool(row and row[0])
+        # Asked after every catch-up: prepared.
+        rows = pg.fetchall(_PG_BEHIND, [self._names], using=self._using)
+        return bool(rows and rows[0][0])
