@@ -25,6 +25,9 @@ from django.db import (
 from django.db.models import JSONField, Value
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed
 
 from platform_core import pg
 from platform_core.checkpoints import advance, locked_checkpoint
@@ -42,6 +45,7 @@ from platform_core.outbox import Outbox
 from platform_core.read_models import ReadState, Row
 from platform_core.relay import OutboxRelay
 from platform_core.row_writer import RowWriter
+from platform_core.token_auth import PreparedTokenAuthentication
 from projections.models import OrderSummary
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -345,3 +349,33 @@ def test_a_relay_round_over_both_lanes_is_one_select_and_one_update() -> None:
 
     assert [q["sql"].split()[0] for q in round_.captured_queries] == ["(SELECT", "UPDATE"]
     assert (len(events.published), commands.published) == (2, [command])
+
+
+def test_a_token_authenticates_its_user_in_one_statement_as_drf_does(django_user_model) -> None:
+    user = django_user_model.objects.create_user("ada", "ada@example.com", "pw", is_staff=True)
+    token = Token.objects.create(user=user)
+    auth = PreparedTokenAuthentication()
+
+    with CaptureQueriesContext(connection) as queries:
+        found, found_token = auth.authenticate_credentials(token.key)
+
+    assert len(queries.captured_queries) == 1
+    assert found_token == token
+    assert found_token.user is found
+    drf_user, _ = TokenAuthentication().authenticate_credentials(token.key)
+    fields = [f.attname for f in django_user_model._meta.concrete_fields]
+    assert [getattr(found, f) for f in fields] == [getattr(drf_user, f) for f in fields]
+    assert found.is_authenticated
+    assert found.is_staff
+
+
+def test_a_bad_or_inactive_token_is_refused_as_drf_refuses_it(django_user_model) -> None:
+    user = django_user_model.objects.create_user("bob", "bob@example.com", "pw", is_active=False)
+    token = Token.objects.create(user=user)
+
+    for key in ("no-such-token", token.key):
+        with pytest.raises(AuthenticationFailed) as ours:
+            PreparedTokenAuthentication().authenticate_credentials(key)
+        with pytest.raises(AuthenticationFailed) as drf:
+            TokenAuthentication().authenticate_credentials(key)
+        assert ours.value.detail == drf.value.detail
