@@ -97,12 +97,24 @@ class OutboxRelay:
                 if row[-1] == index
             ]
             self._left_behind |= len(batch) == self._batch_size
-            report = lane.publisher.publish(batch) if batch else PublishReport()
+            report = self._publish(lane, batch)
             delivered += report.delivered
             failed.update(report.failed)
             self._back_off(lane, refused=len(report.failed))
         self._record(delivered, failed)
         return len(delivered), len(failed)
+
+    @staticmethod
+    def _publish(lane: Lane, batch: Sequence[Outgoing]) -> PublishReport:
+        """A publisher that raises rather than report its failures fails its whole batch:
+        its lane backs off while the rows other lanes published are marked as usual."""
+        if not batch:
+            return PublishReport()
+        try:
+            return lane.publisher.publish(batch)
+        except Exception as error:
+            logger.exception("publishing %d messages failed", len(batch))
+            return PublishReport(failed={item.row_id: repr(error) for item in batch})
 
     def _back_off(self, lane: Lane, *, refused: int) -> None:
         if not refused:  # published, or nothing left to publish (another relay did it)

@@ -5,7 +5,7 @@ down holds up only the messages that go to it."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from uuid import uuid4
 
 import pytest
@@ -17,7 +17,7 @@ from inventory.tasks import restock_product
 from platform_core.celery_commands import send_command
 from platform_core.command_outbox import CeleryCommandPublisher, relay_lanes
 from platform_core.consumers import LocalPublisher
-from platform_core.messaging import Envelope
+from platform_core.messaging import Envelope, Outgoing, PublishReport
 from platform_core.models import OutboxMessage
 from platform_core.outbox import Outbox
 from platform_core.relay import OutboxRelay
@@ -161,3 +161,41 @@ def test_full_batches_go_on_at_once_until_one_is_not_full() -> None:
 
     assert unpublished("event") == 0
     assert rounds == 3, "2 + 2 + 1 rows, and no wait between the full batches"
+
+
+class _Raising:
+    """A publisher that raises rather than report its failures."""
+
+    def publish(self, batch: Sequence[Outgoing]) -> PublishReport:
+        raise RuntimeError("the broker client blew up")
+
+    def close(self) -> None:
+        pass
+
+
+class _Counting:
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+
+    def publish(self, batch: Sequence[Outgoing]) -> PublishReport:
+        self.sent += [item.row_id for item in batch]
+        return PublishReport(delivered=[item.row_id for item in batch])
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_publisher_that_raises_backs_off_its_own_lane_and_the_others_are_marked() -> None:
+    for _ in range(2):
+        send_command(restock_product, sku="MUG-1", quantity=1)
+    an_event()
+    commands = _Counting()
+    relay = OutboxRelay(lanes=relay_lanes(commands=commands, events=_Raising()))
+
+    assert relay.relay_once(waiting=True) == (2, 1)
+    assert relay.relay_once(waiting=True) == (0, 0), "the event lane waits out its backoff"
+
+    assert len(commands.sent) == 2, "each command went out once"
+    assert (unpublished("command"), unpublished("event")) == (0, 1)
+    [failed] = OutboxMessage.objects.filter(published_at__isnull=True)
+    assert (failed.attempts, "blew up" in failed.last_error) == (1, True)
