@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, models
 
 # A psycopg prepare threshold that only `execute(..., prepare=True)` reaches.
 _EXPLICIT_PREPARE_ONLY = 2**62
@@ -36,12 +36,18 @@ def cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[psycopg.Cursor[Any]]:
     """A psycopg cursor (server-side parameters) on the connection of `using`.
 
     As a Django cursor would: the connection is health-checked first (CONN_HEALTH_CHECKS),
+    a transaction marked for rollback refuses the statement (TransactionManagementError),
     and a database error inside the block is raised as Django's own (`django.db.Error`
     and its kinds) and marks the connection, so `close_old_connections` drops a broken
-    one rather than keeping it for CONN_MAX_AGE."""
+    one rather than keeping it for CONN_MAX_AGE. Django's `execute_wrappers` are not
+    applied."""
     connection = connections[using]
     connection.close_if_health_check_failed()
     connection.ensure_connection()
+    # As Django's cursor does before each statement: none in a transaction already
+    # doomed to roll back (an error caught inside `atomic`), none from another thread.
+    connection.validate_no_broken_transaction()
+    connection.validate_thread_sharing()
     with connection.wrap_database_errors:
         raw = connection.connection
         prepare = "prepare_threshold" not in connection.settings_dict.get("OPTIONS", {})
@@ -85,3 +91,32 @@ def _log(sql: str, started: float, using: str) -> None:
         connection.queries_log.append(
             {"sql": sql, "time": f"{time.monotonic() - started:.3f}", "alias": using}
         )
+
+
+# Field types whose binary results psycopg loads as the ORM returns them (JSON without a
+# decoder of its own included). Others (an IP address, which Django reads as text; a field
+# with `from_db_value`) must go through the ORM.
+_AS_THE_ORM = frozenset(
+    {
+        "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
+        "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
+        "PositiveSmallIntegerField", "BooleanField", "CharField", "TextField", "SlugField",
+        "EmailField", "URLField", "UUIDField", "DecimalField", "FloatField", "DateField",
+        "DateTimeField", "TimeField", "DurationField", "JSONField",
+    }
+)  # fmt: skip
+
+
+def loads_as_the_orm(fields: Iterable[Any]) -> bool:
+    """Whether binary results of these model fields' columns equal what the ORM returns."""
+    return all(_loads_as_the_orm(field) for field in fields)
+
+
+def _loads_as_the_orm(field: Any) -> bool:
+    column = field.target_field if field.is_relation else field  # a foreign key's column
+    converts = getattr(type(column), "from_db_value", None)
+    return (
+        column.get_internal_type() in _AS_THE_ORM
+        and converts in (None, models.JSONField.from_db_value)
+        and not getattr(column, "decoder", None)
+    )

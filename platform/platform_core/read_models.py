@@ -38,10 +38,8 @@ class TableRows:
         self._key = model._meta.pk.attname
         self._stamps = all(name in self._fields for name in _POSITION_FIELDS)
         self._fresh = fresh
-        # A JSON column with its own decoder is read through the ORM, which applies it.
-        self._decoded = any(
-            getattr(field, "decoder", None) for field in model._meta.concrete_fields
-        )
+        # A column the ORM converts in its own way is read through the ORM.
+        self._binary = pg.loads_as_the_orm(model._meta.concrete_fields)
         self._writer = _writer_of(model)
         self._written: set[Any] = set()
         self._rows: dict[Any, Row | None] = {}
@@ -66,7 +64,7 @@ class TableRows:
             self._rows.setdefault(key, None)
 
     def _select(self, keys: set[Any]) -> Iterable[Row]:
-        if connection.vendor != "postgresql" or self._decoded:
+        if connection.vendor != "postgresql" or not self._binary:
             return self.model._default_manager.filter(pk__in=keys).values(*self._fields)
         # One prepared statement for any number of keys. Binary results come back as
         # the ORM gives them (JSON decoded, numeric as Decimal), without its compiler.

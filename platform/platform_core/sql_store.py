@@ -163,29 +163,26 @@ class PostgresEventStore:
     ) -> tuple[Any, ...] | None:
         with pg.cursor(self._using) as cursor:
             try:
-                cursor.execute(query, params, prepare=True)
+                pg.execute(cursor, query, params, using=self._using)
             except psycopg.errors.UniqueViolation as error:
                 raise ConcurrencyError(stream_id, expected_version) from error
             return cursor.fetchone()
 
     def read_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
         with pg.cursor(self._using) as cursor:
-            cursor.execute(_PG_READ_STREAM, (stream_id, after_version), prepare=True, binary=True)
+            read = (stream_id, after_version)
+            pg.execute(cursor, _PG_READ_STREAM, read, binary=True, using=self._using)
             return [_recorded(row) for row in cursor.fetchall()]
 
     def read_all(self, after: LogPosition = LOG_START, limit: int = 1000) -> list[RecordedEvent]:
         with pg.cursor(self._using) as cursor:
-            cursor.execute(
-                _PG_READ_ALL,
-                (str(after.transaction_id), after.position, limit),
-                prepare=True,
-                binary=True,
-            )
+            read = (str(after.transaction_id), after.position, limit)
+            pg.execute(cursor, _PG_READ_ALL, read, binary=True, using=self._using)
             return [_recorded(row) for row in cursor.fetchall()]
 
     def head(self) -> LogPosition:
         with pg.cursor(self._using) as cursor:
-            cursor.execute(_PG_HEAD, prepare=True)
+            pg.execute(cursor, _PG_HEAD, using=self._using)
             row = cursor.fetchone()
         return LogPosition(*row) if row else LOG_START
 

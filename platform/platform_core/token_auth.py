@@ -23,15 +23,15 @@ class PreparedTokenAuthentication(TokenAuthentication):
     """DRF's token authentication, the token and its user read in one prepared statement on
     PostgreSQL: on every authenticated API call, the ORM's query building cost more than
     the query. The same answers as DRF's (`Invalid token.`, `User inactive or deleted.`);
-    a token model of one's own, or a user model with a field the database value needs
-    converting for (JSON, say), takes DRF's own path."""
+    a token model of one's own, or a user model with a field the ORM reads in its own
+    way (`pg.loads_as_the_orm`), takes DRF's own path."""
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
         user_model = get_user_model()
         if (
             connection.vendor != "postgresql"
             or self.get_model() is not Token
-            or any(hasattr(field, "from_db_value") for field in _fields(user_model))
+            or not pg.loads_as_the_orm(_fields(user_model))
         ):
             return super().authenticate_credentials(key)
         found = pg.fetchall(_token_and_user(user_model), [key], binary=True)

@@ -4,6 +4,7 @@ a batch of rows in one unnest statement, and values that read and write as the O
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -13,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import (
     DEFAULT_DB_ALIAS,
     DataError,
@@ -22,7 +24,8 @@ from django.db import (
     connections,
     transaction,
 )
-from django.db.models import JSONField, Value
+from django.db.models import GenericIPAddressField, JSONField, Value
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authentication import TokenAuthentication
@@ -379,3 +382,24 @@ def test_a_bad_or_inactive_token_is_refused_as_drf_refuses_it(django_user_model)
         with pytest.raises(AuthenticationFailed) as drf:
             TokenAuthentication().authenticate_credentials(key)
         assert ours.value.detail == drf.value.detail
+
+
+def test_a_transaction_doomed_to_roll_back_refuses_the_statement_as_django_does() -> None:
+    with transaction.atomic():
+        try:
+            with transaction.atomic(savepoint=False):
+                raise ValueError("caught below, but the transaction is doomed")
+        except ValueError:
+            pass
+        with pytest.raises(TransactionManagementError):
+            Outbox().add([_envelope("corr-1", None)])
+
+
+def test_binary_results_are_used_only_for_fields_read_as_the_orm_reads_them() -> None:
+    class Decoder(json.JSONDecoder):
+        pass
+
+    assert pg.loads_as_the_orm(OrderSummary._meta.concrete_fields)
+    assert pg.loads_as_the_orm(get_user_model()._meta.concrete_fields)
+    assert not pg.loads_as_the_orm([GenericIPAddressField()])  # Django reads inet as text
+    assert not pg.loads_as_the_orm([JSONField(decoder=Decoder)])
