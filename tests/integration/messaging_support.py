@@ -83,3 +83,15 @@ def running_consumer(group: ConsumerGroup, config: dict[str, Any]) -> Iterator[t
         assert not thread.is_alive(), "consumer did not stop"
         if failure:
             raise failure[0]
+
+
+class Counted(threading.Event):
+    """An event that also counts how many times it was set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times = 0
+
+    def set(self) -> None:
+        self.times += 1
+        super().set()

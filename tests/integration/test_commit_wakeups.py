@@ -41,6 +41,7 @@ from platform_core.wakeups import (
     CommitListener,
 )
 from projections.models import ProductStock
+from tests.integration.messaging_support import Counted
 from tests.support import catch_up_fully, newest_stored
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -49,18 +50,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 10.0
 TOPIC = "tests.wakeups.v1"
 QUICK_CLOSE = 0.05  # seconds until a closed listener's thread notices
-
-
-class Counted(threading.Event):
-    """An event that also counts how many times it was set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.times = 0
-
-    def set(self) -> None:
-        self.times += 1
-        super().set()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from django.utils import timezone
 from platform_core.messaging import Envelope
 from platform_core.models import OutboxMessage
 from platform_core.outbox import Outbox, gathered
+from tests.integration.messaging_support import Counted
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,20 +25,8 @@ def _envelope(n: int) -> Envelope:
     )  # fmt: skip
 
 
-class _Wake(threading.Event):
-    """Counts the wake-ups given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.given = 0
-
-    def set(self) -> None:
-        self.given += 1
-        super().set()
-
-
 def test_a_gathered_block_writes_its_rows_in_order_and_wakes_the_relay_once_after_commit() -> None:
-    wake = _Wake()
+    wake = Counted()
     outbox = Outbox(wake=wake)
     envelopes = [_envelope(n) for n in range(3)]
 
@@ -51,7 +40,7 @@ def test_a_gathered_block_writes_its_rows_in_order_and_wakes_the_relay_once_afte
     assert [row.message_key for row in OutboxMessage.objects.order_by("id")] == [
         "k-0", "k-1", "k-2"
     ]  # fmt: skip
-    assert wake.given == 1
+    assert wake.times == 1
 
 
 def test_a_block_that_fails_writes_nothing_and_wakes_nobody() -> None:
