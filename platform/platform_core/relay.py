@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
-from django.db.models import F, IntegerField, Q, Value
+from django.db.models import F, IntegerField, Q, QuerySet, Value
 from django.utils import timezone
 
 from platform_core import pg
@@ -143,26 +143,29 @@ class OutboxRelay:
         """The next unpublished rows of each of `lanes` (up to a batch each) as plain
         tuples of `ENVELOPE_COLUMNS` and the index of the row's lane (model instances cost
         more to build than the publishing)."""
-        unpublished = OutboxMessage.objects.using(self._using).filter(published_at__isnull=True)
-        parts = [
-            unpublished.filter(lane.rows)
-            .annotate(lane=Value(n, output_field=IntegerField()))
-            .order_by("id")
-            .values_list(*ENVELOPE_COLUMNS, "lane")[: self._batch_size]
-            for n, lane in enumerate(lanes)
-        ]
         if connections[self._using].vendor != "postgresql":
-            return [row for part in parts for row in part]
+            return [row for part in self._parts(lanes) for row in part]
         # One statement for every lane due (UNION ALL of a LIMIT each: a lane's backlog
         # never crowds out another's rows), compiled once for each set of lanes due and
         # run prepared. Binary results: the headers come back as a dict (psycopg's loader,
         # not the text one Django registers for JSON).
         chosen = tuple(self._lanes.index(lane) for lane in lanes)
         if chosen not in self._queries:
-            union = parts[0].union(*parts[1:], all=True)
+            first, *others = self._parts(lanes)
+            union = first.union(*others, all=True)
             self._queries[chosen] = union.query.get_compiler(using=self._using).as_sql()
         sql, params = self._queries[chosen]
         return pg.fetchall(sql, params, using=self._using, binary=True)
+
+    def _parts(self, lanes: Sequence[Lane]) -> list[QuerySet[OutboxMessage, Any]]:
+        unpublished = OutboxMessage.objects.using(self._using).filter(published_at__isnull=True)
+        return [
+            unpublished.filter(lane.rows)
+            .annotate(lane=Value(n, output_field=IntegerField()))
+            .order_by("id")
+            .values_list(*ENVELOPE_COLUMNS, "lane")[: self._batch_size]
+            for n, lane in enumerate(lanes)
+        ]
 
     def _mark_published(self, row_ids: Sequence[int]) -> None:
         if not row_ids:
