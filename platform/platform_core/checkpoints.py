@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection
+from django.db import connection
 from django.utils import timezone
 
 from platform_core import dead_letters, pg
@@ -43,8 +43,6 @@ class ProjectionFailed(Exception):
 
 # The checkpoint is read and moved by every batch: on PostgreSQL in prepared statements,
 # without the ORM's query building.
-_FIELDS = [field.attname for field in ProjectionCheckpoint._meta.concrete_fields]
-_PG_LOCK = f"SELECT {', '.join(_FIELDS)} FROM projection_checkpoints WHERE name = %s FOR UPDATE"
 _PG_MOVE = (
     f"UPDATE projection_checkpoints SET {', '.join(f'{name} = %s' for name in _MOVED)}"
     " WHERE name = %s"
@@ -53,9 +51,9 @@ _PG_MOVE = (
 
 def locked_checkpoint(name: str) -> ProjectionCheckpoint:
     if connection.vendor == "postgresql":
-        found = pg.fetchall(_PG_LOCK, [name], binary=True)
+        found = pg.instances(ProjectionCheckpoint, "name = %s FOR UPDATE", [name])
         if found:
-            return ProjectionCheckpoint.from_db(DEFAULT_DB_ALIAS, _FIELDS, found[0])
+            return found[0]
     checkpoint, _ = ProjectionCheckpoint.objects.select_for_update().get_or_create(name=name)
     return checkpoint
 

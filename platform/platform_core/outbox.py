@@ -98,9 +98,7 @@ def _write(envelopes: Sequence[Envelope]) -> None:
 
 @functools.cache
 def _outbox_writer() -> RowWriter:
-    # Every column but the key, which the database numbers: the relay's order.
-    columns = [f.attname for f in OutboxMessage._meta.concrete_fields if not f.primary_key]
-    return RowWriter(OutboxMessage, fields=columns)
+    return RowWriter(OutboxMessage, numbered=True)  # the database's numbers: the relay's order
 
 
 def _headers(envelope: Envelope) -> dict[str, str]:

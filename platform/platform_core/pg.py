@@ -20,12 +20,15 @@ Django's.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections, models
+
+M = TypeVar("M", bound=models.Model)
 
 # A psycopg prepare threshold that only `execute(..., prepare=True)` reaches.
 _EXPLICIT_PREPARE_ONLY = 2**62
@@ -77,6 +80,25 @@ def fetchall(
 ) -> list[tuple[Any, ...]]:
     with cursor(using) as cur:
         return execute(cur, sql, params, binary=binary, using=using).fetchall()
+
+
+def instances(
+    model: type[M], where: str, params: Sequence[Any] = (), *, using: str = DEFAULT_DB_ALIAS
+) -> list[M]:
+    """The rows of `model`'s table that `where` picks, as model instances (binary results:
+    for a model whose fields `loads_as_the_orm`)."""
+    names = [field.attname for field in model._meta.concrete_fields]
+    rows = fetchall(select(model, where), params, using=using, binary=True)
+    return [model.from_db(using, names, row) for row in rows]
+
+
+# Bounded: every rebuild makes shadow models of its own.
+@functools.lru_cache(maxsize=256)
+def select(model: type[models.Model], where: str) -> str:
+    """`SELECT` every column of `model` (in field order) `FROM` its table `WHERE where`."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    columns = ", ".join(quote(str(field.column)) for field in model._meta.concrete_fields)
+    return f"SELECT {columns} FROM {quote(model._meta.db_table)} WHERE {where}"
 
 
 def run(sql: str, params: Sequence[Any] = (), *, using: str = DEFAULT_DB_ALIAS) -> int:

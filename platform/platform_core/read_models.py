@@ -69,7 +69,8 @@ class TableRows:
         # One prepared statement for any number of keys. Binary results come back as
         # the ORM gives them (JSON decoded, numeric as Decimal), without its compiler.
         names = self._fields
-        rows = pg.fetchall(_by_keys(self.model), [list(keys)], binary=True)
+        key = connection.ops.quote_name(str(self.model._meta.pk.column))
+        rows = pg.fetchall(pg.select(self.model, f"{key} = ANY(%s)"), [list(keys)], binary=True)
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def put(self, row: Row) -> None:
@@ -105,13 +106,6 @@ class TableRows:
 
 
 # Bounded: every rebuild makes shadow models of its own.
-@functools.lru_cache(maxsize=64)
-def _by_keys(model: type[models.Model]) -> str:
-    table = connection.ops.quote_name(model._meta.db_table)
-    key = connection.ops.quote_name(str(model._meta.pk.column))
-    return f"SELECT {quoted_columns(model)} FROM {table} WHERE {key} = ANY(%s)"
-
-
 @functools.lru_cache(maxsize=64)
 def _writer_of(model: type[models.Model]) -> RowWriter:
     # One for each table, not each batch: a writer builds its statements once.

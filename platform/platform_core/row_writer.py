@@ -9,7 +9,6 @@ statement a row, each rendered into SQL text by Django's client-side binding."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -22,22 +21,21 @@ _json_encoder = msgspec.json.Encoder()
 
 
 class RowWriter:
-    """Writes whole rows: `upsert` (`INSERT … ON CONFLICT (pk) DO UPDATE`, one
-    executemany), `insert` of rows known to be new (COPY on PostgreSQL) and `append`
-    (a plain INSERT, one executemany: for a few rows, where COPY costs more).
+    """Writes whole rows: `upsert` (`INSERT … ON CONFLICT (pk) DO UPDATE`), `insert` of
+    rows known to be new (COPY on PostgreSQL) and `append` (a plain INSERT: for a few
+    rows, where COPY costs more). On PostgreSQL `upsert` and `append` are one statement a
+    batch; elsewhere an executemany.
 
     Values are prepared by the model's own fields (JSON, UUID, decimals, datetimes), but no
     model instance is built: for a rebuild that is most of what Django's bulk_create costs.
-    `fields` leaves out columns the database fills (an auto-increment key); `upsert`
-    needs the key, and takes each key once.
+    `numbered` leaves the key out for the database to fill (an auto-increment key, in
+    insertion order); `upsert` needs the key, and takes each key once.
     """
 
-    def __init__(self, model: type[models.Model], *, fields: Sequence[str] | None = None) -> None:
+    def __init__(self, model: type[models.Model], *, numbered: bool = False) -> None:
         quote = connection.ops.quote_name
         self._fields = [
-            field
-            for field in model._meta.concrete_fields
-            if fields is None or field.attname in fields
+            field for field in model._meta.concrete_fields if not (numbered and field.primary_key)
         ]
         columns = [quote(str(field.column)) for field in self._fields]
         key = quote(str(model._meta.pk.column))
@@ -47,19 +45,18 @@ class RowWriter:
         self._names = [field.attname for field in self._fields]
         self._json = {f.attname for f in self._fields if isinstance(f, models.JSONField)}
         self._on_conflict = f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
-        self._upsert = self._insert + self._on_conflict
         self._unnest: str | None = None  # built from a PostgreSQL connection's types
 
     def upsert(self, rows: list[Row]) -> None:
-        self._execute(self._upsert, rows, on_conflict=self._on_conflict)
+        self._execute(rows, then=self._on_conflict)
 
     def append(self, rows: list[Row]) -> None:
-        self._execute(self._insert, rows)
+        self._execute(rows)
 
     def insert(self, rows: list[Row]) -> None:
         database = connections[DEFAULT_DB_ALIAS]
         if database.vendor != "postgresql":
-            self._execute(self._insert, rows)
+            self._execute(rows)
             return
         # COPY's text format takes the JSON as text, so it is encoded here by msgspec,
         # several times faster than the json module behind psycopg's Jsonb; other values
@@ -74,17 +71,18 @@ class RowWriter:
                     [encode(row[n]).decode() if n in json_fields else row[n] for n in names]
                 )
 
-    def _execute(self, sql: str, rows: list[Row], *, on_conflict: str = "") -> None:
+    def _execute(self, rows: list[Row], *, then: str = "") -> None:
+        """Insert `rows`, `then` the statement's ON CONFLICT clause if any."""
         if not rows:
             return
         database = connections[DEFAULT_DB_ALIAS]
         if database.vendor == "postgresql":
             prepared = self._prepared(rows, database)
             columns = [list(column) for column in zip(*prepared, strict=True)]
-            pg.run(self._unnest_insert(database) + on_conflict, columns)
+            pg.run(self._unnest_insert(database) + then, columns)
             return
         with database.cursor() as cursor:
-            cursor.executemany(sql, self._prepared(rows, database))
+            cursor.executemany(self._insert + then, self._prepared(rows, database))
 
     def _unnest_insert(self, database: Any) -> str:
         # In the order given (WITH ORDINALITY): ids the database numbers follow it, and

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from django.db import DEFAULT_DB_ALIAS, close_old_connections, connection, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from platform_core import pg
@@ -192,8 +192,8 @@ class SagaManager:
         if not keys:
             return {}
         if connection.vendor == "postgresql":
-            rows = pg.fetchall(_PG_LOCKED, [self.definition.name, list(keys)], binary=True)
-            found = [SagaInstance.from_db(DEFAULT_DB_ALIAS, _NAMES, row) for row in rows]
+            # Prepared, without the ORM's query building: every batch of replies does this.
+            found = pg.instances(SagaInstance, _LOCKED, [self.definition.name, list(keys)])
         else:
             found = list(
                 SagaInstance.objects.select_for_update()
@@ -237,7 +237,7 @@ def _instance_writer() -> RowWriter:
 
 @functools.cache
 def _history_writer() -> RowWriter:
-    return RowWriter(SagaStepEntry, fields=[f.attname for f in _HISTORY if not f.primary_key])
+    return RowWriter(SagaStepEntry, numbered=True)
 
 
 def _row(instance: SagaInstance) -> dict[str, Any]:
@@ -245,14 +245,7 @@ def _row(instance: SagaInstance) -> dict[str, Any]:
 
 
 _COLUMNS = SagaInstance._meta.concrete_fields
-_HISTORY = SagaStepEntry._meta.concrete_fields
-_NAMES = [field.attname for field in _COLUMNS]
-# Every batch of replies locks its instances (in key order: two batches never wait on each
-# other in a cycle), prepared, without the ORM's query building.
-_PG_LOCKED = (
-    f"SELECT {', '.join(_NAMES)} FROM saga_instances"
-    " WHERE saga = %s AND key = ANY(%s) ORDER BY key FOR UPDATE"
-)
+_LOCKED = "saga = %s AND key = ANY(%s) ORDER BY key FOR UPDATE"  # key order: see _locked
 
 
 def run_timers(
