@@ -1120,6 +1120,9 @@ def run(args: argparse.Namespace, sizes: Sizes, logdir: Path) -> dict[str, Any]:
             if sizes.profile_seconds > 0:
                 python_roles = [p for p in fleet.procs if p.role not in {"control"}]
                 busiest = sorted(python_roles, key=lambda p: -cpu.get(p.role, 0))[:3]
+                if args.profile:
+                    chosen = {role.strip() for role in args.profile.split(",")}
+                    busiest = [p for p in python_roles if p.role in chosen]
                 holder: dict[str, SagaRun] = {}
                 loader = threading.Thread(
                     target=lambda: holder.update(
@@ -1420,6 +1423,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, help="concurrent HTTP clients (M, default 32)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds of the POST phase")
     parser.add_argument("--profile-seconds", type=float, help="py-spy recording (0: none)")
+    parser.add_argument(
+        "--profile",
+        metavar="ROLE,...",
+        help="the processes py-spy records, by role as the CPU table names them (e.g. "
+        "relay,'consumer order-fulfillment'; default: the three busiest)",
+    )
     parser.add_argument(
         "--poll",
         type=float,

@@ -2,8 +2,14 @@
 instances and the outbox, where building Django model instances for bulk_create or
 bulk_update cost more CPU than the writes themselves.
 
-On PostgreSQL a batch is one prepared statement whatever its size: each column goes as one
-array parameter and `unnest` turns the arrays back into rows. An executemany sent one
+On PostgreSQL a batch is one prepared statement whatever its size. Rows whose values are
+plain (strings, numbers, UUIDs, datetimes, decimals, JSON) go as one JSON document that
+msgspec encodes in C and `json_populate_recordset` turns back into rows of the table's own
+types: each value goes through its column type's input function, so a string too long for
+its column is refused as an ORM insert refuses it. Other rows (a value the ORM must
+prepare, such as an expression) go as one array parameter a column, prepared by the
+model's fields and unnested. Per value, psycopg's array dumping and Django's
+`get_db_prep_save` had cost several times the JSON encoding. An executemany sent one
 statement a row, each rendered into SQL text by Django's client-side binding."""
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ class RowWriter:
     Values are prepared by the model's own fields (JSON, UUID, decimals, datetimes), but no
     model instance is built: for a rebuild that is most of what Django's bulk_create costs.
     `numbered` leaves the key out for the database to fill (an auto-increment key, in
-    insertion order); `upsert` needs the key, and takes each key once.
+    insertion order); `upsert` needs the key, and takes each key once. A row is a dict by
+    attribute name (`customer_id` for a foreign key); keys that name no field are ignored.
     """
 
     def __init__(self, model: type[models.Model], *, numbered: bool = False) -> None:
@@ -46,6 +53,13 @@ class RowWriter:
         self._json = {f.attname for f in self._fields if isinstance(f, models.JSONField)}
         self._on_conflict = f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
         self._unnest: str | None = None  # built from a PostgreSQL connection's types
+        self._recordset = (
+            f"INSERT INTO {self._table} SELECT {', '.join(f'given.{c}' for c in columns)}"
+            f" FROM json_populate_recordset(NULL::{quote(model._meta.db_table)}, %s::json)"
+            " WITH ORDINALITY AS given ORDER BY given.ordinality"
+            if all(_plain_in_json(field) for field in self._fields) and "ordinality" not in columns
+            else None
+        )
 
     def upsert(self, rows: list[Row]) -> None:
         self._execute(rows, then=self._on_conflict)
@@ -77,6 +91,14 @@ class RowWriter:
             return
         database = connections[DEFAULT_DB_ALIAS]
         if database.vendor == "postgresql":
+            if self._recordset is not None:
+                try:
+                    document = _plain_encoder.encode(rows)
+                except _NotPlain:
+                    pass  # a value the field must prepare: the arrays below
+                else:
+                    pg.run(self._recordset + then, [document.decode()])
+                    return
             prepared = self._prepared(rows, database)
             columns = [list(column) for column in zip(*prepared, strict=True)]
             pg.run(self._unnest_insert(database) + then, columns)
@@ -105,6 +127,42 @@ class RowWriter:
             [field.get_db_prep_save(row[field.attname], database) for field in fields]
             for row in rows
         ]
+
+
+class _NotPlain(Exception):
+    """A value msgspec does not encode by itself (an expression, a model instance)."""
+
+
+def _refuse(value: Any) -> Any:
+    raise _NotPlain(type(value).__name__)
+
+
+# RFC 3339 datetimes, canonical UUIDs and decimals as strings: what each column type's input
+# function reads back exactly.
+_plain_encoder = msgspec.json.Encoder(enc_hook=_refuse, decimal_format="string")
+
+# Django's own fields whose value the column type's input function reads from its JSON
+# form as the field would prepare it (a JSON field without an encoder of its own); a field
+# of another class may prepare values its own way. Not floats: JSON has no NaN or infinity.
+_PLAIN = frozenset(
+    {
+        "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
+        "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
+        "PositiveSmallIntegerField", "BooleanField", "CharField", "TextField", "SlugField",
+        "EmailField", "URLField", "UUIDField", "DecimalField", "DateField", "DateTimeField",
+        "JSONField",
+    }
+)  # fmt: skip
+
+
+def _plain_in_json(field: models.Field[Any, Any]) -> bool:
+    column = field.target_field if field.is_relation else field  # a foreign key's column
+    return (
+        field.attname == field.column
+        and type(column).__module__.startswith("django.")
+        and column.get_internal_type() in _PLAIN
+        and getattr(column, "encoder", None) is None
+    )
 
 
 def _array_of(field: models.Field[Any, Any], database: Any) -> str:

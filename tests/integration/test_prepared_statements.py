@@ -1,5 +1,5 @@
 """The hot-path statements on psycopg (`platform_core.pg`): prepared once per connection,
-a batch of rows in one unnest statement, and values that read and write as the ORM's."""
+a batch of rows in one statement, and values that read and write as the ORM's."""
 
 from __future__ import annotations
 
@@ -88,10 +88,15 @@ def _summaries(keys: Sequence[uuid.UUID]) -> list[dict[str, tuple[type, Any]]]:
     return [_typed(OrderSummary.objects.filter(pk=key).values().get()) for key in keys]
 
 
-def _one_unnest_statement(queries: CaptureQueriesContext) -> str:
+# A batch of plain rows goes as one JSON document; a batch with a value its field must
+# prepare (an expression), as one array a column.
+AS_JSON, AS_ARRAYS = "json_populate_recordset(", "unnest("
+
+
+def _one_statement(queries: CaptureQueriesContext, kind: str) -> str:
     assert len(queries.captured_queries) == 1, "one statement for the whole batch"
     sql = queries.captured_queries[0]["sql"]
-    assert "unnest(" in sql, f"not an unnest insert: {sql}"
+    assert kind in sql, f"not an insert from {kind}): {sql}"
     return sql
 
 
@@ -106,29 +111,53 @@ def test_an_upsert_of_several_rows_is_one_statement_that_replaces_and_round_trip
     with CaptureQueriesContext(connection) as queries:
         RowWriter(OrderSummary).upsert([dict(row) for row in rows])
 
-    assert "ON CONFLICT" in _one_unnest_statement(queries)
+    assert "ON CONFLICT" in _one_statement(queries, AS_JSON)
     assert OrderSummary.objects.count() == 3
     assert _summaries([row["id"] for row in rows]) == [_typed(row) for row in rows]
 
 
-def test_an_append_stores_sql_null_and_json_null_as_the_orm_does() -> None:
+@pytest.mark.parametrize(
+    ("bodies", "kind", "nulls"),
+    [
+        pytest.param(
+            {
+                "sql-null": None,
+                "json-null": Value(None, JSONField()),  # an expression: arrays
+                "nested": {"a": [None, {"b": "NULL"}], "c": AWKWARD},
+            },
+            AS_ARRAYS,
+            ({"sql-null"}, {"json-null"}),
+            id="arrays",
+        ),
+        pytest.param(
+            {
+                "sql-null": None,
+                "string": "NULL",
+                "number": 5,
+                "list": [None, AWKWARD, "ünïcode"],
+                "nested": {"a": [None, {"b": "NULL"}], "c": AWKWARD, "d": 1.5},
+            },
+            AS_JSON,
+            ({"sql-null"}, set()),
+            id="json",
+        ),
+    ],
+)
+def test_an_append_stores_nulls_and_json_values_as_the_orm_does(
+    bodies: dict[str, Any], kind: str, nulls: tuple[set[str], set[str]]
+) -> None:
     at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-    bodies: dict[str, Any] = {
-        "sql-null": None,
-        "json-null": Value(None, JSONField()),
-        "nested": {"a": [None, {"b": "NULL"}], "c": AWKWARD},
-    }
     with CaptureQueriesContext(connection) as queries:
         RowWriter(IdempotencyRecord, numbered=True).append(
             [
-                {"owner": "writer", "key": key, "fingerprint": "", "status_code": None,
+                {"owner": "writer", "key": key, "fingerprint": AWKWARD, "status_code": None,
                  "body": body, "location": "", "created_at": at}
                 for key, body in bodies.items()
             ]
         )  # fmt: skip
-    _one_unnest_statement(queries)
+    _one_statement(queries, kind)
     for key, body in bodies.items():
-        IdempotencyRecord.objects.create(owner="orm", key=key, fingerprint="", body=body)
+        IdempotencyRecord.objects.create(owner="orm", key=key, fingerprint=AWKWARD, body=body)
 
     def stored(owner: str) -> tuple[set[str], set[str], list[tuple[Any, ...]]]:
         rows = IdempotencyRecord.objects.filter(owner=owner)
@@ -139,7 +168,7 @@ def test_an_append_stores_sql_null_and_json_null_as_the_orm_does() -> None:
             list(rows.order_by("key").values_list(*columns)),
         )
 
-    assert stored("writer")[:2] == ({"sql-null"}, {"json-null"})
+    assert stored("writer")[:2] == nulls
     assert stored("writer") == stored("orm")
     written = IdempotencyRecord.objects.filter(owner="writer")
     assert set(written.values_list("created_at", flat=True)) == {at}
@@ -164,7 +193,7 @@ def test_pg_prepares_its_statements_with_server_side_parameters_and_the_orm_does
 def test_claim_returns_only_ids_no_earlier_claim_of_that_consumer_took() -> None:
     with CaptureQueriesContext(connection) as queries:
         assert claim("billing", ["m1", "m2", "m1"]) == {"m1", "m2"}
-    _one_unnest_statement(queries)
+    _one_statement(queries, AS_ARRAYS)
 
     assert claim("billing", ["m2", "m3"]) == {"m3"}
     assert claim("billing", ["m1", "m2", "m3"]) == set()
