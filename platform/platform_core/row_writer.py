@@ -155,7 +155,7 @@ _PLAIN = frozenset(
 )  # fmt: skip
 
 
-def _plain_in_json(field: models.Field[Any, Any]) -> bool:
+def _plain_in_json(field: Any) -> bool:
     column = field.target_field if field.is_relation else field  # a foreign key's column
     return (
         field.attname == field.column
