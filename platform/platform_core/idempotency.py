@@ -28,6 +28,7 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from platform_core import pg
 from platform_core.http import POSITION_HEADER
 from platform_core.models import IdempotencyRecord
 
@@ -122,27 +123,23 @@ def _run_once(
 def _hold(owner: str, key: str) -> None:
     """Hold the key until this transaction ends (PostgreSQL): a duplicate waits here, then
     finds the first response, before running anything."""
-    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))",
-            [f"{owner}\n{key}", IDEMPOTENCY_LOCK_SEED],
-        )
+    pg.fetchall(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))",
+        [f"{owner}\n{key}", IDEMPOTENCY_LOCK_SEED],
+    )
 
 
 def _record_of(owner: str, key: str, fresh_since: datetime) -> IdempotencyRecord | None:
     # Plain SQL: on every keyed request, the ORM's query building cost more than the query.
-    database = connections[DEFAULT_DB_ALIAS]
-    with database.cursor() as cursor:
-        cursor.execute(
-            f"SELECT fingerprint, status_code, body, location FROM {TABLE}"
-            " WHERE owner = %s AND key = %s AND created_at >= %s",
-            [owner, key, database.ops.adapt_datetimefield_value(fresh_since)],
-        )
-        found = cursor.fetchone()
-    if found is None:
+    found = _fetch(
+        f"SELECT fingerprint, status_code, body, location FROM {TABLE}"
+        " WHERE owner = %s AND key = %s AND created_at >= %s",
+        [owner, key, fresh_since],
+    )
+    if not found:
         return None
-    fingerprint, status_code, body, location = found
-    body = json.loads(body) if isinstance(body, str) else body  # JSON arrives as text
+    fingerprint, status_code, body, location = found[0]
+    body = json.loads(body) if isinstance(body, str) else body  # JSON as text on SQLite
     return IdempotencyRecord(
         owner=owner,
         key=key,
@@ -158,31 +155,35 @@ def _keep(
 ) -> bool:
     """Store the response under the key, replacing an expired record; False if a live
     record is there (committed by a concurrent duplicate)."""
-    database = connections[DEFAULT_DB_ALIAS]
-    body = IdempotencyRecord._meta.get_field("body").get_db_prep_save(
-        _jsonable(response.data), database
+    stored = _fetch(
+        f"INSERT INTO {TABLE} AS r (owner, key, fingerprint, status_code, body, location,"
+        " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
+        " status_code = EXCLUDED.status_code, body = EXCLUDED.body,"
+        " location = EXCLUDED.location, created_at = EXCLUDED.created_at"
+        " WHERE r.created_at < %s RETURNING id",
+        [
+            owner,
+            key,
+            fingerprint,
+            response.status_code,
+            # What the response renders as JSON (a UUID or a decimal as a string).
+            json.dumps(response.data, default=str),
+            response.headers.get("Location", ""),
+            timezone.now(),
+            fresh_since,
+        ],
     )
+    return bool(stored)
+
+
+def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Rows of `sql`: prepared on PostgreSQL (binary: JSON arrives decoded), else through
+    Django's cursor with its datetimes adapted as Django adapts them."""
+    database = connections[DEFAULT_DB_ALIAS]
+    if database.vendor == "postgresql":
+        return pg.fetchall(sql, params, binary=True)
+    adapt = database.ops.adapt_datetimefield_value
     with database.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {TABLE} AS r (owner, key, fingerprint, status_code, body, location,"
-            " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
-            " status_code = EXCLUDED.status_code, body = EXCLUDED.body,"
-            " location = EXCLUDED.location, created_at = EXCLUDED.created_at"
-            " WHERE r.created_at < %s RETURNING id",
-            [
-                owner,
-                key,
-                fingerprint,
-                response.status_code,
-                body,
-                response.headers.get("Location", ""),
-                database.ops.adapt_datetimefield_value(timezone.now()),
-                database.ops.adapt_datetimefield_value(fresh_since),
-            ],
-        )
-        return cursor.fetchone() is not None
-
-
-def _jsonable(data: Any) -> Any:
-    return json.loads(json.dumps(data, default=str))
+        cursor.execute(sql, [adapt(p) if isinstance(p, datetime) else p for p in params])
+        return cursor.fetchall()

@@ -178,6 +178,25 @@ def assert_one_order_for_all(responses: list[Any], orders_placed: Callable[[], i
 # one, where a concurrent writer fails at once ("database table is locked") instead of
 # waiting its turn as it does on the file database the application uses.
 @pytest.mark.postgres
+def test_on_postgresql_the_keys_statements_run_prepared_and_replay_the_stored_body(
+    catalog, customer_client
+):
+    first = place(customer_client, "checkout-prepared")
+    retry = place(customer_client, "checkout-prepared")
+
+    assert retry.json() == first.json()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    table = IdempotencyRecord._meta.db_table
+    assert any("pg_advisory_xact_lock" in sql for sql in prepared)
+    assert any(sql.startswith("SELECT fingerprint") and table in sql for sql in prepared)
+    assert any(sql.startswith(f"INSERT INTO {table}") for sql in prepared)
+    stored = IdempotencyRecord.objects.get(key="checkout-prepared")
+    assert stored.body == first.json()  # a JSON object, not a string of JSON
+
+
+@pytest.mark.postgres
 def test_concurrent_duplicates_place_one_order(catalog, customer, orders_placed):
     responses = post_concurrently(customer, "checkout-1", requests=8)
 
