@@ -186,4 +186,4 @@ def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     adapt = database.ops.adapt_datetimefield_value
     with database.cursor() as cursor:
         cursor.execute(sql, [adapt(p) if isinstance(p, datetime) else p for p in params])
-        return cursor.fetchall()
+        return list(cursor.fetchall())
