@@ -106,6 +106,7 @@ class CeleryCommandPublisher:
         self._app = app
         self._broker_url = broker_url  # the app's own unless given
         self._connection: Any = None
+        self._declared: set[str] = set()  # queues declared on this connection
 
     def publish(self, batch: Sequence[Outgoing]) -> PublishReport:
         if self._app.conf.task_always_eager:
@@ -127,13 +128,21 @@ class CeleryCommandPublisher:
     def _send(self, envelope: Envelope, producer: Any) -> None:
         # By name, to the queue the row names: the relay needs no import of the task, so
         # a command for a task it does not know cannot hold up the outbox.
+        queue = _queue_of(envelope)
+        if queue not in self._declared:
+            # Once a connection, as the app declares it (its dead-letter arguments), so
+            # that a message never goes to a queue that does not exist yet. Celery would
+            # check its cache of declared entities on every message instead.
+            self._app.amqp.queues[queue].bind(producer.channel).declare()
+            self._declared.add(queue)
         self._app.send_task(
             envelope.type,
             kwargs=json.loads(envelope.data),
             headers={CONTEXT_HEADER: context_header(sent_context(envelope))},
-            queue=envelope.topic.removeprefix(COMMAND_TOPIC),
+            queue=queue,
             producer=producer,
             retry=False,
+            declare=[],  # done above
             kwargsrepr=envelope.data.decode()[:KWARGSREPR_LIMIT],  # JSON already: no repr
         )
 
@@ -149,7 +158,7 @@ class CeleryCommandPublisher:
         except Exception as error:
             failure = command_failure(
                 task=envelope.type,
-                queue=envelope.topic.removeprefix(COMMAND_TOPIC),
+                queue=_queue_of(envelope),
                 message_id=envelope.id,
                 payload=envelope.data.decode(),
                 context=context,
@@ -187,6 +196,12 @@ class CeleryCommandPublisher:
             except Exception:  # a connection that broke may fail to close: it is gone
                 logger.debug("closing the command connection failed", exc_info=True)
             self._connection = None
+            self._declared.clear()
+
+
+def _queue_of(envelope: Envelope) -> str:
+    """The context queue a command row names (`command:inventory` -> `inventory`)."""
+    return envelope.topic.removeprefix(COMMAND_TOPIC)
 
 
 def relay_lanes(*, commands: Publisher, events: Publisher) -> list[Lane]:

@@ -34,7 +34,9 @@ from platform_core.relay import OutboxRelay
 from tests.integration.test_celery_worker import (
     Worker,
     barrier,
+    channel,
     product,
+    purge_queues,
     queue_state,
     restocks,
     send,
@@ -151,6 +153,32 @@ def test_the_relay_publishes_a_command_for_a_task_it_does_not_know(
 
     assert (report.delivered, report.failed) == ([1], {})
     wait_for(lambda: queue_state("inventory.dead")[0] == 1, "RabbitMQ to dead-letter it", [worker])
+
+
+def test_the_relay_declares_a_command_queue_that_does_not_exist_yet_before_publishing(
+    transactional_db: None,
+) -> None:
+    """Before any worker declared it (a new context, a broker that lost its queues), the
+    relay declares the queue as the app does, so the command waits in it rather than
+    being dropped as unroutable."""
+    with channel() as ch:
+        ch.queue_delete("shipping")
+    task = SimpleNamespace(name="shipping.tasks.create_shipment", command_queue="shipping")
+    rows = [
+        command_envelope(task, {"command_id": str(uuid4())}, MessageContext(correlation_id="c"))
+        for _ in range(2)
+    ]
+    try:
+        publisher = CeleryCommandPublisher(app)
+        for n, row in enumerate(rows):  # the second on the same connection
+            report = publisher.publish([Outgoing(row_id=n, envelope=row)])
+            assert (report.delivered, report.failed) == ([n], {})
+        publisher.close()
+        # queue_state declares the queue with the app's arguments: RabbitMQ would refuse
+        # it if the relay had declared it otherwise.
+        assert queue_state("shipping") == (2, 0)
+    finally:
+        purge_queues()
 
 
 def started(gate: Path) -> list[tuple[int, str]]:
