@@ -787,7 +787,7 @@ ROWS = [
     Row("4 writer processes, 1 event/tx", "writers_4", "ours", "library", "events/s"),
     Row("16 writer processes, 1 event/tx", "writers_16", "ours", "library", "events/s", 0.8),
     Row("load 1,000-event aggregate, full replay", "load_1000", "ours", "library", "ms", 1.5),
-    Row("  ours from snapshot (SNAPSHOT_EVERY=100)", "load_1000", "ours_snapshot", None, "ms", 1.5),
+    Row("  ours from snapshot (SNAPSHOT_EVERY=20)", "load_1000", "ours_snapshot", None, "ms", 1.5),
     Row("  ours read_stream only, no decode/apply", "load_1000", "ours_read_stream", None, "ms"),
     Row("read global log in batches of 1,000", "read_log", "ours", "library", "events/s", 0.8),
     Row(

@@ -216,7 +216,10 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Platform knobs.
-SNAPSHOT_EVERY = int(os.environ.get("SNAPSHOT_EVERY", "100"))
+# A product's stock, the one stream without end, is loaded by every command on it: replaying
+# an event costs about 10 µs and writing a snapshot about 0.3 ms, so one every 20 events
+# keeps a load to a snapshot and a few events (a stream of 52 events took 0.72 ms to load).
+SNAPSHOT_EVERY = int(os.environ.get("SNAPSHOT_EVERY", "20"))
 # How long a saga step waits for its reply before re-sending its command (twice), then
 # compensating.
 SAGA_STEP_SECONDS = float(os.environ.get("SAGA_STEP_SECONDS", "30"))
