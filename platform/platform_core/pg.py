@@ -118,7 +118,7 @@ def _log(sql: str, started: float, using: str) -> None:
 # Field types whose binary results psycopg loads as the ORM returns them (JSON without a
 # decoder of its own included). Others (an IP address, which Django reads as text; a field
 # with `from_db_value`) must go through the ORM.
-_AS_THE_ORM = frozenset(
+AS_THE_ORM = frozenset(
     {
         "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
         "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
@@ -134,11 +134,16 @@ def loads_as_the_orm(fields: Iterable[Any]) -> bool:
     return all(_loads_as_the_orm(field) for field in fields)
 
 
+def column_field(field: Any) -> Any:
+    """The field that describes `field`'s column: a foreign key's target field."""
+    return field.target_field if field.is_relation else field
+
+
 def _loads_as_the_orm(field: Any) -> bool:
-    column = field.target_field if field.is_relation else field  # a foreign key's column
+    column = column_field(field)
     converts = getattr(type(column), "from_db_value", None)
     return (
-        column.get_internal_type() in _AS_THE_ORM
+        column.get_internal_type() in AS_THE_ORM
         and converts in (None, models.JSONField.from_db_value)
         and not getattr(column, "decoder", None)
     )

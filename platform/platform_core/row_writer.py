@@ -143,20 +143,13 @@ _plain_encoder = msgspec.json.Encoder(enc_hook=_refuse, decimal_format="string")
 
 # Django's own fields whose value the column type's input function reads from its JSON
 # form as the field would prepare it (a JSON field without an encoder of its own); a field
-# of another class may prepare values its own way. Not floats: JSON has no NaN or infinity.
-_PLAIN = frozenset(
-    {
-        "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
-        "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
-        "PositiveSmallIntegerField", "BooleanField", "CharField", "TextField", "SlugField",
-        "EmailField", "URLField", "UUIDField", "DecimalField", "DateField", "DateTimeField",
-        "JSONField",
-    }
-)  # fmt: skip
+# of another class may prepare values its own way. Not floats (JSON has no NaN or
+# infinity), times or durations (their JSON forms are not the ones Django sends).
+_PLAIN = pg.AS_THE_ORM - {"FloatField", "TimeField", "DurationField"}
 
 
 def _plain_in_json(field: Any) -> bool:
-    column = field.target_field if field.is_relation else field  # a foreign key's column
+    column = pg.column_field(field)
     return (
         field.attname == field.column
         and type(column).__module__.startswith("django.")
