@@ -8,7 +8,10 @@ msgspec encodes in C and `json_populate_recordset` turns back into rows of the t
 types: each value goes through its column type's input function, so a string too long for
 its column is refused as an ORM insert refuses it. Other rows (a value the ORM must
 prepare, such as an expression) go as one array parameter a column, prepared by the
-model's fields and unnested. Per value, psycopg's array dumping and Django's
+model's fields and unnested. The JSON path does not run Django's field validation: a
+value the ORM would refuse or convert (NaN, a Decimal inside a JSON field, True for an
+integer) is stored as msgspec encodes it or refused by PostgreSQL, so the callers give
+values of their fields' types. Per value, psycopg's array dumping and Django's
 `get_db_prep_save` had cost several times the JSON encoding. An executemany sent one
 statement a row, each rendered into SQL text by Django's client-side binding."""
 
@@ -36,7 +39,8 @@ class RowWriter:
     model instance is built: for a rebuild that is most of what Django's bulk_create costs.
     `numbered` leaves the key out for the database to fill (an auto-increment key, in
     insertion order); `upsert` needs the key, and takes each key once. A row is a dict by
-    attribute name (`customer_id` for a foreign key); keys that name no field are ignored.
+    attribute name (`customer_id` for a foreign key) with every field's key (KeyError
+    otherwise, rather than a NULL written in its place); keys that name no field are ignored.
     """
 
     def __init__(self, model: type[models.Model], *, numbered: bool = False) -> None:
@@ -50,6 +54,7 @@ class RowWriter:
         self._table = f"{quote(model._meta.db_table)} ({', '.join(columns)})"
         self._insert = f"INSERT INTO {self._table} VALUES ({', '.join(['%s'] * len(columns))})"
         self._names = [field.attname for field in self._fields]
+        self._keys = frozenset(self._names)
         self._json = {f.attname for f in self._fields if isinstance(f, models.JSONField)}
         self._on_conflict = f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
         self._unnest: str | None = None  # built from a PostgreSQL connection's types
@@ -91,7 +96,9 @@ class RowWriter:
             return
         database = connections[DEFAULT_DB_ALIAS]
         if database.vendor == "postgresql":
-            if self._recordset is not None:
+            # A row without one of the fields would be written with NULL there: the
+            # arrays below refuse it (KeyError), as on SQLite.
+            if self._recordset is not None and all(self._keys <= row.keys() for row in rows):
                 try:
                     document = _plain_encoder.encode(rows)
                 except _NotPlain:

@@ -324,6 +324,18 @@ def test_a_string_too_long_for_its_column_is_refused_not_cut_short() -> None:
     assert not OrderSummary.objects.exists()
 
 
+def test_a_row_without_one_of_the_fields_is_refused_not_written_with_null() -> None:
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    stored = _summary("placed", "1.00", at)
+    RowWriter(OrderSummary).upsert([stored])
+    incomplete = {k: v for k, v in _summary("paid", "2.00", at).items() if k != "placed_at"}
+
+    with pytest.raises(KeyError, match="placed_at"), transaction.atomic():
+        RowWriter(OrderSummary).upsert([{**incomplete, "id": stored["id"]}])
+
+    assert _summaries([stored["id"]]) == [_typed(stored)]
+
+
 def test_rows_appended_in_one_statement_are_numbered_in_the_order_given() -> None:
     envelopes = [_envelope(f"corr-{n}", None) for n in range(200)]
     Outbox().add(envelopes)
