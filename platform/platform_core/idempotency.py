@@ -84,35 +84,35 @@ def idempotent(request: Request, handle: Callable[[], Response]) -> Response:
     owner = str(request.user.pk)
     fingerprint = _fingerprint(request)
     if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
-        return _run_once(owner, key, fingerprint, handle, hold_key=True)
+        return _run_once(owner, key, fingerprint, handle, postgresql=True)
     lock = f"idem:{owner}:{key}"
     locked = cache.add(lock, 1, LOCK_SECONDS)
     if not locked:
         _wait_for_first(owner, key)
     try:
-        return _run_once(owner, key, fingerprint, handle, hold_key=False)
+        return _run_once(owner, key, fingerprint, handle, postgresql=False)
     finally:
         if locked:  # never release another request's lock
             cache.delete(lock)
 
 
 def _run_once(
-    owner: str, key: str, fingerprint: str, handle: Callable[[], Response], *, hold_key: bool
+    owner: str, key: str, fingerprint: str, handle: Callable[[], Response], *, postgresql: bool
 ) -> Response:
-    """`hold_key`: hold the key with a lock in the database itself (PostgreSQL);
-    elsewhere the caller holds the key in the cache."""
+    """On PostgreSQL the key is held with a lock in the database itself and the statements
+    run prepared; elsewhere the caller holds the key in the cache."""
     fresh_since = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
     with transaction.atomic():
-        if hold_key:
+        if postgresql:
             _hold(owner, key)
-        earlier = _record_of(owner, key, fresh_since)
+        earlier = _record_of(owner, key, fresh_since, postgresql=postgresql)
         if earlier is not None:
             return _replay(earlier, fingerprint)
         response = handle()
         if not status.is_success(response.status_code):
             transaction.set_rollback(True)
             return response
-        if _keep(owner, key, fingerprint, response, fresh_since):
+        if _keep(owner, key, fingerprint, response, fresh_since, postgresql=postgresql):
             return response
         # A duplicate committed its record first (its insert came before ours): this
         # request's effects are undone and the first response is replayed.
@@ -129,12 +129,15 @@ def _hold(owner: str, key: str) -> None:
     )
 
 
-def _record_of(owner: str, key: str, fresh_since: datetime) -> IdempotencyRecord | None:
+def _record_of(
+    owner: str, key: str, fresh_since: datetime, *, postgresql: bool
+) -> IdempotencyRecord | None:
     # Plain SQL: on every keyed request, the ORM's query building cost more than the query.
     found = _fetch(
         f"SELECT fingerprint, status_code, body, location FROM {TABLE}"
         " WHERE owner = %s AND key = %s AND created_at >= %s",
         [owner, key, fresh_since],
+        postgresql=postgresql,
     )
     if not found:
         return None
@@ -151,7 +154,13 @@ def _record_of(owner: str, key: str, fresh_since: datetime) -> IdempotencyRecord
 
 
 def _keep(
-    owner: str, key: str, fingerprint: str, response: Response, fresh_since: datetime
+    owner: str,
+    key: str,
+    fingerprint: str,
+    response: Response,
+    fresh_since: datetime,
+    *,
+    postgresql: bool,
 ) -> bool:
     """Store the response under the key, replacing an expired record; False if a live
     record is there (committed by a concurrent duplicate)."""
@@ -173,16 +182,17 @@ def _keep(
             timezone.now(),
             fresh_since,
         ],
+        postgresql=postgresql,
     )
     return bool(stored)
 
 
-def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+def _fetch(sql: str, params: list[Any], *, postgresql: bool) -> list[tuple[Any, ...]]:
     """Rows of `sql`: prepared on PostgreSQL (binary: JSON arrives decoded), else through
     Django's cursor with its datetimes adapted as Django adapts them."""
-    database = connections[DEFAULT_DB_ALIAS]
-    if database.vendor == "postgresql":
+    if postgresql:
         return pg.fetchall(sql, params, binary=True)
+    database = connections[DEFAULT_DB_ALIAS]
     adapt = database.ops.adapt_datetimefield_value
     with database.cursor() as cursor:
         cursor.execute(sql, [adapt(p) if isinstance(p, datetime) else p for p in params])

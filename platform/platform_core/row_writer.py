@@ -26,7 +26,6 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from platform_core import pg
 
 Row = dict[str, Any]
-_json_encoder = msgspec.json.Encoder()
 
 
 class RowWriter:
@@ -35,8 +34,9 @@ class RowWriter:
     rows, where COPY costs more). On PostgreSQL `upsert` and `append` are one statement a
     batch; elsewhere an executemany.
 
-    Values are prepared by the model's own fields (JSON, UUID, decimals, datetimes), but no
-    model instance is built: for a rebuild that is most of what Django's bulk_create costs.
+    No model instance is built: for a rebuild that is most of what Django's bulk_create
+    costs. Values go as they are in a JSON document when they are plain (see the module's
+    docstring), else prepared by the model's own fields.
     `numbered` leaves the key out for the database to fill (an auto-increment key, in
     insertion order); `upsert` needs the key, and takes each key once. A row is a dict by
     attribute name (`customer_id` for a foreign key) with every field's key (KeyError
@@ -80,7 +80,7 @@ class RowWriter:
         # COPY's text format takes the JSON as text, so it is encoded here by msgspec,
         # several times faster than the json module behind psycopg's Jsonb; other values
         # are Python types psycopg adapts as they are.
-        encode, names, json_fields = _json_encoder.encode, self._names, self._json
+        encode, names, json_fields = _plain_encoder.encode, self._names, self._json
         with (
             database.cursor() as cursor,
             cursor.cursor.copy(f"COPY {self._table} FROM STDIN") as copy,
@@ -136,12 +136,12 @@ class RowWriter:
         ]
 
 
-class _NotPlain(Exception):
+class _NotPlain(TypeError):
     """A value msgspec does not encode by itself (an expression, a model instance)."""
 
 
 def _refuse(value: Any) -> Any:
-    raise _NotPlain(type(value).__name__)
+    raise _NotPlain(f"Encoding objects of type {type(value).__name__} is unsupported")
 
 
 # RFC 3339 datetimes, canonical UUIDs and decimals as strings: what each column type's input
