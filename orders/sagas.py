@@ -1,10 +1,14 @@
 """The order-fulfillment saga: reserve stock -> take payment -> book shipment -> confirm.
 
-Started by `orders.order-placed.v1`. A failure compensates the steps done, in reverse
-(cancel the shipment, refund the payment, release the stock), then cancels the order with
-the reason. A customer's cancellation (`orders.order-cancelled.v1`, accepted by the order
+Started by `orders.order-placed.v1`. A failure cancels the order with the reason and
+compensates the steps done, in reverse (cancel the shipment, refund the payment, release
+the stock). A customer's cancellation (`orders.order-cancelled.v1`, accepted by the order
 only before it shipped) compensates the same way. Every compensation is answered even when
 it overtakes the step it undoes, so every instance ends completed or compensated.
+
+Booking the shipment is the pivot: the steps up to it can be undone and are given up
+(compensated) when they stay silent for `give_up_after`; confirming the order cannot be
+undone by the saga, so it is re-sent until the order answers.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from payments.events import (
     PaymentCapturedV1,
     PaymentDeclinedV1,
     PaymentRefundedV1,
+    PaymentRefundFailedV1,
     PaymentVoidedV1,
 )
 from platform_core.sagas import Reply, SagaDefinition, Step
@@ -105,11 +110,22 @@ def cancel_order(data: Data, reason: str, command_id: UUID) -> CancelOrder:
     return CancelOrder(order_id=_order(data), reason=reason, command_id=command_id)
 
 
-def order_fulfillment(*, step_deadline: timedelta, max_resends: int = 2) -> SagaDefinition:
-    """The saga, with each step's reply awaited for `step_deadline` (then re-sent)."""
+def order_fulfillment(
+    *, step_deadline: timedelta, give_up_after: timedelta, stuck_after: int = 3
+) -> SagaDefinition:
+    """The saga, each step's reply awaited for `step_deadline` (then re-sent with
+    backoff, flagged stuck after `stuck_after` re-sends), the steps before the pivot
+    compensated after `give_up_after` without an answer."""
 
     def step(name: str, **rest: Any) -> Step:
-        return Step(name=name, deadline=step_deadline, max_resends=max_resends, **rest)
+        return Step(
+            name=name,
+            deadline=step_deadline,
+            max_wait=step_deadline * 8,
+            give_up_after=give_up_after,
+            stuck_after=stuck_after,
+            **rest,
+        )
 
     return SagaDefinition(
         name=NAME,
@@ -117,7 +133,7 @@ def order_fulfillment(*, step_deadline: timedelta, max_resends: int = 2) -> Saga
         key_of=lambda reply: str(reply.data["order_id"]),
         initial_data=_started,
         aborted_by=frozenset({OrderCancelledV1.event_type}),
-        on_compensated=cancel_order,
+        on_compensation=cancel_order,
         steps=(
             step(
                 "reserve-stock",
@@ -136,6 +152,7 @@ def order_fulfillment(*, step_deadline: timedelta, max_resends: int = 2) -> Saga
                 compensated_on=frozenset(
                     {PaymentRefundedV1.event_type, PaymentVoidedV1.event_type}
                 ),
+                compensation_failed_on=frozenset({PaymentRefundFailedV1.event_type}),
             ),
             step(
                 "book-shipment",

@@ -49,7 +49,18 @@ class PaymentVoided:
     voided_at: datetime
 
 
-EVENTS = (PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided)
+@dataclass(frozen=True, kw_only=True)
+class PaymentRefundFailed:
+    """The gateway refused to refund the charge: the customer still has it to pay."""
+
+    event_type: ClassVar[str] = "payments.PaymentRefundFailed"
+    order_id: UUID
+    charge_id: str
+    reason: str
+    failed_at: datetime
+
+
+EVENTS = (PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided, PaymentRefundFailed)
 
 
 # Integration events, on the topic `payments.events.v1`, keyed by order id.
@@ -83,4 +94,17 @@ class PaymentVoidedV1:
     order_id: UUID
 
 
-INTEGRATION_EVENTS = (PaymentCapturedV1, PaymentDeclinedV1, PaymentRefundedV1, PaymentVoidedV1)
+@dataclass(frozen=True, kw_only=True)
+class PaymentRefundFailedV1:
+    event_type: ClassVar[str] = "payments.payment-refund-failed.v1"
+    order_id: UUID
+    reason: str
+
+
+INTEGRATION_EVENTS = (
+    PaymentCapturedV1,
+    PaymentDeclinedV1,
+    PaymentRefundedV1,
+    PaymentVoidedV1,
+    PaymentRefundFailedV1,
+)

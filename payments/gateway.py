@@ -3,8 +3,10 @@
 Tokens: `tok_visa` is captured; `tok_decline` is declined; `tok_error` fails transiently
 (GatewayUnavailable) on the first two attempts of an idempotency key, then is captured;
 `tok_timeout` never answers: the attempt is recorded, nothing is charged, and the call
-raises GatewayTimeout, so no reply (event) ever comes and the saga's step deadline fires.
-Any other token is declined.
+raises GatewayTimeout, so no reply (event) ever comes and the saga's step deadline fires;
+`tok_refund_fail` is captured, and every refund of that charge is refused (RefundDeclined),
+like Stripe's card whose refunds fail. Any other token is declined. `find_charge` answers
+from the same log: the charge captured under a key, if any.
 
 Like a real gateway, a key that succeeded once gives the same answer forever and never
 charges again (the attempt is recorded as `replayed`), so a double charge shows up as two
@@ -30,13 +32,14 @@ from typing import Protocol, TypeVar
 from uuid import UUID
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, close_old_connections, connections, transaction
+from django.db import IntegrityError, close_old_connections, connections, router, transaction
 
 from payments.domain.gateway import (
     ChargeDeclined,
     ChargeResult,
     GatewayTimeout,
     GatewayUnavailable,
+    RefundDeclined,
     RefundResult,
 )
 from payments.models import GatewayAttempt
@@ -53,10 +56,7 @@ SUCCEEDED, REPLAYED, DECLINED, UNAVAILABLE, TIMEOUT = (
     "timeout",
 )
 TRANSIENT_FAILURES = 2
-
-
-class RefundRejected(Exception):
-    """A refund of a charge the gateway never captured: a bug in the caller."""
+CAPTURED_TOKENS = ("tok_visa", "tok_refund_fail")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,7 +74,9 @@ class Attempt:
 class AttemptLog(Protocol):
     def of_key(self, operation: str, idempotency_key: str) -> list[Attempt]: ...
 
-    def captured(self, charge_id: str) -> bool: ...
+    def captured(self, charge_id: str) -> Attempt | None:
+        """The successful charge attempt that made `charge_id`, if any."""
+        ...
 
     def add(self, attempt: Attempt) -> None: ...
 
@@ -84,8 +86,8 @@ def _decide_charge(log: AttemptLog, *, key: str, amount: Decimal, token: str) ->
     attempt = Attempt(operation=CHARGE, idempotency_key=key, token=token, amount=amount, outcome="")
     first = next((a for a in earlier if a.outcome == SUCCEEDED), None)
     if first is not None:
-        attempt = replace(attempt, outcome=REPLAYED, charge_id=first.charge_id)
-    elif token == "tok_visa" or (token == "tok_error" and len(earlier) >= TRANSIENT_FAILURES):
+        attempt = replace(attempt, outcome=REPLAYED, charge_id=first.charge_id, amount=first.amount)
+    elif token in CAPTURED_TOKENS or (token == "tok_error" and len(earlier) >= TRANSIENT_FAILURES):
         attempt = replace(attempt, outcome=SUCCEEDED, charge_id=f"ch_{uuid.uuid4().hex[:24]}")
     elif token == "tok_error":
         attempt = replace(attempt, outcome=UNAVAILABLE, reason="The gateway had an error.")
@@ -104,17 +106,28 @@ def _decide_refund(log: AttemptLog, *, key: str, charge_id: str) -> Attempt:
     first = next((a for a in log.of_key(REFUND, key) if a.outcome == SUCCEEDED), None)
     if first is not None:
         attempt = replace(attempt, outcome=REPLAYED, refund_id=first.refund_id)
-    elif log.captured(charge_id):
-        attempt = replace(attempt, outcome=SUCCEEDED, refund_id=f"re_{uuid.uuid4().hex[:24]}")
-    else:
+    elif (charge := log.captured(charge_id)) is None:
         attempt = replace(attempt, outcome=DECLINED, reason=f"No such charge: {charge_id!r}.")
+    elif charge.token == "tok_refund_fail":
+        attempt = replace(attempt, outcome=DECLINED, reason="The charge cannot be refunded.")
+    else:
+        attempt = replace(attempt, outcome=SUCCEEDED, refund_id=f"re_{uuid.uuid4().hex[:24]}")
     log.add(attempt)
     return attempt
 
 
+def _find_charge(log: AttemptLog, *, key: str) -> Attempt | None:
+    return next((a for a in log.of_key(CHARGE, key) if a.outcome == SUCCEEDED), None)
+
+
+def _result_of(attempt: Attempt) -> ChargeResult:
+    assert attempt.amount is not None
+    return ChargeResult(charge_id=attempt.charge_id, amount=attempt.amount)
+
+
 def _answer_charge(attempt: Attempt) -> ChargeResult:
     if attempt.outcome in (SUCCEEDED, REPLAYED):
-        return ChargeResult(charge_id=attempt.charge_id)
+        return _result_of(attempt)
     if attempt.outcome == DECLINED:
         raise ChargeDeclined(attempt.reason)
     if attempt.outcome == TIMEOUT:
@@ -124,7 +137,7 @@ def _answer_charge(attempt: Attempt) -> ChargeResult:
 
 def _answer_refund(attempt: Attempt) -> RefundResult:
     if attempt.outcome not in (SUCCEEDED, REPLAYED):
-        raise RefundRejected(attempt.reason)
+        raise RefundDeclined(attempt.reason)
     return RefundResult(refund_id=attempt.refund_id)
 
 
@@ -134,6 +147,10 @@ class _FakeGateway(ABC):
     def charge(self, *, idempotency_key: str, amount: Decimal, token: str) -> ChargeResult:
         decide = partial(_decide_charge, key=idempotency_key, amount=amount, token=token)
         return _answer_charge(self._decide(decide))
+
+    def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        found = self._look(partial(_find_charge, key=idempotency_key))
+        return None if found is None else _result_of(found)
 
     def refund(self, *, idempotency_key: str, charge_id: str) -> RefundResult:
         decide = partial(_decide_refund, key=idempotency_key, charge_id=charge_id)
@@ -163,6 +180,10 @@ class _FakeGateway(ABC):
     def _decide(self, decide: Callable[[AttemptLog], Attempt]) -> Attempt:
         """Run `decide` against the log, atomically."""
 
+    @abstractmethod
+    def _look(self, look: Callable[[AttemptLog], T]) -> T:
+        """Run `look` against the log as it is now (reading only)."""
+
 
 class _MemoryLog:
     def __init__(self) -> None:
@@ -175,10 +196,14 @@ class _MemoryLog:
             if a.operation == operation and a.idempotency_key == idempotency_key
         ]
 
-    def captured(self, charge_id: str) -> bool:
-        return any(
-            a.operation == CHARGE and a.outcome == SUCCEEDED and a.charge_id == charge_id
-            for a in self.attempts
+    def captured(self, charge_id: str) -> Attempt | None:
+        return next(
+            (
+                a
+                for a in self.attempts
+                if a.operation == CHARGE and a.outcome == SUCCEEDED and a.charge_id == charge_id
+            ),
+            None,
         )
 
     def add(self, attempt: Attempt) -> None:
@@ -199,6 +224,10 @@ class InMemoryFakeGateway(_FakeGateway):
     def _decide(self, decide: Callable[[AttemptLog], Attempt]) -> Attempt:
         with self._lock:
             return decide(self._log)
+
+    def _look(self, look: Callable[[AttemptLog], T]) -> T:
+        with self._lock:
+            return look(self._log)
 
 
 def _attempt_of(row: GatewayAttempt) -> Attempt:
@@ -235,8 +264,9 @@ class _DjangoLog:
         rows = self._rows.filter(operation=operation, idempotency_key=idempotency_key)
         return [_attempt_of(row) for row in rows.order_by("pk")]
 
-    def captured(self, charge_id: str) -> bool:
-        return self._rows.filter(operation=CHARGE, outcome=SUCCEEDED, charge_id=charge_id).exists()
+    def captured(self, charge_id: str) -> Attempt | None:
+        row = self._rows.filter(operation=CHARGE, outcome=SUCCEEDED, charge_id=charge_id).first()
+        return None if row is None else _attempt_of(row)
 
     def add(self, attempt: Attempt) -> None:
         self._rows.create(
@@ -252,7 +282,8 @@ class _DjangoLog:
 
 
 class FakeGateway(_FakeGateway):
-    """The fake gateway with its log in the `payments_gateway_attempts` table of `using`.
+    """The fake gateway with its log in the `payments_gateway_attempts` table of `using`
+    (by default the database the routers give that table).
 
     A gateway is another system: a call that happened stays recorded when the caller's
     transaction rolls back (a retried command must see its earlier attempts). So the log
@@ -263,8 +294,8 @@ class FakeGateway(_FakeGateway):
     refused with ImproperlyConfigured instead of waiting for a lock that never frees.
     """
 
-    def __init__(self, using: str = "default") -> None:
-        self._using = using
+    def __init__(self, using: str | None = None) -> None:
+        self._using = using or router.db_for_write(GatewayAttempt)
 
     def attempts(self, reference: UUID | str = "") -> list[Attempt]:
         rows = GatewayAttempt.objects.using(self._using).order_by("pk")
@@ -275,6 +306,9 @@ class FakeGateway(_FakeGateway):
     def _decide(self, decide: Callable[[AttemptLog], Attempt]) -> Attempt:
         self._refuse_a_locked_sqlite_file()
         return _on_own_connection(partial(self._decide_once_per_key, decide))
+
+    def _look(self, look: Callable[[AttemptLog], T]) -> T:
+        return _on_own_connection(partial(look, _DjangoLog(self._using)))
 
     def _decide_once_per_key(self, decide: Callable[[AttemptLog], Attempt]) -> Attempt:
         log = _DjangoLog(self._using)

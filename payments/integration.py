@@ -12,6 +12,8 @@ from payments.events import (
     PaymentDeclinedV1,
     PaymentRefunded,
     PaymentRefundedV1,
+    PaymentRefundFailed,
+    PaymentRefundFailedV1,
     PaymentVoided,
     PaymentVoidedV1,
 )
@@ -30,4 +32,6 @@ def outbound(event: Any) -> list[Any]:
             return [PaymentRefundedV1(order_id=event.order_id, amount=event.amount)]
         case PaymentVoided():
             return [PaymentVoidedV1(order_id=event.order_id)]
+        case PaymentRefundFailed():
+            return [PaymentRefundFailedV1(order_id=event.order_id, reason=event.reason)]
     return []

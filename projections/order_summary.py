@@ -23,7 +23,13 @@ from orders.events import (
     OrderPlaced,
     OrderShipped,
 )
-from payments.events import PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided
+from payments.events import (
+    PaymentCaptured,
+    PaymentDeclined,
+    PaymentRefunded,
+    PaymentRefundFailed,
+    PaymentVoided,
+)
 from platform_core.eventstore import RecordedEvent
 from platform_core.projector import Changes, EventHandler, Projection, RowKeys
 from platform_core.read_models import ReadState, Row
@@ -104,6 +110,7 @@ class OrderSummaryProjection(Projection):
             PaymentDeclined: self.on_payment_declined,
             PaymentRefunded: self.on_payment_refunded,
             PaymentVoided: self.on_payment_voided,
+            PaymentRefundFailed: self.on_payment_refund_failed,
             ShipmentCreated: self.on_shipment_created,
             ShipmentCancelled: self.on_shipment_cancelled,
             ShipmentDispatched: self.on_shipment_dispatched,
@@ -191,6 +198,14 @@ class OrderSummaryProjection(Projection):
         self, event: PaymentVoided, recorded: RecordedEvent, state: ReadState
     ) -> None:
         self._advance(state, event.order_id, recorded, event.voided_at, payment_status="voided")
+
+    def on_payment_refund_failed(
+        self, event: PaymentRefundFailed, recorded: RecordedEvent, state: ReadState
+    ) -> None:
+        # The money is still charged: the order says so rather than look settled.
+        self._advance(
+            state, event.order_id, recorded, event.failed_at, payment_status="refund_failed"
+        )
 
     def on_shipment_created(
         self, event: ShipmentCreated, recorded: RecordedEvent, state: ReadState

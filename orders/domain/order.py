@@ -143,9 +143,10 @@ class Order(Aggregate[OrderState]):
         return UUID(self.id)
 
     def confirm(self) -> None:
-        if self.state.status is OrderStatus.CONFIRMED:
+        """Confirm a pending order. A no-op otherwise: a repeat, or a confirmation that
+        arrives after the customer cancelled (the cancellation has undone the rest)."""
+        if self.state.status is not OrderStatus.PENDING:
             return
-        self._require(OrderStatus.PENDING, "confirm")
         self._record(OrderConfirmed(order_id=self.order_id, confirmed_at=_now()))
 
     def cancel(self, reason: str) -> None:

@@ -10,6 +10,7 @@ from typing import Protocol
 @dataclass(frozen=True, kw_only=True)
 class ChargeResult:
     charge_id: str
+    amount: Decimal
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,6 +22,15 @@ class ChargeDeclined(Exception):
     """The gateway answered no: retrying with the same card will not help.
 
     Not named `PaymentDeclined`: that is the event a Payment records when this happens."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RefundDeclined(Exception):
+    """The gateway refused the refund (no such charge, already disputed): retrying the
+    same request will not help, so a person has to look at it."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -48,6 +58,15 @@ class PaymentGateway(Protocol):
         Raises ChargeDeclined, GatewayUnavailable or GatewayTimeout."""
         ...
 
+    def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        """The charge captured under `idempotency_key`, if any: how a caller whose
+        charge is in doubt (a timeout, a crash, a void racing it) learns what happened.
+
+        Raises GatewayUnavailable."""
+        ...
+
     def refund(self, *, idempotency_key: str, charge_id: str) -> RefundResult:
-        """Refund a captured charge in full. Raises GatewayUnavailable or GatewayTimeout."""
+        """Refund a captured charge in full.
+
+        Raises RefundDeclined, GatewayUnavailable or GatewayTimeout."""
         ...

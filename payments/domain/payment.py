@@ -9,8 +9,14 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from payments.domain.gateway import ChargeDeclined, PaymentGateway
-from payments.events import PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided
+from payments.domain.gateway import ChargeDeclined, ChargeResult, PaymentGateway, RefundDeclined
+from payments.events import (
+    PaymentCaptured,
+    PaymentDeclined,
+    PaymentRefunded,
+    PaymentRefundFailed,
+    PaymentVoided,
+)
 from platform_core.aggregate import Aggregate
 from platform_core.errors import Conflict, InvalidCommand
 
@@ -20,6 +26,8 @@ class PaymentStatus(StrEnum):
     DECLINED = "declined"
     REFUNDED = "refunded"
     VOIDED = "voided"
+    # The gateway refused the refund: the money is still charged; a person must look.
+    REFUND_FAILED = "refund_failed"
 
 
 class InvalidPayment(InvalidCommand):
@@ -55,9 +63,17 @@ class Payment(Aggregate[PaymentState]):
     """Keyed by order id: one charge per order, captured or declined, then maybe refunded.
 
     Idempotent: charging again does nothing once the charge is decided (captured,
-    declined or refunded), refunding again does nothing once refunded. Only a captured
-    payment can be refunded. A gateway failure (GatewayUnavailable, GatewayTimeout) is
-    raised, recording nothing, so the command can be retried with the same key."""
+    declined or refunded), refunding again does nothing once refunded. A gateway failure
+    (GatewayUnavailable, GatewayTimeout) is raised, recording nothing, so the command can
+    be retried with the same key.
+
+    Order-independent, because a saga may compensate a charge whose outcome it does not
+    know yet: a refund that finds nothing recorded asks the gateway for the order's
+    charge and refunds it if there is one, else voids the payment; a charge that finds
+    the payment voided asks the gateway too, and refunds what its own call (or an
+    earlier, interrupted one) captured. Either way the money charged for a voided
+    payment goes back, whichever command ran first.
+    """
 
     category = "payment"
     state_type = PaymentState
@@ -68,14 +84,17 @@ class Payment(Aggregate[PaymentState]):
 
     def charge(self, *, amount: Decimal, token: str, gateway: PaymentGateway) -> None:
         if self.exists:
+            if self.state.status is PaymentStatus.VOIDED:
+                self._refund_charge_found(gateway)
             return
         if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
             raise InvalidPayment("An amount is positive, in whole cents.")
         if not token.strip():
             raise InvalidPayment("A payment needs a card token.")
-        key = charge_key(self.order_id)
         try:
-            result = gateway.charge(idempotency_key=key, amount=amount, token=token)
+            result = gateway.charge(
+                idempotency_key=charge_key(self.order_id), amount=amount, token=token
+            )
         except ChargeDeclined as declined:
             self._record(
                 PaymentDeclined(
@@ -86,28 +105,50 @@ class Payment(Aggregate[PaymentState]):
                 )
             )
             return
-        self._record(
-            PaymentCaptured(
-                order_id=self.order_id,
-                amount=amount,
-                charge_id=result.charge_id,
-                captured_at=_now(),
-            )
-        )
+        self._record_captured(result)
 
     def refund(self, *, gateway: PaymentGateway) -> None:
-        """Give the money back. With nothing captured (no charge yet, or a declined one)
-        the payment is voided instead, so the refund is answered and a late charge does
-        nothing: a compensation may overtake the step it undoes."""
+        """Give the money back, or void the payment when nothing was charged (a
+        compensation may overtake the step it undoes)."""
         status = self.state.status if self.exists else None
-        if status in (PaymentStatus.REFUNDED, PaymentStatus.VOIDED):
+        if status is PaymentStatus.REFUNDED:
             return
-        if status is not PaymentStatus.CAPTURED:
-            reason = "declined" if status is PaymentStatus.DECLINED else "never charged"
-            self._record(PaymentVoided(order_id=self.order_id, reason=reason, voided_at=_now()))
-            return
+        if status is PaymentStatus.DECLINED:
+            self._void("declined")
+        elif status is PaymentStatus.VOIDED:
+            self._refund_charge_found(gateway)
+        elif status is None:
+            found = gateway.find_charge(idempotency_key=charge_key(self.order_id))
+            if found is None:
+                self._void("never charged")
+            else:
+                self._record_captured(found)
+                self._refund_captured(gateway)
+        else:  # captured, or a refund the gateway refused before
+            self._refund_captured(gateway)
+
+    def _refund_charge_found(self, gateway: PaymentGateway) -> None:
+        """A voided payment: refund the charge the gateway holds for it, if any (a charge
+        that landed after the void, or whose caller died before recording it)."""
+        found = gateway.find_charge(idempotency_key=charge_key(self.order_id))
+        if found is not None:
+            self._record_captured(found)
+            self._refund_captured(gateway)
+
+    def _refund_captured(self, gateway: PaymentGateway) -> None:
         charge_id = self.state.charge_id
-        result = gateway.refund(idempotency_key=refund_key(self.order_id), charge_id=charge_id)
+        try:
+            result = gateway.refund(idempotency_key=refund_key(self.order_id), charge_id=charge_id)
+        except RefundDeclined as refused:
+            self._record(
+                PaymentRefundFailed(
+                    order_id=self.order_id,
+                    charge_id=charge_id,
+                    reason=refused.reason,
+                    failed_at=_now(),
+                )
+            )
+            return
         self._record(
             PaymentRefunded(
                 order_id=self.order_id,
@@ -117,6 +158,19 @@ class Payment(Aggregate[PaymentState]):
                 refunded_at=_now(),
             )
         )
+
+    def _record_captured(self, result: ChargeResult) -> None:
+        self._record(
+            PaymentCaptured(
+                order_id=self.order_id,
+                amount=result.amount,
+                charge_id=result.charge_id,
+                captured_at=_now(),
+            )
+        )
+
+    def _void(self, reason: str) -> None:
+        self._record(PaymentVoided(order_id=self.order_id, reason=reason, voided_at=_now()))
 
     def _apply(self, event: Any) -> None:
         match event:
@@ -130,6 +184,8 @@ class Payment(Aggregate[PaymentState]):
                 )
             case PaymentRefunded():
                 self._state = replace(self.state, status=PaymentStatus.REFUNDED)
+            case PaymentRefundFailed():
+                self._state = replace(self.state, status=PaymentStatus.REFUND_FAILED)
             case PaymentVoided():
                 amount = self._state.amount if self._state else Decimal("0")
                 self._state = PaymentState(status=PaymentStatus.VOIDED, amount=amount)

@@ -77,7 +77,11 @@ def build_runtime() -> Runtime:
         outbox=Outbox(wake=outbox_changed),
         gateway=build_gateway(),
     )
-    fulfillment = order_fulfillment(step_deadline=timedelta(seconds=settings.SAGA_STEP_SECONDS))
+    fulfillment = order_fulfillment(
+        step_deadline=timedelta(seconds=settings.SAGA_STEP_SECONDS),
+        give_up_after=timedelta(seconds=settings.SAGA_GIVE_UP_SECONDS),
+        stuck_after=settings.SAGA_STUCK_AFTER,
+    )
     sagas = {fulfillment.name: SagaManager(fulfillment, send=send_to_context)}
     groups = build_consumer_groups(bus.handle, sagas)
     return Runtime(

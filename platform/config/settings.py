@@ -123,6 +123,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": str(Path(tempfile.gettempdir()) / f"fulfillment-test-{os.getpid()}.sqlite3")
     }
+    # The fake payment gateway is another system: its log commits on its own while a
+    # command's transaction holds the main file's one write lock, so it gets a file of
+    # its own (config.routers.GatewayLogRouter; `manage.py migrate --database gateway`).
+    GATEWAY_DATABASE = "gateway"
+    DATABASES[GATEWAY_DATABASE] = {
+        **DATABASES["default"],
+        "NAME": str(VAR_DIR / "gateway.sqlite3"),
+        "TEST": {
+            "NAME": str(Path(tempfile.gettempdir()) / f"fulfillment-gw-{os.getpid()}.sqlite3")
+        },
+    }
+    DATABASE_ROUTERS = ["config.routers.GatewayLogRouter"]
+else:
+    GATEWAY_DATABASE = "default"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
@@ -220,9 +234,13 @@ SPECTACULAR_SETTINGS = {
 # an event costs about 10 µs and writing a snapshot about 0.3 ms, so one every 20 events
 # keeps a load to a snapshot and a few events (a stream of 52 events took 0.72 ms to load).
 SNAPSHOT_EVERY = int(os.environ.get("SNAPSHOT_EVERY", "20"))
-# How long a saga step waits for its reply before re-sending its command (twice), then
-# compensating.
+# How long a saga step waits for its reply before re-sending its command; each re-send
+# waits twice as long (up to 8 times this), and the instance is flagged stuck after
+# SAGA_STUCK_AFTER re-sends. A step that can be undone is compensated after
+# SAGA_GIVE_UP_SECONDS without an answer; confirming the order is re-sent until it answers.
 SAGA_STEP_SECONDS = float(os.environ.get("SAGA_STEP_SECONDS", "30"))
+SAGA_GIVE_UP_SECONDS = float(os.environ.get("SAGA_GIVE_UP_SECONDS", "600"))
+SAGA_STUCK_AFTER = int(os.environ.get("SAGA_STUCK_AFTER", "3"))
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 # How long a read given `min_position` waits for the projection (platform_core.consistency).
 READ_YOUR_WRITES_TIMEOUT = float(os.environ.get("READ_YOUR_WRITES_TIMEOUT", "5"))

@@ -5,6 +5,7 @@ like all of the admin."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -180,10 +181,23 @@ class SagaStepInline(admin.TabularInline):
         return False
 
 
+class StuckFilter(admin.SimpleListFilter):
+    title = "needs attention"
+    parameter_name = "stuck"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "stuck"), ("no", "not stuck")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(stuck_since__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(SagaInstance)
 class SagaInstanceAdmin(ReadOnlyAdmin):
-    list_display = ("key", "saga", "status", "current_step", "reason", "updated_at")
-    list_filter = ("saga", "status")
+    list_display = ("key", "saga", "status", "current_step", "stuck", "reason", "updated_at")
+    list_filter = ("saga", "status", StuckFilter)
     search_fields = ("=key",)
     inlines = (SagaStepInline,)
     actions = ("retry_step", "compensate", "resolve")
@@ -193,19 +207,27 @@ class SagaInstanceAdmin(ReadOnlyAdmin):
         "key",
         "status",
         "current_step",
+        "stuck",
         "deadline_at",
         "resends",
+        "step_started_at",
         "reason",
         "pretty_data",
         "created_at",
         "updated_at",
     )
-    exclude = ("data", "step")
+    exclude = ("data", "step", "stuck_since")
 
     @admin.display(description="step")
     def current_step(self, instance: SagaInstance) -> str:
         steps = self._manager(instance).definition.steps
         return steps[instance.step].name if instance.step < len(steps) else str(instance.step)
+
+    @admin.display(description="stuck", ordering="stuck_since")
+    def stuck(self, instance: SagaInstance) -> str:
+        if instance.stuck_since is None:
+            return ""
+        return f"since {instance.stuck_since:%Y-%m-%d %H:%M:%S}: {instance.data.get('_stuck', '')}"
 
     @admin.display(description="data")
     def pretty_data(self, instance: SagaInstance) -> str:
@@ -214,14 +236,10 @@ class SagaInstanceAdmin(ReadOnlyAdmin):
     def _manager(self, instance: SagaInstance) -> SagaManager:
         return runtime().sagas[instance.saga]
 
-    @admin.action(description="Retry the current step now")
+    @admin.action(description="Retry the current step now (and refused compensations)")
     def retry_step(self, request: HttpRequest, queryset: QuerySet[SagaInstance]) -> None:
         self._each(
-            request,
-            queryset,
-            [SagaInstance.Status.RUNNING, SagaInstance.Status.COMPENSATING],
-            lambda manager, instance: manager.retry_step(instance),
-            "retried",
+            request, queryset, lambda manager, instance: manager.retry_step(instance), "retried"
         )
 
     @admin.action(description="Compensate (undo what was done, cancel)")
@@ -230,18 +248,16 @@ class SagaInstanceAdmin(ReadOnlyAdmin):
         self._each(
             request,
             queryset,
-            [SagaInstance.Status.RUNNING],
             lambda manager, instance: manager.compensate(instance, reason),
             "compensating",
         )
 
-    @admin.action(description="Mark stuck sagas resolved (after fixing them by hand)")
+    @admin.action(description="Mark stuck compensations resolved (after fixing them by hand)")
     def resolve(self, request: HttpRequest, queryset: QuerySet[SagaInstance]) -> None:
         note = f"resolved by {request.user.get_username()} from the admin"
         self._each(
             request,
             queryset,
-            [SagaInstance.Status.STUCK],
             lambda manager, instance: manager.resolve(instance, note),
             "resolved",
         )
@@ -250,18 +266,17 @@ class SagaInstanceAdmin(ReadOnlyAdmin):
         self,
         request: HttpRequest,
         queryset: QuerySet[SagaInstance],
-        statuses: list[str],
-        act: Any,
+        act: Callable[[SagaManager, SagaInstance], bool],
         done: str,
     ) -> None:
-        count = 0
+        count = skipped = 0
         with transaction.atomic():
             # In key order, as the saga's consumer locks them: no deadlock between the two.
-            chosen = queryset.select_for_update().filter(status__in=statuses).order_by("key")
-            for instance in chosen:
-                act(self._manager(instance), instance)
-                count += 1
-        skipped = queryset.count() - count
+            for instance in queryset.select_for_update().order_by("key"):
+                if act(self._manager(instance), instance):
+                    count += 1
+                else:
+                    skipped += 1
         message = f"{count} saga(s) {done}" + (
             f"; {skipped} not in a state for it" if skipped else ""
         )

@@ -46,6 +46,15 @@ class PlatformCollector(Collector):
         for group in SagaInstance.objects.values("saga", "status").annotate(n=Count("id")):
             sagas.add_metric([group["saga"], group["status"]], group["n"])
         yield sagas
+        stuck = GaugeMetricFamily(
+            "saga_instances_stuck",
+            "Saga instances that need a person's attention",
+            labels=["saga"],
+        )
+        flagged = SagaInstance.objects.filter(stuck_since__isnull=False)
+        for flagged_row in flagged.values("saga").annotate(n=Count("id")):
+            stuck.add_metric([flagged_row["saga"]], flagged_row["n"])
+        yield stuck
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

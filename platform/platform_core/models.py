@@ -182,14 +182,18 @@ class DeadLetter(models.Model):
 
 
 class SagaInstance(models.Model):
-    """One run of a saga (a long-running process across contexts) and where it stands."""
+    """One run of a saga (a long-running process across contexts) and where it stands.
+
+    `status` is where the run is; `stuck_since` is whether a person should look: a step
+    that keeps not answering, or a compensation its participant refused. A stuck
+    instance goes on as before (re-sends, replies, cancels), and is no longer stuck as
+    soon as it moves on."""
 
     class Status(models.TextChoices):
         RUNNING = "running"
         COMPENSATING = "compensating"
         COMPLETED = "completed"
         COMPENSATED = "compensated"
-        STUCK = "stuck"
 
     id = models.UUIDField(primary_key=True)
     saga = models.CharField(max_length=100)
@@ -199,6 +203,12 @@ class SagaInstance(models.Model):
     data = models.JSONField(default=dict)
     deadline_at = models.DateTimeField(null=True, blank=True)
     resends = models.PositiveSmallIntegerField(default=0)
+    step_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the current step's command was first sent"
+    )
+    stuck_since = models.DateTimeField(
+        null=True, blank=True, help_text="set while the instance needs a person's attention"
+    )
     reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -213,10 +223,20 @@ class SagaInstance(models.Model):
                 condition=models.Q(status__in=["running", "compensating"]),
             ),
             models.Index(fields=["saga", "status"], name="saga_status_idx"),
+            models.Index(
+                fields=["stuck_since"],
+                name="saga_stuck_idx",
+                condition=models.Q(stuck_since__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.saga} {self.key} ({self.status})"
+        stuck = ", stuck" if self.stuck else ""
+        return f"{self.saga} {self.key} ({self.status}{stuck})"
+
+    @property
+    def stuck(self) -> bool:
+        return self.stuck_since is not None
 
 
 class SagaStepEntry(models.Model):

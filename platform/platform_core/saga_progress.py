@@ -6,6 +6,11 @@ unit must write: the instances it touched, the history entries it appended and t
 commands to send, each with the message context it was decided in. `SagaManager` loads
 the instances before and writes everything together after, so a batch of replies costs a
 few statements rather than a few per reply.
+
+Bookkeeping kept in an instance's `data`, beside what the steps keep: `_undo`, the steps
+still to compensate; `_failed`, compensations their participant refused (step name to
+reason); `_stuck`, why the instance is flagged; `_retry`, how often an operator retried
+(part of the command ids, so a retried command is new to its receiver's inbox).
 """
 
 from __future__ import annotations
@@ -20,17 +25,20 @@ from platform_core.messages import MessageContext, ensure_context
 from platform_core.models import SagaInstance, SagaStepEntry
 
 if TYPE_CHECKING:
-    from platform_core.sagas import Reply, SagaDefinition
+    from platform_core.sagas import Reply, SagaDefinition, Step
 
 Status = SagaInstance.Status
 # A completed saga can still be aborted (an order cancelled after confirmation, before it
 # shipped): everything it did is then undone.
 ABORTABLE = (Status.RUNNING, Status.COMPLETED)
+LIVE = (Status.RUNNING, Status.COMPENSATING)
 
 
 def command_id(instance: SagaInstance, step: str, action: str) -> uuid.UUID:
-    """The id of a command the saga sends: the same for a re-sent command."""
-    return uuid.uuid5(instance.id, f"{step}:{action}")
+    """The id of a command the saga sends: the same for a re-sent command, a new one
+    after each operator retry."""
+    retry = instance.data.get("_retry", 0)
+    return uuid.uuid5(instance.id, f"{step}:{action}" + (f":{retry}" if retry else ""))
 
 
 @dataclass(frozen=True)
@@ -61,54 +69,63 @@ class SagaProgress:
         return instance
 
     def on_reply(self, instance: SagaInstance, reply: Reply) -> None:
-        step = self.definition.steps[instance.step]
-        running = instance.status == Status.RUNNING
-        compensating = instance.status == Status.COMPENSATING
-        if running and reply.type in step.succeeded_on:
+        step = self._current(instance)
+        status = instance.status
+        if status == Status.RUNNING and reply.type in step.succeeded_on:
             self.log(instance, "succeeded", reply.id, step=step.name)
             if step.keep is not None:
                 instance.data = {**instance.data, **step.keep(reply)}
             self._advance(instance)
-        elif running and reply.type in step.failed_on:
+        elif status == Status.RUNNING and reply.type in step.failed_on:
             reason = str(reply.data.get("reason") or f"{step.name} failed")
             self.log(instance, "failed", reply.id, reason, step=step.name)
             self.begin_compensation(instance, reason, include_current=False)
-        elif reply.type in self.definition.aborted_by and instance.status in ABORTABLE:
+        elif reply.type in self.definition.aborted_by and status in ABORTABLE:
             reason = str(reply.data.get("reason") or reply.type)
             self.log(instance, "aborted", reply.id, reason, step=step.name)
             self.begin_compensation(instance, reason, include_current=True)
-        elif compensating and reply.type in step.compensated_on:
+        elif status == Status.COMPENSATING and reply.type in step.compensated_on:
             self.log(instance, "compensated", reply.id, step=step.name)
             self._next_compensation(instance)
+        elif status == Status.COMPENSATING and reply.type in step.compensation_failed_on:
+            self._compensation_refused(instance, step, reply)
         else:
-            self.log(instance, "ignored", reply.id, f"{reply.type} while {instance.status}")
+            self._on_other_reply(instance, reply)
 
     def on_deadline(self, instance: SagaInstance) -> None:
-        step = self.definition.steps[instance.step]
-        if instance.resends < step.max_resends:
-            instance.resends += 1
-            self.send_current(instance, "resent")
-        elif instance.status == Status.RUNNING:
+        step = self._current(instance)
+        running = instance.status == Status.RUNNING
+        if running and step.may_give_up and self.now() >= self._give_up_at(instance, step):
             reason = f"{step.name} did not answer in time"
             self.log(instance, "timed_out", detail=reason, step=step.name)
             self.begin_compensation(instance, reason, include_current=True)
-        else:
-            instance.status, instance.deadline_at = Status.STUCK, None
-            instance.reason = f"compensating {step.name} never confirmed; {instance.reason}"
-            self.log(instance, "stuck", detail=instance.reason, step=step.name)
+            return
+        instance.resends += 1
+        self.send_current(instance, "resent")
+        if instance.resends >= step.stuck_after:
+            doing = "compensating " if not running else ""
+            self._flag(instance, f"{doing}{step.name} has not answered {instance.resends} re-sends")
 
     def send_current(self, instance: SagaInstance, kind: str) -> None:
-        """Send the current step's command (or its compensation, while compensating)."""
-        step = self.definition.steps[instance.step]
+        """Send the current step's command (or its compensation, while compensating) and
+        set the deadline of its reply."""
+        step = self._current(instance)
         compensating = instance.status == Status.COMPENSATING
         build = step.compensation if compensating else step.command
         assert build is not None
         sent_id = command_id(instance, step.name, "compensate" if compensating else "do")
         self._send(build(instance.data, sent_id))
-        awaited = step.compensated_on if compensating else step.succeeded_on
-        instance.deadline_at = self.now() + step.deadline if awaited else None
-        instance.resends = 0 if kind != "resent" else instance.resends
+        if kind != "resent":
+            instance.resends, instance.step_started_at = 0, self.now()
+            self._unflag(instance)
         self.log(instance, kind, str(sent_id), step=step.name)
+        awaited = step.compensated_on if compensating else step.succeeded_on
+        if not awaited:
+            instance.deadline_at = None
+            return
+        instance.deadline_at = self.now() + step.wait(instance.resends)
+        if not compensating and step.may_give_up:
+            instance.deadline_at = min(instance.deadline_at, self._give_up_at(instance, step))
 
     def begin_compensation(
         self, instance: SagaInstance, reason: str, include_current: bool
@@ -117,11 +134,43 @@ class SagaProgress:
         undo = [i for i in reversed(range(last)) if self.definition.steps[i].compensation]
         instance.status, instance.reason = Status.COMPENSATING, reason
         instance.data = {**instance.data, "_undo": undo}
+        if self.definition.on_compensation is not None:
+            decided = command_id(instance, "saga", "compensated")
+            self._send(self.definition.on_compensation(instance.data, reason, decided))
         self._next_compensation(instance)
 
-    def resolve(self, instance: SagaInstance, note: str) -> None:
+    # Operator actions: each answers whether the instance was in a state for it.
+    def retry(self, instance: SagaInstance) -> bool:
+        failed = dict(instance.data.get("_failed", {}))
+        if instance.status not in LIVE and not failed:
+            return False
+        instance.data = {**instance.data, "_retry": instance.data.get("_retry", 0) + 1}
+        if instance.status in LIVE:
+            self.send_current(instance, "retried")
+        for name in failed:
+            step = self._step_named(name)
+            assert step.compensation is not None
+            sent_id = command_id(instance, step.name, "compensate")
+            self._send(step.compensation(instance.data, sent_id))
+            self.log(instance, "retried", str(sent_id), step=step.name)
+        return True
+
+    def give_up(self, instance: SagaInstance, reason: str) -> bool:
+        if instance.status != Status.RUNNING:
+            return False
+        self.log(instance, "given_up", detail=reason, step=self._current(instance).name)
+        self.begin_compensation(instance, reason, include_current=True)
+        return True
+
+    def resolve(self, instance: SagaInstance, note: str) -> bool:
+        if not instance.stuck or instance.status == Status.RUNNING:
+            return False  # a running instance is retried or compensated instead
         self.log(instance, "resolved", detail=note)
-        instance.status, instance.deadline_at, instance.reason = Status.COMPENSATED, None, note
+        data = {k: v for k, v in instance.data.items() if k not in ("_failed", "_undo")}
+        instance.data, instance.status, instance.deadline_at = data, Status.COMPENSATED, None
+        instance.reason = f"{instance.reason}; {note}" if instance.reason else note
+        self._unflag(instance)
+        return True
 
     def log(
         self,
@@ -143,11 +192,50 @@ class SagaProgress:
             )
         )
 
+    def _on_other_reply(self, instance: SagaInstance, reply: Reply) -> None:
+        """A reply that does not answer what the instance waits for: a compensation
+        retried by an operator answering, a late success to undo, or nothing new."""
+        failed = dict(instance.data.get("_failed", {}))
+        answered = self._step_answered(reply.type, lambda s: s.compensated_on)
+        late = self._step_answered(reply.type, lambda s: s.succeeded_on)
+        if answered is not None and answered.name in failed:
+            self.log(instance, "compensated", reply.id, step=answered.name)
+            del failed[answered.name]
+            instance.data = {**instance.data, "_failed": failed}
+            self._unflag(instance)
+        elif late is not None and self._already_undone(instance, late):
+            # It happened after its compensation: undo it again (under an id of this
+            # reply's, since the first compensation's id was used up).
+            assert late.compensation is not None
+            sent_id = uuid.uuid5(instance.id, f"{late.name}:compensate:{reply.id}")
+            self._send(late.compensation(instance.data, sent_id))
+            self.log(instance, "late_effect_undone", str(sent_id), reply.type, step=late.name)
+        else:
+            self.log(instance, "ignored", reply.id, f"{reply.type} while {instance.status}")
+
+    def _already_undone(self, instance: SagaInstance, step: Step) -> bool:
+        """Whether `step`'s compensation has been sent and answered (or passed)."""
+        if step.compensation is None:
+            return False
+        index = self.definition.steps.index(step)
+        if instance.status == Status.COMPENSATED:
+            return True
+        return instance.status == Status.COMPENSATING and index > instance.step
+
+    def _compensation_refused(self, instance: SagaInstance, step: Step, reply: Reply) -> None:
+        reason = str(reply.data.get("reason") or f"{step.name} could not be compensated")
+        self.log(instance, "compensation_failed", reply.id, reason, step=step.name)
+        failed = {**instance.data.get("_failed", {}), step.name: reason}
+        instance.data = {**instance.data, "_failed": failed}
+        self._next_compensation(instance)
+        self._flag(instance, f"compensating {step.name} failed: {reason}")
+
     def _advance(self, instance: SagaInstance) -> None:
         instance.step += 1
         if instance.step == len(self.definition.steps):
             instance.step -= 1
             instance.status, instance.deadline_at = Status.COMPLETED, None
+            self._unflag(instance)
             self.log(instance, "completed")
         else:
             self.send_current(instance, "command_sent")
@@ -161,10 +249,33 @@ class SagaProgress:
             if instance.deadline_at is not None:
                 return  # wait for this compensation's reply
         instance.status, instance.deadline_at = Status.COMPENSATED, None
-        if self.definition.on_compensated is not None:
-            finish = command_id(instance, "saga", "compensated")
-            self._send(self.definition.on_compensated(instance.data, instance.reason, finish))
+        self._unflag(instance)
         self.log(instance, "saga_compensated", detail=instance.reason)
+
+    def _flag(self, instance: SagaInstance, why: str) -> None:
+        """Mark the instance as needing a person (once: later reasons are in the log)."""
+        if not instance.stuck:
+            instance.stuck_since = self.now()
+            instance.data = {**instance.data, "_stuck": why}
+            self.log(instance, "stuck", detail=why, step=self._current(instance).name)
+
+    def _unflag(self, instance: SagaInstance) -> None:
+        """The instance moved on: no longer stuck, unless a refused compensation waits."""
+        if instance.stuck and not instance.data.get("_failed"):
+            instance.stuck_since = None
+            instance.data = {k: v for k, v in instance.data.items() if k != "_stuck"}
+
+    def _give_up_at(self, instance: SagaInstance, step: Step) -> datetime:
+        return (instance.step_started_at or self.now()) + step.give_up_after
+
+    def _current(self, instance: SagaInstance) -> Step:
+        return self.definition.steps[instance.step]
+
+    def _step_named(self, name: str) -> Step:
+        return next(step for step in self.definition.steps if step.name == name)
+
+    def _step_answered(self, reply_type: str, by: Callable[[Step], frozenset[str]]) -> Step | None:
+        return next((step for step in self.definition.steps if reply_type in by(step)), None)
 
     def _send(self, command: Any) -> None:
         # The context is taken now: a batch sends its commands after every reply in it

@@ -2,18 +2,26 @@
 
 A saga is a list of steps. Each step sends a command and waits for a reply: integration
 events that mean success or failure. After the last step the saga is completed; a failure,
-a step that never answers, or an aborting event (say, the customer cancels) compensates the
-completed steps in reverse, then the saga is compensated. Every instance ends completed or
-compensated, or is marked stuck with the reason when a compensation never answers.
+a step given up on, or an aborting event (say, the customer cancels) compensates the
+steps done, in reverse, then the saga is compensated.
+
+A step whose command was sent and whose reply has not come is *in doubt*: it may have
+happened. It is never compensated blind: its compensation goes to the participant, whose
+compensations are outcome-aware and order-independent (a refund before its charge
+refunds the charge when it lands), so what is undone is what actually happened. Every
+reply is applied, however late: a success that comes after its step was compensated
+has its compensation sent again.
+
+Deadlines never end a saga. A silent step is re-sent with exponential backoff (the same
+command id, so receivers deduplicate); after `stuck_after` re-sends the instance is
+flagged stuck for a person, and goes on re-sending. A step with a compensation is given
+up after `give_up_after` and compensated; a step without one cannot be undone and is
+re-sent until it answers. Compensations are re-sent until they answer; one its
+participant refuses is recorded, flagged and passed.
 
 Instances and an append-only step history are stored (`saga_instances`, `saga_steps`).
 Replies come from a consumer group (Kafka, or in-process); commands leave through `send`,
 which must publish only after commit (Celery's `send_command` writes them to the outbox).
-Replies that do not match the current step — duplicates, late or out-of-order ones — are
-recorded and ignored.
-A step past its deadline is re-sent (the same command id, so receivers deduplicate) a
-bounded number of times, then compensated. Commands are built with ids derived from the
-instance and the step, so a re-sent command is recognised as the same command.
 """
 
 from __future__ import annotations
@@ -70,10 +78,27 @@ class Step:
     compensation: CommandBuilder | None = None
     # Replies confirming the compensation; none: the compensation is sent and not awaited.
     compensated_on: frozenset[str] = frozenset()
+    # Replies saying the participant cannot compensate (a refund the gateway refuses).
+    compensation_failed_on: frozenset[str] = frozenset()
+    # The first wait for a reply; each re-send waits twice as long, up to `max_wait`.
     deadline: timedelta = timedelta(seconds=30)
-    max_resends: int = 2
+    max_wait: timedelta = timedelta(minutes=4)
+    # Re-sends before the instance is flagged stuck (it goes on re-sending).
+    stuck_after: int = 3
+    # How long a step with a compensation may stay silent before it is compensated.
+    give_up_after: timedelta = timedelta(minutes=10)
     # What of a success reply to keep in the saga's data for later steps.
     keep: Callable[[Reply], Mapping[str, Any]] | None = None
+
+    def wait(self, resends: int) -> timedelta:
+        """How long to wait for a reply after the command's `resends`-th re-send."""
+        doubled = self.deadline * (1 << min(resends, 16))  # a bound that keeps it finite
+        return min(doubled, max(self.max_wait, self.deadline))
+
+    @property
+    def may_give_up(self) -> bool:
+        """A step that can be undone may be abandoned in doubt; one that cannot, never."""
+        return self.compensation is not None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,15 +109,21 @@ class SagaDefinition:
     initial_data: Callable[[Reply], Data]
     steps: tuple[Step, ...]
     aborted_by: frozenset[str] = frozenset()
-    # The command that ends a compensated saga (e.g. cancel the order with the reason).
-    on_compensated: Callable[[Mapping[str, Any], str, uuid.UUID], Any] | None = None
+    # The command sent when the saga turns to compensation, with the reason (e.g. cancel
+    # the order): the outcome is decided then, while the compensations run.
+    on_compensation: Callable[[Mapping[str, Any], str, uuid.UUID], Any] | None = None
 
     @property
     def event_types(self) -> frozenset[str]:
         """Every event type the saga listens to."""
         types = {self.started_by, *self.aborted_by}
         for step in self.steps:
-            types |= step.succeeded_on | step.failed_on | step.compensated_on
+            types |= (
+                step.succeeded_on
+                | step.failed_on
+                | step.compensated_on
+                | step.compensation_failed_on
+            )
         return frozenset(types)
 
 
@@ -149,42 +180,47 @@ class SagaManager:
         self._write(progress)
 
     def fire_deadlines(self, limit: int = 100, now: datetime | None = None) -> int:
-        """Re-send or give up on every step past its deadline (as of `now`); the
-        instances touched."""
+        """Re-send or give up every step past its deadline; the instances touched.
+        `now` stands for the manager's clock in this sweep (a test's jump in time)."""
+        at = now or self._now()
         with transaction.atomic():
             due = list(
                 SagaInstance.objects.select_for_update(skip_locked=True)
                 .filter(
                     saga=self.definition.name,
                     status__in=[Status.RUNNING, Status.COMPENSATING],
-                    deadline_at__lte=now or self._now(),
+                    deadline_at__lte=at,
                 )
                 .order_by("deadline_at")[:limit]
             )
-            progress = SagaProgress(self.definition, self._now)
+            progress = SagaProgress(self.definition, lambda: at)
             for instance in due:
                 progress.on_deadline(instance)
             self._write(progress)
         return len(due)
 
-    # Operator actions (admin), on an instance the caller has locked.
-    def retry_step(self, instance: SagaInstance) -> None:
-        """Send the current step's command again now, with a fresh deadline and resends."""
-        self._act(lambda progress: progress.send_current(instance, "retried"))
+    # Operator actions (admin), on an instance the caller has locked; each answers
+    # whether the instance was in a state for it.
+    def retry_step(self, instance: SagaInstance) -> bool:
+        """Send the current step's command (and any refused compensation) again now,
+        under a new command id, with a fresh deadline and give-up time."""
+        return self._act(lambda progress: progress.retry(instance))
 
-    def compensate(self, instance: SagaInstance, reason: str) -> None:
-        if instance.status == Status.RUNNING:
-            self._act(lambda progress: progress.begin_compensation(instance, reason, True))
+    def compensate(self, instance: SagaInstance, reason: str) -> bool:
+        """Give up a running instance, stuck or not: undo what it did, the step in doubt
+        included."""
+        return self._act(lambda progress: progress.give_up(instance, reason))
 
-    def resolve(self, instance: SagaInstance, note: str) -> None:
-        """Mark a stuck instance compensated by hand, after the operator fixed things."""
-        self._act(lambda progress: progress.resolve(instance, note))
+    def resolve(self, instance: SagaInstance, note: str) -> bool:
+        """Mark a stuck compensation settled by hand, after the operator fixed things."""
+        return self._act(lambda progress: progress.resolve(instance, note))
 
-    def _act(self, action: Callable[[SagaProgress], None]) -> None:
+    def _act(self, action: Callable[[SagaProgress], bool]) -> bool:
         progress = SagaProgress(self.definition, self._now)
         with transaction.atomic():
-            action(progress)
+            acted = action(progress)
             self._write(progress)
+        return acted
 
     def _locked(self, keys: set[str]) -> dict[str, SagaInstance]:
         """The existing instances of `keys`, locked until commit (in key order, so two
@@ -203,7 +239,7 @@ class SagaManager:
         return {instance.key: instance for instance in found}
 
     def _write(self, progress: SagaProgress) -> None:
-        now = timezone.now()
+        now = self._now()
         for instance in progress.touched.values():
             instance.updated_at = now
             if instance.id in progress.created:

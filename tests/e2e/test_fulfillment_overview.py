@@ -6,7 +6,7 @@ import pytest
 
 from tests.e2e.fulfillment_support import eager_commands, place, register, settle
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
 @pytest.fixture

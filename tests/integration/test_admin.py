@@ -6,10 +6,11 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from inventory.commands import RegisterProduct
 from platform_core import dead_letters
-from platform_core.models import DeadLetter, SagaInstance, SagaStepEntry
+from platform_core.models import DeadLetter, OutboxMessage, SagaInstance, SagaStepEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,31 +93,59 @@ def test_customers_cannot_open_the_admin(client, customer):
     assert "/admin/login/" in response["Location"]
 
 
-def _saga(status: str, **data: object) -> SagaInstance:
+def _saga(status: str, stuck: bool = False, **data: object) -> SagaInstance:
     instance = SagaInstance.objects.create(
         id=uuid.uuid4(),
         saga="order-fulfillment",
         key=str(uuid.uuid4()),
         status=status,
-        data={"order_id": str(uuid.uuid4()), "shipment_id": "shp-x", **data},
-        reason="compensating reserve-stock never confirmed" if status == "stuck" else "",
+        data={
+            "order_id": str(uuid.uuid4()),
+            "shipment_id": "shp-x",
+            **({"_stuck": "reserve-stock has not answered 3 re-sends"} if stuck else {}),
+            **data,
+        },
+        stuck_since=timezone.now() if stuck else None,
     )
     SagaStepEntry.objects.create(instance=instance, step="reserve-stock", kind="command_sent")
     return instance
 
 
-def test_a_saga_shows_its_step_timeline(admin_client, platform_runtime):
-    instance = _saga("stuck")
+def test_a_saga_shows_its_step_timeline_and_why_it_is_stuck(admin_client, platform_runtime):
+    instance = _saga("compensating", stuck=True)
     page = admin_client.get(
         f"/admin/platform_core/sagainstance/{instance.pk}/change/", SERVER_NAME="localhost"
     )
     assert page.status_code == 200
     assert b"command_sent" in page.content
-    assert b"never confirmed" in page.content
+    assert b"has not answered 3 re-sends" in page.content
+
+
+def test_the_saga_list_filters_the_stuck_ones(admin_client, platform_runtime):
+    stuck, running = _saga("running", stuck=True), _saga("running")
+    page = admin_client.get("/admin/platform_core/sagainstance/?stuck=yes", SERVER_NAME="localhost")
+    assert stuck.key.encode() in page.content
+    assert running.key.encode() not in page.content
+
+
+def test_an_operator_compensates_a_stuck_running_saga(admin_client, platform_runtime):
+    stuck = _saga("running", stuck=True, lines=[{"sku": "TEA", "quantity": 1}])
+    response = admin_client.post(
+        "/admin/platform_core/sagainstance/",
+        {"action": "compensate", "_selected_action": [stuck.pk]},
+        SERVER_NAME="localhost",
+        follow=True,
+    )
+    stuck.refresh_from_db()
+    assert stuck.status == SagaInstance.Status.COMPENSATING
+    assert stuck.reason == "compensated by ops from the admin"
+    assert b"1 saga(s) compensating" in response.content
+    sent = list(OutboxMessage.objects.order_by("id").values_list("event_type", flat=True))
+    assert sent == ["orders.tasks.cancel_order", "inventory.tasks.release_stock"]
 
 
 def test_an_operator_resolves_a_stuck_saga_and_only_a_stuck_one(admin_client, platform_runtime):
-    stuck, running = _saga("stuck"), _saga("running")
+    stuck, running = _saga("compensating", stuck=True), _saga("running", stuck=True)
     admin_client.post(
         "/admin/platform_core/sagainstance/",
         {"action": "resolve", "_selected_action": [stuck.pk, running.pk]},
@@ -126,5 +155,6 @@ def test_an_operator_resolves_a_stuck_saga_and_only_a_stuck_one(admin_client, pl
     running.refresh_from_db()
     assert stuck.status == SagaInstance.Status.COMPENSATED
     assert "resolved by ops" in stuck.reason
-    assert running.status == SagaInstance.Status.RUNNING
+    assert running.status == SagaInstance.Status.RUNNING, "retried or compensated instead"
     assert stuck.history.filter(kind="resolved").exists()
+    assert not stuck.stuck

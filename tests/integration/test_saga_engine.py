@@ -32,6 +32,15 @@ def _cmd(name: str):
     return lambda data, command_id: Cmd(name, data["order"], command_id)
 
 
+# Replies awaited 30 s, then 60, 120, 120...; flagged stuck after 2 re-sends; a step that
+# can be undone is given up after 300 s.
+TIMING: dict[str, Any] = {
+    "deadline": timedelta(seconds=30),
+    "max_wait": timedelta(seconds=120),
+    "stuck_after": 2,
+    "give_up_after": timedelta(seconds=300),
+}
+
 TOY = SagaDefinition(
     name="toy",
     started_by="t.placed",
@@ -45,6 +54,7 @@ TOY = SagaDefinition(
             failed_on=frozenset({"t.reserve-failed"}),
             compensation=_cmd("release"),
             compensated_on=frozenset({"t.released"}),
+            **TIMING,
         ),
         Step(
             name="pay",
@@ -53,12 +63,19 @@ TOY = SagaDefinition(
             failed_on=frozenset({"t.declined"}),
             compensation=_cmd("refund"),
             compensated_on=frozenset({"t.refunded"}),
+            compensation_failed_on=frozenset({"t.refund-failed"}),
             keep=lambda reply: {"charge": reply.data["charge"]},
+            **TIMING,
         ),
-        Step(name="confirm", command=_cmd("confirm"), succeeded_on=frozenset({"t.confirmed"})),
+        Step(
+            name="confirm",
+            command=_cmd("confirm"),
+            succeeded_on=frozenset({"t.confirmed"}),
+            **TIMING,
+        ),
     ),
     aborted_by=frozenset({"t.cancelled"}),
-    on_compensated=lambda data, reason, command_id: Cmd(
+    on_compensation=lambda data, reason, command_id: Cmd(
         "cancel", data["order"], command_id, reason
     ),
 )
@@ -126,16 +143,16 @@ def test_a_saga_sends_each_step_after_the_previous_one_succeeded(saga, sent):
     assert (kinds[0], kinds[-1]) == ("started", "completed")
 
 
-def test_a_failed_step_compensates_the_completed_ones_in_reverse(saga, sent):
+def test_a_failed_step_cancels_then_compensates_the_completed_ones_in_reverse(saga, sent):
     deliver(saga, "t.placed")
     deliver(saga, "t.reserved")
     deliver(saga, "t.declined", reason="card declined")
-    assert names(sent) == ["reserve", "pay", "release"]
+    assert names(sent) == ["reserve", "pay", "cancel", "release"]
+    assert sent[2].reason == "card declined"
     assert instance().status == Status.COMPENSATING
     deliver(saga, "t.released")
-    assert names(sent)[-1] == "cancel"
-    assert sent[-1].reason == "card declined"
     assert instance().status == Status.COMPENSATED
+    assert names(sent) == ["reserve", "pay", "cancel", "release"]
 
 
 def test_duplicate_and_out_of_order_replies_are_harmless(saga, sent):
@@ -150,22 +167,35 @@ def test_duplicate_and_out_of_order_replies_are_harmless(saga, sent):
     assert SagaStepEntry.objects.filter(kind="ignored").count() == 2
 
 
-def test_a_silent_step_is_re_sent_with_the_same_id_then_compensated(saga, sent, clock):
+def test_a_silent_step_is_re_sent_with_backoff_and_the_same_id(saga, sent, clock):
     deliver(saga, "t.placed")
     deliver(saga, "t.reserved")
-    for _ in range(2):
-        clock.advance(31)
+    waits = []
+    for _ in range(3):
+        due = instance().deadline_at
+        waits.append((due - clock.now).total_seconds())
+        clock.now = due
         assert saga.fire_deadlines() == 1
-    assert names(sent) == ["reserve", "pay", "pay", "pay"]
+    assert waits == [30, 60, 120]
+    assert names(sent) == ["reserve", "pay", "pay", "pay", "pay"]
     assert len({c.command_id for c in sent[1:]}) == 1, "a re-sent command keeps its id"
+    assert (instance().deadline_at - clock.now).total_seconds() == 90, "capped by give-up"
 
-    clock.advance(31)
+
+def test_a_silent_step_that_can_be_undone_is_given_up_and_compensated(saga, sent, clock):
+    deliver(saga, "t.placed")
+    deliver(saga, "t.reserved")
+    clock.advance(299)
     saga.fire_deadlines()
-    assert names(sent)[-1] == "refund"  # the silent step may have happened late: undo it too
+    assert instance().status == Status.RUNNING
+    clock.advance(1)
+    saga.fire_deadlines()
     assert instance().reason == "pay did not answer in time"
+    # In doubt (it may have happened): its compensation goes too, after the cancel.
+    assert names(sent)[-3:] == ["pay", "cancel", "refund"]
     deliver(saga, "t.refunded")
     deliver(saga, "t.released")
-    assert names(sent)[-2:] == ["release", "cancel"]
+    assert names(sent)[-1] == "release"
     assert instance().status == Status.COMPENSATED
 
 
@@ -176,17 +206,53 @@ def test_nothing_happens_before_a_deadline(saga, sent, clock):
     assert names(sent) == ["reserve"]
 
 
-def test_a_compensation_that_never_answers_leaves_the_saga_visibly_stuck(saga, sent, clock):
+def test_a_step_that_cannot_be_undone_is_never_given_up(saga, sent, clock):
+    deliver(saga, "t.placed")
+    deliver(saga, "t.reserved")
+    deliver(saga, "t.paid", charge="ch_1")
+    for _ in range(10):
+        clock.now = instance().deadline_at
+        saga.fire_deadlines()
+    assert instance().status == Status.RUNNING
+    assert instance().stuck
+    assert names(sent)[2:] == ["confirm"] * 11
+    deliver(saga, "t.confirmed")  # however late, it completes the saga
+    assert instance().status == Status.COMPLETED
+    assert not instance().stuck
+
+
+def test_a_compensation_that_does_not_answer_is_flagged_stuck_and_re_sent(saga, sent, clock):
     deliver(saga, "t.placed")
     deliver(saga, "t.reserved")
     deliver(saga, "t.declined")
-    for _ in range(3):
-        clock.advance(31)
+    for _ in range(6):
+        clock.now = instance().deadline_at
         saga.fire_deadlines()
     stuck = instance()
-    assert stuck.status == Status.STUCK
-    assert "compensating reserve never confirmed" in stuck.reason
-    assert names(sent) == ["reserve", "pay", "release", "release", "release"]
+    assert stuck.status == Status.COMPENSATING
+    assert stuck.stuck_since is not None
+    assert stuck.data["_stuck"] == "compensating reserve has not answered 2 re-sends"
+    assert names(sent).count("release") == 7
+    deliver(saga, "t.released")  # the late answer settles it
+    assert instance().status == Status.COMPENSATED
+    assert not instance().stuck
+
+
+def test_a_stuck_running_saga_still_honours_a_cancel(saga, sent, clock):
+    deliver(saga, "t.placed")
+    deliver(saga, "t.reserved")
+    deliver(saga, "t.paid", charge="ch_1")
+    for _ in range(3):
+        clock.now = instance().deadline_at
+        saga.fire_deadlines()
+    assert instance().stuck
+    deliver(saga, "t.cancelled", reason="too slow")
+    assert names(sent)[-2:] == ["cancel", "refund"]
+    assert instance().status == Status.COMPENSATING
+    assert not instance().stuck
+    deliver(saga, "t.refunded")
+    deliver(saga, "t.released")
+    assert instance().status == Status.COMPENSATED
 
 
 def test_an_aborting_event_compensates_what_was_done(saga, sent):
@@ -195,31 +261,120 @@ def test_an_aborting_event_compensates_what_was_done(saga, sent):
     deliver(saga, "t.cancelled", reason="customer changed their mind")
     deliver(saga, "t.refunded")
     deliver(saga, "t.released")
-    assert names(sent) == ["reserve", "pay", "refund", "release", "cancel"]
+    assert names(sent) == ["reserve", "pay", "cancel", "refund", "release"]
     assert instance().status == Status.COMPENSATED
     assert instance().reason == "customer changed their mind"
+
+
+def test_a_late_success_after_its_compensation_is_undone_again(saga, sent):
+    deliver(saga, "t.placed")
+    deliver(saga, "t.reserved")
+    deliver(saga, "t.cancelled", reason="changed my mind")
+    deliver(saga, "t.refunded")  # the refund overtook the charge: nothing to refund yet
+    deliver(saga, "t.paid", charge="ch_late")  # then the charge landed
+    refunds = [c for c in sent if c.name == "refund"]
+    assert len(refunds) == 2
+    assert refunds[0].command_id != refunds[1].command_id, "a new command, not a duplicate"
+    deliver(saga, "t.released")
+    deliver(saga, "t.reserved")  # a duplicate after the end: undone once more, harmlessly
+    assert names(sent)[-1] == "release"
+    assert instance().status == Status.COMPENSATED
+    kinds = list(SagaStepEntry.objects.values_list("kind", flat=True))
+    assert kinds.count("late_effect_undone") == 2
+
+
+def test_a_success_while_its_own_compensation_is_awaited_changes_nothing(saga, sent):
+    deliver(saga, "t.placed")
+    deliver(saga, "t.cancelled", reason="quick change")
+    deliver(saga, "t.reserved")  # the release in flight covers it
+    assert names(sent) == ["reserve", "cancel", "release"]
 
 
 def test_replies_after_the_end_are_ignored(saga, sent):
     deliver(saga, "t.placed")
     deliver(saga, "t.reserve-failed", reason="out of stock")
     assert instance().status == Status.COMPENSATED  # nothing was done, nothing to undo
-    deliver(saga, "t.reserved")
+    deliver(saga, "t.declined")
     assert names(sent) == ["reserve", "cancel"]
     assert sent[-1].reason == "out of stock"
 
 
+def test_a_refused_compensation_is_flagged_and_passed(saga, sent):
+    deliver(saga, "t.placed")
+    deliver(saga, "t.reserved")
+    deliver(saga, "t.paid", charge="ch_1")
+    deliver(saga, "t.cancelled", reason="changed my mind")
+    deliver(saga, "t.refund-failed", reason="the charge cannot be refunded")
+    assert names(sent)[-1] == "release", "the other compensations go on"
+    deliver(saga, "t.released")
+    done = instance()
+    assert done.status == Status.COMPENSATED
+    assert done.stuck, "the money is still charged: a person must look"
+    assert done.data["_failed"] == {"pay": "the charge cannot be refunded"}
+
+
+def test_an_operator_retry_of_a_refused_compensation_sends_a_new_command(saga, sent):
+    deliver(saga, "t.placed")
+    deliver(saga, "t.reserved")
+    deliver(saga, "t.cancelled", reason="changed my mind")
+    deliver(saga, "t.refund-failed", reason="gateway said no")
+    deliver(saga, "t.released")
+    first_refund = next(c for c in sent if c.name == "refund")
+    assert saga.retry_step(instance())
+    assert sent[-1].name == "refund"
+    assert sent[-1].command_id != first_refund.command_id
+    deliver(saga, "t.refunded")
+    assert not instance().stuck
+    assert instance().data["_failed"] == {}
+
+
 def test_an_operator_can_retry_a_step_or_compensate_a_running_saga(saga, sent):
     deliver(saga, "t.placed")
-    saga.retry_step(instance())
+    assert saga.retry_step(instance())
     assert names(sent) == ["reserve", "reserve"]
-    saga.compensate(instance(), "operator gave up")
-    assert names(sent)[-1] == "release"
+    assert sent[0].command_id != sent[1].command_id, "a retry is new to the receiver's inbox"
+    assert saga.compensate(instance(), "operator gave up")
+    assert names(sent)[-2:] == ["cancel", "release"]
+    assert instance().status == Status.COMPENSATING
+    assert not saga.compensate(instance(), "again"), "already compensating"
+
+
+def test_an_operator_can_compensate_a_stuck_saga(saga, sent, clock):
+    deliver(saga, "t.placed")
+    deliver(saga, "t.reserved")
+    deliver(saga, "t.paid", charge="ch_1")
+    for _ in range(3):
+        clock.now = instance().deadline_at
+        saga.fire_deadlines()
+    assert instance().stuck
+    assert saga.compensate(instance(), "operator gave up")
+    assert names(sent)[-2:] == ["cancel", "refund"]
     assert instance().status == Status.COMPENSATING
 
 
+def test_only_a_stuck_compensation_can_be_resolved(saga, sent, clock):
+    deliver(saga, "t.placed")
+    assert not saga.resolve(instance(), "nothing to resolve")
+    deliver(saga, "t.reserved")
+    deliver(saga, "t.declined")
+    for _ in range(3):
+        clock.now = instance().deadline_at
+        saga.fire_deadlines()
+    assert saga.resolve(instance(), "released by hand")
+    assert instance().status == Status.COMPENSATED
+    assert not instance().stuck
+    assert SagaStepEntry.objects.filter(kind="resolved", detail="released by hand").exists()
+
+
 def test_a_saga_listens_to_every_type_its_steps_name():
-    assert TOY.event_types >= {"t.placed", "t.paid", "t.refunded", "t.cancelled", "t.confirmed"}
+    assert TOY.event_types >= {
+        "t.placed",
+        "t.paid",
+        "t.refunded",
+        "t.refund-failed",
+        "t.cancelled",
+        "t.confirmed",
+    }
 
 
 def test_aborting_a_completed_saga_undoes_every_step(saga, sent):
@@ -230,7 +385,7 @@ def test_aborting_a_completed_saga_undoes_every_step(saga, sent):
     deliver(saga, "t.cancelled", reason="changed my mind after confirmation")
     deliver(saga, "t.refunded")
     deliver(saga, "t.released")
-    assert names(sent) == ["reserve", "pay", "confirm", "refund", "release", "cancel"]
+    assert names(sent) == ["reserve", "pay", "confirm", "cancel", "refund", "release"]
     assert instance().status == Status.COMPENSATED
 
 

@@ -14,6 +14,7 @@ from payments.domain.gateway import (
     ChargeResult,
     GatewayTimeout,
     GatewayUnavailable,
+    RefundDeclined,
 )
 from payments.gateway import (
     CHARGE,
@@ -25,7 +26,6 @@ from payments.gateway import (
     UNAVAILABLE,
     FakeGateway,
     InMemoryFakeGateway,
-    RefundRejected,
 )
 
 KEY = "order-0001-charge"
@@ -33,10 +33,12 @@ AMOUNT = Decimal("26.97")
 
 
 # The table-backed fake commits on a connection of its own, so no test transaction can
-# roll it back: the database is flushed after each test instead.
-@pytest.fixture(
-    params=["in-memory", pytest.param("django", marks=pytest.mark.django_db(transaction=True))]
-)
+# roll it back: the databases (the embedded default has one for the gateway) are flushed
+# after each test instead.
+TABLE = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+@pytest.fixture(params=["in-memory", pytest.param("django", marks=TABLE)])
 def gateway(request: pytest.FixtureRequest) -> InMemoryFakeGateway | FakeGateway:
     return FakeGateway() if request.param == "django" else InMemoryFakeGateway()
 
@@ -135,11 +137,11 @@ def test_a_captured_charge_is_refunded_once_per_key(gateway):
 
 
 def test_a_charge_that_was_never_captured_cannot_be_refunded(gateway):
-    with pytest.raises(RefundRejected, match="ch_nope"):
+    with pytest.raises(RefundDeclined, match="ch_nope"):
         gateway.refund(idempotency_key="order-0001-refund", charge_id="ch_nope")
 
 
-@pytest.mark.django_db(transaction=True)
+@TABLE
 def test_the_table_backed_log_is_shared_by_every_instance():
     for _ in range(2):
         with pytest.raises(GatewayUnavailable):
@@ -151,25 +153,32 @@ def test_the_table_backed_log_is_shared_by_every_instance():
     assert outcomes(FakeGateway()) == [UNAVAILABLE, UNAVAILABLE, SUCCEEDED, REPLAYED]
 
 
-@pytest.mark.django_db(transaction=True)
+@TABLE
 def test_an_attempt_outlives_the_callers_rolled_back_transaction():
     gateway = FakeGateway()
 
-    if connection.vendor == "sqlite":
-        # One writer per SQLite file, and the caller's transaction holds it: the fake
-        # refuses at once rather than wait for a lock that frees only when it returns.
-        with pytest.raises(ImproperlyConfigured), transaction.atomic():
-            charge(gateway, "tok_error")
-        assert outcomes(gateway) == []
-        return
     with pytest.raises(GatewayUnavailable), transaction.atomic():
         charge(gateway, "tok_error")
 
     assert outcomes(gateway) == [UNAVAILABLE]
 
 
+@TABLE
+def test_the_fake_refuses_a_sqlite_file_its_caller_holds_rather_than_wait_forever():
+    """One writer per SQLite file: on the embedded default the log has a file of its own;
+    given the caller's own file, the fake refuses at once instead of deadlocking. On
+    PostgreSQL the same call simply goes through on the gateway's own connection."""
+    gateway = FakeGateway(using="default")
+    with transaction.atomic():
+        if connection.vendor == "sqlite":
+            with pytest.raises(ImproperlyConfigured):
+                charge(gateway, "tok_visa")
+        else:
+            assert charge(gateway, "tok_visa").charge_id.startswith("ch_")
+
+
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@TABLE
 def test_racing_processes_with_one_key_capture_one_charge():
     results: list[ChargeResult] = []
     start = threading.Barrier(4)
@@ -186,3 +195,27 @@ def test_racing_processes_with_one_key_capture_one_charge():
 
     assert len({result.charge_id for result in results}) == 1
     assert sorted(outcomes(FakeGateway())) == [REPLAYED] * 3 + [SUCCEEDED]
+
+
+def test_find_charge_answers_the_charge_captured_under_a_key_and_nothing_else(gateway):
+    assert gateway.find_charge(idempotency_key=KEY) is None
+    with pytest.raises(GatewayTimeout):
+        charge(gateway, "tok_timeout")
+    assert gateway.find_charge(idempotency_key=KEY) is None, "a timeout charged nothing"
+
+    charged = charge(gateway, "tok_visa")
+
+    assert gateway.find_charge(idempotency_key=KEY) == charged
+    assert charged.amount == AMOUNT
+    assert gateway.find_charge(idempotency_key="order-0002-charge") is None
+    assert gateway.charges_captured("0001") == 1, "looking charges nothing"
+
+
+def test_tok_refund_fail_is_captured_and_its_refunds_are_refused(gateway):
+    charged = charge(gateway, "tok_refund_fail")
+
+    for _ in range(2):
+        with pytest.raises(RefundDeclined, match="cannot be refunded"):
+            gateway.refund(idempotency_key="order-0001-refund", charge_id=charged.charge_id)
+
+    assert gateway.refunds_made("0001") == 0

@@ -2,7 +2,7 @@
 refunded once, with the fake gateway in memory."""
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
@@ -13,7 +13,7 @@ import pytest
 
 import payments.events
 from payments.commands import ProcessPayment, RefundPayment
-from payments.domain.gateway import GatewayTimeout, GatewayUnavailable
+from payments.domain.gateway import ChargeResult, GatewayTimeout, GatewayUnavailable
 from payments.domain.payment import (
     InvalidPayment,
     Payment,
@@ -27,6 +27,8 @@ from payments.events import (
     PaymentDeclinedV1,
     PaymentRefunded,
     PaymentRefundedV1,
+    PaymentRefundFailed,
+    PaymentRefundFailedV1,
     PaymentVoided,
     PaymentVoidedV1,
 )
@@ -75,12 +77,32 @@ class DatabaseFailsOnce(InMemoryEventStore):
         return super().append(stream_id, stream_type, expected_version, events)
 
 
+class InterruptedGateway(InMemoryFakeGateway):
+    """A gateway that runs `meanwhile` once, inside the next charge call: before the
+    charge lands (`after=False`) or after (`after=True`), as another worker thread would
+    while this one waits for the card network."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meanwhile: Callable[[], None] | None = None
+        self.after = False
+
+    def charge(self, *, idempotency_key: str, amount: Decimal, token: str) -> ChargeResult:
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None and not self.after:
+            meanwhile()
+        result = super().charge(idempotency_key=idempotency_key, amount=amount, token=token)
+        if meanwhile is not None and self.after:
+            meanwhile()
+        return result
+
+
 class Payments:
     """The payments handlers on an in-memory store and gateway, behind a bus."""
 
     def __init__(self, store: InMemoryEventStore | None = None) -> None:
         self.store = store or InMemoryEventStore()
-        self.gateway = InMemoryFakeGateway()
+        self.gateway = InterruptedGateway()
         self.payments = Repository(Payment, store=self.store, codec=CODEC)
         collaborators = {"payments": self.payments, "gateway": self.gateway}
         self.bus = CommandBus(
@@ -257,6 +279,56 @@ def test_a_refund_that_overtakes_its_charge_voids_the_payment_and_the_late_charg
     assert [type(e) for e in payments.events()] == [PaymentVoided]
     assert payments.gateway.charges_captured(ORDER) == 0
     assert outbound(payments.events()[0]) == [PaymentVoidedV1(order_id=ORDER)]
+
+
+@pytest.mark.parametrize("charge_landed", [False, True], ids=["before", "after"])
+def test_a_refund_racing_the_charge_gets_the_money_back_whichever_lands_first(charge_landed):
+    """The charge's worker has loaded the payment and is waiting on the gateway when a
+    refund (a cancel's compensation) runs on another worker. Whether the charge lands
+    before the refund looks or after, the customer ends with no net charge."""
+    payments = Payments()
+    payments.gateway.meanwhile, payments.gateway.after = payments.refund, charge_landed
+
+    payments.pay("tok_visa")  # its first save conflicts with the refund's; the bus reruns it
+
+    assert [type(e) for e in payments.events()][-2:] == [PaymentCaptured, PaymentRefunded]
+    assert payments.status() is PaymentStatus.REFUNDED
+    assert payments.gateway.charges_captured(ORDER) == 1
+    assert payments.gateway.refunds_made(ORDER) == 1
+
+
+def test_a_refund_finds_a_charge_whose_worker_died_before_recording_it():
+    payments = Payments(DatabaseFailsOnce())
+    with pytest.raises(ConnectionError):
+        payments.pay("tok_visa")  # charged at the gateway, then the worker lost its database
+
+    payments.refund()
+    payments.pay("tok_visa")  # the charge command, delivered again
+
+    assert [type(e) for e in payments.events()] == [PaymentCaptured, PaymentRefunded]
+    assert payments.gateway.charges_captured(ORDER) == 1
+    assert payments.gateway.refunds_made(ORDER) == 1
+
+
+def test_a_refund_the_gateway_refuses_is_recorded_and_published_and_can_be_tried_again():
+    payments = Payments()
+    payments.pay("tok_refund_fail")
+
+    payments.refund()
+    payments.refund()
+
+    captured, failed, failed_again = payments.events()
+    assert failed == PaymentRefundFailed(
+        order_id=ORDER,
+        charge_id=captured.charge_id,
+        reason="The charge cannot be refunded.",
+        failed_at=ANY,
+    )
+    assert type(failed_again) is PaymentRefundFailed
+    assert payments.status() is PaymentStatus.REFUND_FAILED
+    assert outbound(failed) == [
+        PaymentRefundFailedV1(order_id=ORDER, reason="The charge cannot be refunded.")
+    ]
 
 
 def test_replaying_events_rebuilds_state_and_version():
