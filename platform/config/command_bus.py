@@ -7,7 +7,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from functools import partial
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -32,7 +32,7 @@ from orders.commands import (
     MarkOrderShipped,
     PlaceOrder,
 )
-from orders.domain.order import Order, ProductQuote
+from orders.domain.order import Catalog, Order, ProductQuote
 from payments import handlers as payment_handlers
 from payments import integration as payments_integration
 from payments.commands import ProcessPayment, RefundPayment
@@ -40,7 +40,7 @@ from payments.domain.gateway import PaymentGateway
 from payments.domain.payment import Payment
 from payments.gateway import FakeGateway
 from platform_core.aggregate import Aggregate
-from platform_core.bus import CommandBus, record_append
+from platform_core.bus import CommandBus, Handler, record_append
 from platform_core.eventstore import AppendResult, EventStore
 from platform_core.outbox import IntegrationEvents, Outbox
 from platform_core.repository import Repository
@@ -51,7 +51,7 @@ from shipping import handlers as shipping_handlers
 from shipping import integration as shipping_integration
 from shipping.carrier import FakeCarrier
 from shipping.commands import CancelShipment, CreateShipment, DeliverShipment, DispatchShipment
-from shipping.domain.shipment import Shipment
+from shipping.domain.shipment import Carrier, Shipment
 
 A = TypeVar("A", bound=Aggregate[Any])
 
@@ -71,6 +71,15 @@ def build_gateway() -> PaymentGateway:
     command keeps its attempts): in PostgreSQL, or in the embedded default's second SQLite
     file, which outlives a restart as a real gateway's records would."""
     return FakeGateway()
+
+
+class RepositoryFactory(Protocol):
+    """Makes the repository of one aggregate type, publishing through `integration`
+    (a context's integration module); `long_lived` streams get snapshots."""
+
+    def __call__(
+        self, aggregate_type: type[A], integration: ModuleType, *, long_lived: bool = False
+    ) -> Repository[A]: ...
 
 
 def build_bus(
@@ -109,43 +118,50 @@ def build_bus(
             publish=publisher.publish,
         )
 
+    handlers = build_handlers(
+        repository=repository,
+        gateway=gateway,
+        catalog=ReadModelCatalog(),
+        carrier=FakeCarrier(),
+    )
+    return CommandBus(handlers, transaction=transaction.atomic)
+
+
+def build_handlers(
+    *, repository: RepositoryFactory, gateway: PaymentGateway, catalog: Catalog, carrier: Carrier
+) -> dict[type[Any], Handler]:
+    """Every context's command handlers, with their repositories and adapters (tests
+    build them on in-memory adapters)."""
     orders = repository(Order, orders_integration)
     stock = repository(StockItem, inventory_integration, long_lived=True)
     reservations = repository(OrderReservation, inventory_integration)
     payments = repository(Payment, payments_integration)
     shipments = repository(Shipment, shipping_integration)
-    return CommandBus(
-        {
-            PlaceOrder: partial(
-                order_handlers.place_order, orders=orders, catalog=ReadModelCatalog()
-            ),
-            ConfirmOrder: partial(order_handlers.confirm_order, orders=orders),
-            CancelOrder: partial(order_handlers.cancel_order, orders=orders),
-            MarkOrderShipped: partial(order_handlers.mark_order_shipped, orders=orders),
-            MarkOrderDelivered: partial(order_handlers.mark_order_delivered, orders=orders),
-            RegisterProduct: partial(inventory_handlers.register_product, stock=stock),
-            RestockProduct: partial(inventory_handlers.restock_product, stock=stock),
-            ReserveStock: partial(
-                inventory_handlers.reserve_stock, stock=stock, reservations=reservations
-            ),
-            ReleaseStock: partial(
-                inventory_handlers.release_stock, stock=stock, reservations=reservations
-            ),
-            CommitStock: partial(
-                inventory_handlers.commit_stock, stock=stock, reservations=reservations
-            ),
-            ProcessPayment: partial(
-                payment_handlers.process_payment, payments=payments, gateway=gateway
-            ),
-            RefundPayment: partial(
-                payment_handlers.refund_payment, payments=payments, gateway=gateway
-            ),
-            CreateShipment: partial(
-                shipping_handlers.create_shipment, shipments=shipments, carrier=FakeCarrier()
-            ),
-            CancelShipment: partial(shipping_handlers.cancel_shipment, shipments=shipments),
-            DispatchShipment: partial(shipping_handlers.dispatch_shipment, shipments=shipments),
-            DeliverShipment: partial(shipping_handlers.deliver_shipment, shipments=shipments),
-        },
-        transaction=transaction.atomic,
-    )
+    return {
+        PlaceOrder: partial(order_handlers.place_order, orders=orders, catalog=catalog),
+        ConfirmOrder: partial(order_handlers.confirm_order, orders=orders),
+        CancelOrder: partial(order_handlers.cancel_order, orders=orders),
+        MarkOrderShipped: partial(order_handlers.mark_order_shipped, orders=orders),
+        MarkOrderDelivered: partial(order_handlers.mark_order_delivered, orders=orders),
+        RegisterProduct: partial(inventory_handlers.register_product, stock=stock),
+        RestockProduct: partial(inventory_handlers.restock_product, stock=stock),
+        ReserveStock: partial(
+            inventory_handlers.reserve_stock, stock=stock, reservations=reservations
+        ),
+        ReleaseStock: partial(
+            inventory_handlers.release_stock, stock=stock, reservations=reservations
+        ),
+        CommitStock: partial(
+            inventory_handlers.commit_stock, stock=stock, reservations=reservations
+        ),
+        ProcessPayment: partial(
+            payment_handlers.process_payment, payments=payments, gateway=gateway
+        ),
+        RefundPayment: partial(payment_handlers.refund_payment, payments=payments, gateway=gateway),
+        CreateShipment: partial(
+            shipping_handlers.create_shipment, shipments=shipments, carrier=carrier
+        ),
+        CancelShipment: partial(shipping_handlers.cancel_shipment, shipments=shipments),
+        DispatchShipment: partial(shipping_handlers.dispatch_shipment, shipments=shipments),
+        DeliverShipment: partial(shipping_handlers.deliver_shipment, shipments=shipments),
+    }

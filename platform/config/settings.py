@@ -43,6 +43,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # The composition root, an app for its deployment-wide commands (verify_consistency).
+    "config",
     "platform_core",
     "orders",
     "inventory",

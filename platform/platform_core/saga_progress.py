@@ -68,6 +68,17 @@ class SagaProgress:
         self.send_current(instance, "command_sent")
         return instance
 
+    def abort_unstarted(self, key: str, reply: Reply) -> SagaInstance:
+        """An instance aborted before it started: compensated, nothing done to undo."""
+        reason = str(reply.data.get("reason") or reply.type)
+        instance = SagaInstance(
+            id=uuid.uuid4(), saga=self.definition.name, key=key, data={}, reason=reason
+        )
+        instance.status = Status.COMPENSATED
+        self.created.add(instance.id)
+        self.log(instance, "aborted", reply.id, f"before it started: {reason}")
+        return instance
+
     def on_reply(self, instance: SagaInstance, reply: Reply) -> None:
         step = self._current(instance)
         status = instance.status
@@ -86,6 +97,11 @@ class SagaProgress:
             self.begin_compensation(instance, reason, include_current=True)
         elif status == Status.COMPENSATING and reply.type in step.compensated_on:
             self.log(instance, "compensated", reply.id, step=step.name)
+            self._next_compensation(instance)
+        elif status == Status.COMPENSATING and reply.type in step.failed_on:
+            # The step in doubt had failed: there is nothing to undo, and its participant
+            # may never answer the compensation (a stock release for a refused reservation).
+            self.log(instance, "compensated", reply.id, f"{reply.type}: nothing to undo", step.name)
             self._next_compensation(instance)
         elif status == Status.COMPENSATING and reply.type in step.compensation_failed_on:
             self._compensation_refused(instance, step, reply)

@@ -168,13 +168,16 @@ class SagaManager:
             reply = replies[envelope.id]
             key = self.definition.key_of(reply)
             instance = instances.get(key)
-            if reply.type == self.definition.started_by:
-                if instance is None:  # else a duplicate of the starting event
-                    instances[key] = progress.start(key, reply)
-            elif instance is None:
-                logger.info("%s: no instance for %s %s", self.definition.name, reply.type, key)
+            if instance is not None:
+                progress.on_reply(instance, reply)  # a repeated start is recorded, ignored
+            elif reply.type == self.definition.started_by:
+                instances[key] = progress.start(key, reply)
+            elif reply.type in self.definition.aborted_by:
+                # Aborted before its start was seen (the start failed and waits in the
+                # dead letters, say): remembered, so that the start is ignored when it comes.
+                instances[key] = progress.abort_unstarted(key, reply)
             else:
-                progress.on_reply(instance, reply)
+                logger.info("%s: no instance for %s %s", self.definition.name, reply.type, key)
 
         yield handle
         self._write(progress)

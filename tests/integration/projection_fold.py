@@ -28,7 +28,13 @@ from orders.events import (
     OrderPlaced,
     OrderShipped,
 )
-from payments.events import PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided
+from payments.events import (
+    PaymentCaptured,
+    PaymentDeclined,
+    PaymentRefunded,
+    PaymentRefundFailed,
+    PaymentVoided,
+)
 from platform_core.eventstore import LogPosition, RecordedEvent
 from platform_core.models import DeadLetter, ProjectionCheckpoint, StoredEvent
 from platform_core.projector import ProjectionRunner
@@ -57,6 +63,7 @@ PAYMENT_STATUS = {
     PaymentDeclined: "declined",
     PaymentRefunded: "refunded",
     PaymentVoided: "voided",
+    PaymentRefundFailed: "refund_failed",
 }
 # Both shipping and orders say how far the shipment got; it never goes back.
 SHIPMENT_STAGE = {

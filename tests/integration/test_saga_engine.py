@@ -164,7 +164,7 @@ def test_duplicate_and_out_of_order_replies_are_harmless(saga, sent):
     assert names(sent) == ["reserve", "pay"]
     assert SagaInstance.objects.count() == 1
     assert instance().step == 1
-    assert SagaStepEntry.objects.filter(kind="ignored").count() == 2
+    assert SagaStepEntry.objects.filter(kind="ignored").count() == 3
 
 
 def test_a_silent_step_is_re_sent_with_backoff_and_the_same_id(saga, sent, clock):
@@ -446,3 +446,22 @@ def test_a_batch_of_replies_ends_where_one_at_a_time_would(clock):
 def context_of(envelope: Envelope) -> MessageContext:
     assert envelope.correlation_id is not None
     return MessageContext(correlation_id=envelope.correlation_id, causation_id=envelope.id)
+
+
+# Found by the model-based test (tests/integration/test_saga_model.py), kept as examples.
+
+
+def test_a_cancel_seen_before_the_start_is_remembered_and_the_late_start_ignored(saga, sent):
+    deliver(saga, "t.cancelled", reason="changed my mind at once")
+    deliver(saga, "t.placed")  # its first delivery had failed; it comes back later
+    assert sent == [], "nothing to do, nothing to undo"
+    assert instance().status == Status.COMPENSATED
+    assert instance().reason == "changed my mind at once"
+
+
+def test_a_step_in_doubt_that_had_failed_needs_no_compensation_answer(saga, sent):
+    deliver(saga, "t.placed")
+    deliver(saga, "t.cancelled", reason="changed my mind")  # reserve in doubt: release it
+    deliver(saga, "t.reserve-failed", reason="out of stock")  # it had failed after all
+    assert instance().status == Status.COMPENSATED, "the release of nothing is not awaited"
+    assert names(sent) == ["reserve", "cancel", "release"]
