@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BENCHES := eventstore messaging fulfillment projections
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint check bench $(addprefix bench-,$(BENCHES)) clean
+.PHONY: install run test test-faults test-model lint check bench $(addprefix bench-,$(BENCHES)) clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,16 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The deployment as separate processes, stopped, killed and raced (PostgreSQL and RabbitMQ
+# from DATABASE_URL and CELERY_BROKER_URL; a few minutes).
+test-faults: install
+	$(BIN)/python -m pytest -m faults -s tests/e2e/test_saga_faults.py $(PYTEST_ARGS)
+
+# The saga's model-based test exploring new interleavings (the default run replays a fixed set).
+test-model: install
+	SAGA_MODEL_EXPLORE=1 SAGA_MODEL_EXAMPLES=$${SAGA_MODEL_EXAMPLES:-3000} \
+	  $(BIN)/python -m pytest tests/integration/test_saga_model.py $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,6 +1,6 @@
 """Helpers shared by the benchmarks in bench/: machine description, interleaved rounds,
 medians and percentiles, the printed table and the results file, the benchmark database and
-Django, subprocesses (each in its own process group) and a keep-alive HTTP client."""
+Django, subprocesses (platform_core.testing.fleet) and a keep-alive HTTP client."""
 
 from __future__ import annotations
 
@@ -9,14 +9,9 @@ import http.client
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +19,10 @@ from urllib.parse import urlparse
 
 import psycopg
 from psycopg import sql
+
+from platform_core.testing.fleet import Fleet, Proc, free_port
+
+__all__ = ["Fleet", "Proc", "free_port"]
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -211,97 +210,6 @@ def proc_stat(pid: int) -> tuple[int, str, float] | None:
     comm = raw[raw.index("(") + 1 : raw.rindex(")")]
     fields = raw[raw.rindex(")") + 2 :].split()
     return int(fields[1]), comm, (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Proc:
-    role: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-class Fleet:
-    """The subprocesses of one run, each in a process group of its own, logs in `logdir`."""
-
-    def __init__(self, env: dict[str, str], logdir: Path) -> None:
-        self.env, self.logdir = env, logdir
-        self.procs: list[Proc] = []
-
-    def start(
-        self, role: str, argv: Sequence[str], extra_env: dict[str, str] | None = None
-    ) -> Proc:
-        log = self.logdir / f"{role}.log"
-        # libpq names each connection after its process, so the bench can tell whose a
-        # PostgreSQL backend is (pg_stat_activity.application_name).
-        env = {**self.env, "PGAPPNAME": f"{APP_PREFIX}{role}", **(extra_env or {})}
-        popen = subprocess.Popen(
-            list(argv),
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        proc = Proc(role, popen, log)
-        self.procs.append(proc)
-        return proc
-
-    def manage(self, role: str, *args: str) -> Proc:
-        return self.start(role, [sys.executable, str(ROOT / "manage.py"), *args])
-
-    def run(self, role: str, *args: str, timeout: float = 180) -> None:
-        """A management command to completion."""
-        proc = self.manage(role, *args)
-        try:
-            code = proc.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.stop(proc)
-            raise RuntimeError(f"{role} did not finish in {timeout:.0f} s") from None
-        self.procs.remove(proc)
-        if code != 0:
-            raise RuntimeError(f"{role} failed ({code}):\n{proc.tail()}")
-
-    def check_alive(self) -> None:
-        for proc in self.procs:
-            code = proc.popen.poll()
-            if code is not None:
-                raise RuntimeError(f"{proc.role} exited ({code}):\n{proc.tail()}")
-
-    def stop(self, *procs: Proc, grace: float = 10.0) -> None:
-        """SIGTERM each one's process group, wait up to `grace`, then SIGKILL."""
-        targets = list(procs) or list(self.procs)
-        for proc in targets:
-            if proc.popen.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for proc in targets:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-            # the group too: celery's pool children, daphne's threads are in it
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(timeout=5)
-            if proc in self.procs:
-                self.procs.remove(proc)
 
 
 class Http:

@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import itertools
 import json
 import os
@@ -107,6 +106,9 @@ from _common import (  # noqa: E402
     wait_http,
     write_results,
 )
+
+from platform_core.testing.fleet import recreate_vhost  # noqa: E402
+from platform_core.testing.kafka_mock import MockKafkaProcess  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_fulfillment"
 RABBIT = "amqp://guest:guest@127.0.0.1:5672"
@@ -177,19 +179,6 @@ TARGETS = {  # metric: (comparison, value, label)
 # --------------------------------------------------------------------------- child modes
 
 
-def serve_broker() -> None:
-    """Child process: a one-broker mock cluster with the platform's topics, until stdin
-    closes."""
-    from platform_core.testing.kafka_mock import MockKafkaCluster
-
-    with MockKafkaCluster(brokers=1) as cluster:
-        for topic in TOPICS:
-            cluster.create_topic(topic, PARTITIONS)
-        print(cluster.bootstrap_servers, flush=True)
-        for _ in sys.stdin:
-            pass
-
-
 def serve_consumer(group: str, fetch_wait_ms: int) -> None:
     """Child process: `manage.py consume GROUP` with fetch.wait.max.ms lowered for the mock
     broker (which, unlike Kafka, holds an empty fetch for that long even when data comes)."""
@@ -207,53 +196,7 @@ def serve_consumer(group: str, fetch_wait_ms: int) -> None:
 # --------------------------------------------------------------------------- processes
 
 
-class Broker:
-    """The mock Kafka cluster in a child process (topics created before it answers)."""
-
-    def __init__(self, logdir: Path) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, __file__, "--serve-broker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=(logdir / "broker.log").open("wb"),
-            text=True,
-            start_new_session=True,
-        )
-        assert self._process.stdout is not None
-        self.pid = self._process.pid
-        self.bootstrap_servers = self._process.stdout.readline().strip()
-        if not self.bootstrap_servers:
-            raise RuntimeError("the mock Kafka cluster did not start")
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            assert self._process.stdin is not None
-            self._process.stdin.close()
-        try:
-            self._process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self._process.pid, signal.SIGKILL)
-            self._process.wait(timeout=5)
-
-
 # --------------------------------------------------------------------------- setup
-
-
-def recreate_vhost(vhost: str) -> None:
-    """A RabbitMQ virtual host of our own: other workers and tests on this server use the
-    same queue names in "/" (and purge them)."""
-    ctl = shutil.which("rabbitmqctl")
-    if ctl is None:
-        raise SystemExit("rabbitmqctl not found: cannot create the bench's RabbitMQ vhost")
-    listed = subprocess.run([ctl, "-q", "list_vhosts"], capture_output=True, text=True, timeout=60)
-    if vhost in listed.stdout.split():
-        subprocess.run([ctl, "-q", "delete_vhost", vhost], check=True, timeout=60)
-    subprocess.run([ctl, "-q", "add_vhost", vhost], check=True, timeout=60)
-    subprocess.run(
-        [ctl, "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-        check=True,
-        timeout=60,
-    )
 
 
 def base_env(url: str, bootstrap: str) -> dict[str, str]:
@@ -913,10 +856,12 @@ class Setup:
     logdir: Path
 
 
-def start_system(args: argparse.Namespace, sizes: Sizes, logdir: Path, broker: Broker) -> Setup:
+def start_system(
+    args: argparse.Namespace, sizes: Sizes, logdir: Path, broker: MockKafkaProcess
+) -> Setup:
     url = args.database_url
     env = base_env(url, broker.bootstrap_servers)
-    fleet = Fleet(env, logdir)
+    fleet = Fleet(env, logdir, root=ROOT, app_prefix=APP_PREFIX)
     fleet.run("migrate", "migrate", "--noinput")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
@@ -1016,7 +961,7 @@ def run(args: argparse.Namespace, sizes: Sizes, logdir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     recreate_database(url)
     recreate_vhost(VHOST)
-    broker = Broker(logdir)
+    broker = MockKafkaProcess({topic: PARTITIONS for topic in TOPICS}, log=logdir / "broker.log")
     setup: Setup | None = None
     try:
         setup = start_system(args, sizes, logdir, broker)
@@ -1425,9 +1370,6 @@ def print_report(
 
 
 def main() -> None:
-    if "--serve-broker" in sys.argv:
-        serve_broker()
-        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="CI smoke size (< 90 s)")
     parser.add_argument("--orders", type=int, help="measured orders in the saga phase (N)")

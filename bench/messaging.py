@@ -39,7 +39,6 @@ import io
 import json
 import os
 import pstats
-import subprocess
 import sys
 import threading
 import time
@@ -68,6 +67,8 @@ from _common import (  # noqa: E402
     setup_django,
     write_results,
 )
+
+from platform_core.testing.kafka_mock import MockKafkaProcess  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_messaging"
 EVENT_TYPE = "inventory.stock-level-changed.v1"
@@ -115,45 +116,6 @@ TARGETS = {  # metric: (comparison, value)
 
 
 # --------------------------------------------------------------------------- broker process
-
-
-def serve_broker() -> None:
-    """The child process: a mock cluster, topics created on request, until stdin closes."""
-    from platform_core.testing.kafka_mock import MockKafkaCluster
-
-    with MockKafkaCluster(brokers=1) as cluster:
-        print(cluster.bootstrap_servers, flush=True)
-        for line in sys.stdin:
-            name, partitions = line.split()
-            cluster.create_topic(name, int(partitions))
-            print("ok", flush=True)
-
-
-class Broker:
-    """The mock cluster in a child process."""
-
-    def __init__(self) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, __file__, "--serve-broker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._process.stdin is not None
-        assert self._process.stdout is not None
-        self._stdin, self._stdout = self._process.stdin, self._process.stdout
-        self.bootstrap_servers = self._stdout.readline().strip()
-
-    def create_topic(self, name: str, partitions: int = PARTITIONS) -> str:
-        self._stdin.write(f"{name} {partitions}\n")
-        self._stdin.flush()
-        if self._stdout.readline().strip() != "ok":
-            raise RuntimeError(f"the broker could not create {name}")
-        return name
-
-    def close(self) -> None:
-        self._stdin.close()
-        self._process.wait(timeout=30)
 
 
 # --------------------------------------------------------------------------- setup
@@ -254,13 +216,13 @@ def produce_all(producer: Any, messages: Sequence[tuple[str, bytes, bytes, list[
 
 
 class RelayWorkload:
-    def __init__(self, url: str, broker: Broker, sizes: Sizes) -> None:
+    def __init__(self, url: str, broker: MockKafkaProcess, sizes: Sizes) -> None:
         from platform_core.kafka import KafkaPublisher
         from platform_core.relay import OutboxRelay
 
         self.url, self.sizes = url, sizes
-        relay_topic = broker.create_topic("bench.relay")
-        bare_topic = broker.create_topic("bench.bare")
+        relay_topic = broker.create_topic("bench.relay", PARTITIONS)
+        bare_topic = broker.create_topic("bench.bare", PARTITIONS)
         self.rows = envelopes(sizes.relay_rows, relay_topic)
         self.bare_messages = kafka_messages(envelopes(sizes.relay_rows, bare_topic))
         self.publisher = KafkaPublisher({"bootstrap.servers": broker.bootstrap_servers})
@@ -328,12 +290,12 @@ def steady(rate: float, seconds: float, op: Callable[[int], None]) -> None:
 
 
 class LatencyWorkload:
-    def __init__(self, broker: Broker, sizes: Sizes) -> None:
+    def __init__(self, broker: MockKafkaProcess, sizes: Sizes) -> None:
         from platform_core.kafka import KafkaPublisher
 
         self.sizes = sizes
-        self.topic = broker.create_topic("bench.latency")
-        self.bare_topic = broker.create_topic("bench.latency-bare")
+        self.topic = broker.create_topic("bench.latency", PARTITIONS)
+        self.bare_topic = broker.create_topic("bench.latency-bare", PARTITIONS)
         self.publisher = StampingPublisher(
             KafkaPublisher({"bootstrap.servers": broker.bootstrap_servers})
         )
@@ -450,7 +412,7 @@ def record_effect(envelope: Any) -> None:
 
 
 class ConsumerWorkload:
-    def __init__(self, url: str, broker: Broker, sizes: Sizes) -> None:
+    def __init__(self, url: str, broker: MockKafkaProcess, sizes: Sizes) -> None:
         self.url, self.sizes = url, sizes
         self.bootstrap = broker.bootstrap_servers
         # The mock broker keeps only the newest ~5 MB of each partition, about 13,000 of
@@ -532,7 +494,7 @@ class ConsumerWorkload:
 # --------------------------------------------------------------------------- report
 
 
-def run(url: str, broker: Broker, sizes: Sizes, only: set[str]) -> dict[str, float]:
+def run(url: str, broker: MockKafkaProcess, sizes: Sizes, only: set[str]) -> dict[str, float]:
     flat: dict[str, float] = {}
     if "relay" in only:
         relay = RelayWorkload(url, broker, sizes)
@@ -652,7 +614,7 @@ def report(flat: dict[str, float], sizes: Sizes) -> None:
 # --------------------------------------------------------------------------- profile
 
 
-def profile(url: str, broker: Broker, sizes: Sizes, only: set[str]) -> None:
+def profile(url: str, broker: MockKafkaProcess, sizes: Sizes, only: set[str]) -> None:
     """cProfile one relay drain and one consumer run (inbox + write), top functions."""
 
     def show(title: str, op: Callable[[cProfile.Profile], float]) -> None:
@@ -677,9 +639,6 @@ def profile(url: str, broker: Broker, sizes: Sizes, only: set[str]) -> None:
 
 
 def main() -> None:
-    if "--serve-broker" in sys.argv:
-        serve_broker()
-        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke size (CI, < 60 s)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per workload")
@@ -715,7 +674,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    broker = Broker()
+    broker = MockKafkaProcess()
     try:
         if args.profile:
             profile(url, broker, sizes, only)

@@ -66,6 +66,7 @@ for _path in (str(BENCH), str(ROOT / "platform"), str(ROOT)):
 
 import psycopg  # noqa: E402
 from _common import (  # noqa: E402
+    APP_PREFIX,
     Fleet,
     Http,
     format_number,
@@ -675,7 +676,7 @@ def run_push(url: str, sizes: Sizes, logdir: Path, flat: dict[str, Any]) -> None
 
     staff, customer = create_tokens()
     connections.close_all()
-    fleet = Fleet(server_env(url), logdir)
+    fleet = Fleet(server_env(url), logdir, root=ROOT, app_prefix=APP_PREFIX)
     clients: list[Client] = []
     loop = asyncio.new_event_loop()
     try:

@@ -187,6 +187,14 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
 if os.environ.get("CELERY_DB_REUSE_MAX"):
     CELERY_DB_REUSE_MAX = int(os.environ["CELERY_DB_REUSE_MAX"])
 KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+# A consumer that dies is replaced once the group's coordinator misses its heartbeats for
+# this long (a clean stop leaves the group at once on Kafka). 6 s is Kafka's lowest by
+# default (group.min.session.timeout.ms); a consumer stalled longer than that (a long GC
+# pause, a database that hangs) is taken out of the group and its batch is redelivered.
+KAFKA_SESSION_TIMEOUT_MS = int(os.environ.get("KAFKA_SESSION_TIMEOUT_MS", "6000"))
+# Static membership: a consumer restarted under the same id within the session timeout
+# gets its partitions back without a rebalance (`manage.py consume --instance-id` too).
+KAFKA_GROUP_INSTANCE_ID = os.environ.get("KAFKA_GROUP_INSTANCE_ID", "")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -9,7 +9,8 @@ few statements rather than a few per reply.
 
 Bookkeeping kept in an instance's `data`, beside what the steps keep: `_undo`, the steps
 still to compensate; `_failed`, compensations their participant refused (step name to
-reason); `_stuck`, why the instance is flagged; `_retry`, how often an operator retried
+reason), and `_retrying`, the command sent again for each (only its answer clears the
+refusal); `_stuck`, why the instance is flagged; `_retry`, how often an operator retried
 (part of the command ids, so a retried command is new to its receiver's inbox).
 """
 
@@ -167,7 +168,7 @@ class SagaProgress:
             step = self._step_named(name)
             assert step.compensation is not None
             sent_id = command_id(instance, step.name, "compensate")
-            self._send(step.compensation(instance.data, sent_id))
+            self._send_retry(instance, step, step.compensation(instance.data, sent_id), sent_id)
             self.log(instance, "retried", str(sent_id), step=step.name)
         return True
 
@@ -182,7 +183,9 @@ class SagaProgress:
         if not instance.stuck or instance.status == Status.RUNNING:
             return False  # a running instance is retried or compensated instead
         self.log(instance, "resolved", detail=note)
-        data = {k: v for k, v in instance.data.items() if k not in ("_failed", "_undo")}
+        data = {
+            k: v for k, v in instance.data.items() if k not in ("_failed", "_retrying", "_undo")
+        }
         instance.data, instance.status, instance.deadline_at = data, Status.COMPENSATED, None
         instance.reason = f"{instance.reason}; {note}" if instance.reason else note
         self._unflag(instance)
@@ -213,21 +216,43 @@ class SagaProgress:
         retried by an operator answering, a late success to undo, or nothing new."""
         failed = dict(instance.data.get("_failed", {}))
         answered = self._step_answered(reply.type, lambda s: s.compensated_on)
+        refused = self._step_answered(reply.type, lambda s: s.compensation_failed_on)
         late = self._step_answered(reply.type, lambda s: s.succeeded_on)
-        if answered is not None and answered.name in failed:
+        if refused is not None and instance.status in (Status.COMPENSATING, Status.COMPENSATED):
+            # The compensation of a step already passed (a late effect's, say) refused.
+            self._record_refusal(instance, refused, reply)
+        elif answered is not None and self._answers_a_retry(instance, answered, reply):
             self.log(instance, "compensated", reply.id, step=answered.name)
-            del failed[answered.name]
-            instance.data = {**instance.data, "_failed": failed}
+            instance.data = {
+                **instance.data,
+                "_failed": {k: v for k, v in failed.items() if k != answered.name},
+            }
             self._unflag(instance)
         elif late is not None and self._already_undone(instance, late):
             # It happened after its compensation: undo it again (under an id of this
             # reply's, since the first compensation's id was used up).
             assert late.compensation is not None
             sent_id = uuid.uuid5(instance.id, f"{late.name}:compensate:{reply.id}")
-            self._send(late.compensation(instance.data, sent_id))
+            self._send_retry(instance, late, late.compensation(instance.data, sent_id), sent_id)
             self.log(instance, "late_effect_undone", str(sent_id), reply.type, step=late.name)
         else:
             self.log(instance, "ignored", reply.id, f"{reply.type} while {instance.status}")
+
+    def _send_retry(
+        self, instance: SagaInstance, step: Step, command: Any, sent_id: uuid.UUID
+    ) -> None:
+        """Send a compensation again; if it was refused before, only this command's own
+        answer clears the refusal (an older answer, redelivered late, must not)."""
+        self._send(command)
+        if step.name in instance.data.get("_failed", {}):
+            retrying = {**instance.data.get("_retrying", {}), step.name: str(sent_id)}
+            instance.data = {**instance.data, "_retrying": retrying}
+
+    def _answers_a_retry(self, instance: SagaInstance, step: Step, reply: Reply) -> bool:
+        retrying = instance.data.get("_retrying", {})
+        return step.name in instance.data.get("_failed", {}) and (
+            reply.caused_by is not None and reply.caused_by == retrying.get(step.name)
+        )
 
     def _already_undone(self, instance: SagaInstance, step: Step) -> bool:
         """Whether `step`'s compensation has been sent and answered (or passed)."""
@@ -239,11 +264,15 @@ class SagaProgress:
         return instance.status == Status.COMPENSATING and index > instance.step
 
     def _compensation_refused(self, instance: SagaInstance, step: Step, reply: Reply) -> None:
+        """The awaited compensation was refused: recorded, flagged, and passed."""
+        self._record_refusal(instance, step, reply)
+        self._next_compensation(instance)
+
+    def _record_refusal(self, instance: SagaInstance, step: Step, reply: Reply) -> None:
         reason = str(reply.data.get("reason") or f"{step.name} could not be compensated")
         self.log(instance, "compensation_failed", reply.id, reason, step=step.name)
         failed = {**instance.data.get("_failed", {}), step.name: reason}
         instance.data = {**instance.data, "_failed": failed}
-        self._next_compensation(instance)
         self._flag(instance, f"compensating {step.name} failed: {reason}")
 
     def _advance(self, instance: SagaInstance) -> None:

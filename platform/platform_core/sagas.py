@@ -63,10 +63,17 @@ class Reply:
     type: str
     id: str
     data: Mapping[str, Any]
+    # The id of the command whose handling published it, when known.
+    caused_by: str | None = None
 
     @classmethod
     def of(cls, envelope: Envelope) -> Reply:
-        return cls(type=envelope.type, id=envelope.id, data=msgspec.json.decode(envelope.data))
+        return cls(
+            type=envelope.type,
+            id=envelope.id,
+            data=msgspec.json.decode(envelope.data),
+            caused_by=envelope.causation_id,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

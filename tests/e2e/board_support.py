@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ from urllib.parse import urlparse, urlunparse
 
 import psycopg
 from psycopg import sql
+
+from platform_core.testing.fleet import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
@@ -43,20 +44,14 @@ def chromium_path() -> str:
     return os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def database_url(scratch: Path) -> str:
-    """A fresh database for the platform under test: `<name>_board` beside the test
+def database_url(scratch: Path, suffix: str = "board") -> str:
+    """A fresh database for the platform under test: `<name>_<suffix>` beside the test
     database on PostgreSQL (dropped first if an earlier run left it), else SQLite."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         return f"sqlite:///{scratch / 'db.sqlite3'}"
     parsed = urlparse(url)
-    name = f"{parsed.path.lstrip('/') or 'postgres'}_board"
+    name = f"{parsed.path.lstrip('/') or 'postgres'}_{suffix}"
     with psycopg.connect(url, dbname="postgres", autocommit=True) as admin:
         drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
         admin.execute(drop.format(sql.Identifier(name)))
@@ -64,16 +59,18 @@ def database_url(scratch: Path) -> str:
     return urlunparse(parsed._replace(path=f"/{name}"))
 
 
-def platform_environment(scratch: Path) -> dict[str, str]:
+def platform_environment(scratch: Path, embedded: bool = False) -> dict[str, str]:
     """The subprocess's environment: commands and integration events in-process (no Celery
     worker or Kafka broker runs for it), but Redis kept, so the production channel layer is
-    the one under test when REDIS_URL is set."""
+    the one under test when REDIS_URL is set. `embedded`: nothing but `make run`'s
+    defaults, SQLite files in `scratch` included (kept from one start to the next)."""
     env = {**os.environ}
     run = uuid.uuid4().hex[:8]
-    for name in ("CELERY_BROKER_URL", "KAFKA_BOOTSTRAP_SERVERS"):
+    services = ("CELERY_BROKER_URL", "KAFKA_BOOTSTRAP_SERVERS")
+    for name in services + (("DATABASE_URL", "REDIS_URL") if embedded else ()):
         env.pop(name, None)
     env.update(
-        DATABASE_URL=database_url(scratch),
+        DATABASE_URL=f"sqlite:///{scratch / 'db.sqlite3'}" if embedded else database_url(scratch),
         VAR_DIR=str(scratch),
         # Its own keys in a Redis that other test runs may share.
         CACHE_KEY_PREFIX=f"board-{run}",
@@ -138,14 +135,14 @@ def wait_until_ready(process: subprocess.Popen[bytes], running: RunningPlatform)
 
 
 @contextmanager
-def running_platform(scratch: Path) -> Iterator[RunningPlatform]:
+def running_platform(scratch: Path, embedded: bool = False) -> Iterator[RunningPlatform]:
     """Serve the platform until the block ends, then stop it as Ctrl-C would and check
-    that it exits cleanly."""
-    env = platform_environment(scratch)
+    that it exits cleanly (`embedded`: see platform_environment)."""
+    env = platform_environment(scratch, embedded)
     prepare(env)
     port = free_port()
     running = RunningPlatform(url=f"http://127.0.0.1:{port}", log=scratch / "runplatform.log")
-    with running.log.open("wb") as log:
+    with running.log.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "runplatform", "--port", str(port)],
             cwd=ROOT,
@@ -205,14 +202,20 @@ class Api:
 
     def wait_for_status(self, order_id: str, status: str, seconds: float = 30) -> dict[str, Any]:
         """Poll the read model (with a deadline) until the order has `status`."""
+        return self.wait_for(order_id, lambda order: order["status"] == status, seconds)
+
+    def wait_for(
+        self, order_id: str, condition: Callable[[dict[str, Any]], bool], seconds: float = 30
+    ) -> dict[str, Any]:
+        """Poll the read model (with a deadline) until the order meets `condition`."""
         deadline = time.monotonic() + seconds
         while True:
             try:
                 order = self.order(order_id)
-                if order["status"] == status:
+                if condition(order):
                     return order
             except urllib.error.HTTPError as error:
                 if error.code != 404:  # 404: not projected yet
                     raise
-            assert time.monotonic() < deadline, f"order {order_id} never reached {status}"
+            assert time.monotonic() < deadline, f"order {order_id} never got there"
             time.sleep(0.05)

@@ -22,13 +22,17 @@ from django.db import transaction
 from config.bootstrap import build_codec
 from config.command_bus import build_handlers
 from inventory.commands import RegisterProduct
+from orders.commands import CancelOrder, OrderItem, PlaceOrder
 from orders.domain.order import ProductQuote
+from orders.events import ShippingAddress
 from orders.sagas import order_fulfillment
+from payments.commands import ProcessPayment
 from payments.domain.gateway import ChargeResult, GatewayUnavailable
 from payments.gateway import InMemoryFakeGateway
 from platform_core.aggregate import Aggregate
 from platform_core.bus import CommandBus
 from platform_core.consumers import ConsumerGroup, RetryPolicy
+from platform_core.errors import DomainError
 from platform_core.eventstore import (
     LOG_START,
     AppendResult,
@@ -47,6 +51,8 @@ from shipping.carrier import FakeCarrier
 A = TypeVar("A", bound=Aggregate[Any])
 
 PRICES = {"TEA": Decimal("4.00"), "MUG": Decimal("7.50")}
+CUSTOMER = 7
+ADDRESS = ShippingAddress(name="Ada", line1="1 Road", city="Leeds", postal_code="LS1", country="GB")
 STOCK = 6
 STEP = timedelta(seconds=30)
 GIVE_UP = timedelta(minutes=10)
@@ -221,6 +227,42 @@ class Fulfillment:
         finally:
             self.collect_published()
         return "done"
+
+    def place(self, order_id: uuid.UUID, sku: str, quantity: int, token: str) -> None:
+        self.bus.handle(
+            PlaceOrder(
+                order_id=order_id,
+                customer_id=CUSTOMER,
+                items=(OrderItem(sku=sku, quantity=quantity),),
+                shipping_address=ADDRESS,
+                payment_token=token,
+            )
+        )
+        self.collect_published()
+
+    def cancel(self, order_id: uuid.UUID) -> None:
+        """The customer cancels (over the API: a refusal, too late, is a 409)."""
+        cancel = CancelOrder(order_id=order_id, reason="changed my mind", requested_by=CUSTOMER)
+        with contextlib.suppress(DomainError):
+            self.bus.handle(cancel)
+        self.collect_published()
+
+    def race(self, charge: ProcessPayment, other: Any, after_landing: bool) -> None:
+        """Run `charge` (taken off the queue) with `other` running to its commit on
+        another worker while the charge waits on the gateway, before its charge lands or
+        after; what fails goes back on the queue."""
+
+        def meanwhile() -> None:
+            self.commands.remove(other)
+            if self.execute(other) == "failed":
+                self.commands.append(other)
+
+        self.gateway.meanwhile, self.gateway.meanwhile_after_landing = meanwhile, after_landing
+        try:
+            if self.execute(charge) == "failed":
+                self.commands.append(charge)
+        finally:
+            self.gateway.meanwhile = None  # unused when this charge never reached the gateway
 
     def deliver_replies(self, replies: Sequence[Envelope]) -> None:
         """One poll of the saga's consumer: the batch in one transaction, with its inbox."""

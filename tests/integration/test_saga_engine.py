@@ -107,7 +107,9 @@ def saga(sent, clock) -> SagaManager:
     return SagaManager(TOY, send=sent.append, now=clock)
 
 
-def reply(event_type: str, order: str = "o-1", **data: Any) -> Envelope:
+def reply(
+    event_type: str, order: str = "o-1", caused_by: uuid.UUID | None = None, **data: Any
+) -> Envelope:
     return Envelope(
         id=str(uuid.uuid4()),
         type=event_type,
@@ -115,12 +117,20 @@ def reply(event_type: str, order: str = "o-1", **data: Any) -> Envelope:
         time=datetime.now(UTC),
         data=json.dumps({"order": order, **data}).encode(),
         correlation_id=f"corr-{order}",
+        causation_id=str(caused_by) if caused_by else None,
     )
 
 
-def deliver(saga: SagaManager, event_type: str, order: str = "o-1", **data: Any) -> None:
+def deliver(
+    saga: SagaManager,
+    event_type: str,
+    order: str = "o-1",
+    caused_by: uuid.UUID | None = None,
+    **data: Any,
+) -> None:
+    """A reply as the consumer hands it over; `caused_by`: the command it answers."""
     with transaction.atomic():
-        saga.handle(reply(event_type, order, **data))
+        saga.handle(reply(event_type, order, caused_by, **data))
 
 
 def names(sent: list[Cmd]) -> list[str]:
@@ -321,9 +331,12 @@ def test_an_operator_retry_of_a_refused_compensation_sends_a_new_command(saga, s
     deliver(saga, "t.released")
     first_refund = next(c for c in sent if c.name == "refund")
     assert saga.retry_step(instance())
-    assert sent[-1].name == "refund"
-    assert sent[-1].command_id != first_refund.command_id
-    deliver(saga, "t.refunded")
+    retried = sent[-1]
+    assert retried.name == "refund"
+    assert retried.command_id != first_refund.command_id
+    deliver(saga, "t.refunded", caused_by=first_refund.command_id)  # an old answer, late
+    assert instance().stuck, "only the retried command's answer clears the refusal"
+    deliver(saga, "t.refunded", caused_by=retried.command_id)
     assert not instance().stuck
     assert instance().data["_failed"] == {}
 
@@ -465,3 +478,17 @@ def test_a_step_in_doubt_that_had_failed_needs_no_compensation_answer(saga, sent
     deliver(saga, "t.reserve-failed", reason="out of stock")  # it had failed after all
     assert instance().status == Status.COMPENSATED, "the release of nothing is not awaited"
     assert names(sent) == ["reserve", "cancel", "release"]
+
+
+def test_a_refusal_of_a_compensation_already_passed_still_flags_the_saga(saga, sent):
+    deliver(saga, "t.placed")
+    deliver(saga, "t.reserved")
+    deliver(saga, "t.cancelled", reason="changed my mind")
+    deliver(saga, "t.refunded")  # voided: the charge had not landed yet
+    deliver(saga, "t.released")
+    deliver(saga, "t.paid", charge="ch_late")  # it lands: undone again...
+    deliver(saga, "t.refund-failed", reason="the charge cannot be refunded")  # ...refused
+    done = instance()
+    assert done.status == Status.COMPENSATED
+    assert done.stuck, "the money is still charged: a person must look"
+    assert done.data["_failed"] == {"pay": "the charge cannot be refunded"}

@@ -20,10 +20,10 @@ draws new ones (and prints the steps of any failure); SAGA_MODEL_EXAMPLES sets h
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -42,13 +42,10 @@ from hypothesis.stateful import (
 from config.consistency import OrderFacts, order_violations, stock_violations
 from inventory.domain.reservation import OrderReservation
 from inventory.domain.stock import StockItem
-from orders.commands import CancelOrder, OrderItem, PlaceOrder
 from orders.domain.order import Order
-from orders.events import ShippingAddress
 from payments.commands import ProcessPayment, RefundPayment
 from payments.domain.payment import Payment, PaymentStatus
-from payments.events import PaymentCaptured, PaymentVoided
-from platform_core.errors import DomainError
+from payments.events import PaymentCaptured
 from platform_core.models import DeadLetter, InboxMessage, SagaInstance, SagaStepEntry
 from shipping.domain.shipment import Shipment
 from tests.integration.saga_model_support import PRICES, STOCK, Fulfillment
@@ -56,8 +53,6 @@ from tests.integration.saga_model_support import PRICES, STOCK, Fulfillment
 pytestmark = pytest.mark.django_db(transaction=True)
 
 Status = SagaInstance.Status
-CUSTOMER = 7
-ADDRESS = ShippingAddress(name="Ada", line1="1 Road", city="Leeds", postal_code="LS1", country="GB")
 TOKENS = ["tok_visa", "tok_visa", "tok_decline", "tok_error", "tok_timeout", "tok_refund_fail"]
 
 
@@ -87,16 +82,7 @@ class FulfillmentMachine(RuleBasedStateMachine):
     @rule(token=st.sampled_from(TOKENS), sku=st.sampled_from(sorted(PRICES)), n=st.integers(1, 4))
     def place_an_order(self, token: str, sku: str, n: int) -> None:
         order_id = uuid.uuid5(uuid.NAMESPACE_OID, f"order-{len(self.placed)}")
-        self.system.bus.handle(
-            PlaceOrder(
-                order_id=order_id,
-                customer_id=CUSTOMER,
-                items=(OrderItem(sku=sku, quantity=n),),
-                shipping_address=ADDRESS,
-                payment_token=token,
-            )
-        )
-        self.system.collect_published()
+        self.system.place(order_id, sku, n, token)
         self.placed.append(Placed(order_id, sku, n, token))
 
     @precondition(lambda self: self.system.commands)
@@ -119,7 +105,7 @@ class FulfillmentMachine(RuleBasedStateMachine):
         charge lands or after."""
         charge = self._take(self.system.commands, data, only=ProcessPayment)
         same_order = [c for c in self.system.commands if c.order_id == charge.order_id]
-        self._race(
+        self.system.race(
             charge, data.draw(st.sampled_from(same_order or self.system.commands)), after_landing
         )
 
@@ -132,7 +118,7 @@ class FulfillmentMachine(RuleBasedStateMachine):
         while the charge is at the gateway."""
         charge, refund = data.draw(st.sampled_from(self._refunds_racing_charges()))
         self.system.commands.remove(charge)
-        self._race(charge, refund, after_landing)
+        self.system.race(charge, refund, after_landing)
 
     @precondition(lambda self: self._charges())
     @rule(data=st.data())
@@ -159,13 +145,13 @@ class FulfillmentMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.placed)
     @rule(data=st.data())
     def the_customer_cancels(self, data: st.DataObject) -> None:
-        self._cancel(data.draw(st.sampled_from(self.placed)).order_id)
+        self.system.cancel(data.draw(st.sampled_from(self.placed)).order_id)
 
     @precondition(lambda self: self._charges())
     @rule(data=st.data())
     def the_customer_cancels_while_the_charge_is_on_its_way(self, data: st.DataObject) -> None:
         """The race of the issue that lost customers' money: a cancel at take-payment."""
-        self._cancel(data.draw(st.sampled_from(self._charges())).order_id)
+        self.system.cancel(data.draw(st.sampled_from(self._charges())).order_id)
 
     @rule(seconds=st.sampled_from([5, 30, 30, 90, 300, 700]))
     def time_passes(self, seconds: int) -> None:
@@ -197,31 +183,11 @@ class FulfillmentMachine(RuleBasedStateMachine):
         for placed in self.placed:
             check_settled(self.system, placed)
         check_stock_conserved(self.system, self.placed)
-        SEEN.update(paths_taken(self.system))
-
-    def _race(self, charge: ProcessPayment, other: Any, after_landing: bool) -> None:
-        def meanwhile() -> None:
-            self.system.commands.remove(other)
-            if self.system.execute(other) == "failed":
-                self.system.commands.append(other)
-
-        gateway = self.system.gateway
-        gateway.meanwhile, gateway.meanwhile_after_landing = meanwhile, after_landing
-        try:
-            if self.system.execute(charge) == "failed":
-                self.system.commands.append(charge)
-        finally:
-            gateway.meanwhile = None  # unused when this charge never reached the gateway
+        SEEN.update(paths_taken())
 
     def _refunds_racing_charges(self) -> list[tuple[ProcessPayment, RefundPayment]]:
         refunds = {c.order_id: c for c in self.system.commands if isinstance(c, RefundPayment)}
         return [(c, refunds[c.order_id]) for c in self._charges() if c.order_id in refunds]
-
-    def _cancel(self, order_id: uuid.UUID) -> None:
-        cancel = CancelOrder(order_id=order_id, reason="changed my mind", requested_by=CUSTOMER)
-        with contextlib.suppress(DomainError):  # too late: refused, as the API answers 409
-            self.system.bus.handle(cancel)
-        self.system.collect_published()
 
     def _charges(self) -> list[Any]:
         return [c for c in self.system.commands if isinstance(c, ProcessPayment)]
@@ -288,10 +254,11 @@ def check_settled(system: Fulfillment, placed: Placed) -> None:
 
 
 # What the examples exercised, counted over a run: a run that never took one of these
-# paths tested less than it claims. Each is a kind of saga history entry (with a part of
-# its detail), or a payment whose charge landed after it was voided.
+# paths tested less than it claims. Each is a kind of saga history entry, with a part of
+# its detail. (The rarest interleaving, a charge landing after its payment was voided,
+# has tests of its own below.)
 SEEN: Counter[str] = Counter()
-HISTORY_PATHS = {
+PATHS = {
     "a saga gave up a silent step": ("timed_out", ""),
     "a saga was flagged stuck": ("stuck", ""),
     "a late success was undone again": ("late_effect_undone", ""),
@@ -299,26 +266,15 @@ HISTORY_PATHS = {
     "a refund was refused": ("compensation_failed", ""),
     "a compensated step turned out to have failed": ("compensated", "nothing to undo"),
 }
-LATE_CHARGE = "a charge landed after its payment was voided"
-PATHS = {*HISTORY_PATHS, LATE_CHARGE}
 
 
-def paths_taken(system: Fulfillment) -> set[str]:
+def paths_taken() -> set[str]:
     entries = SagaStepEntry.objects
-    taken = {
+    return {
         name
-        for name, (kind, detail) in HISTORY_PATHS.items()
+        for name, (kind, detail) in PATHS.items()
         if entries.filter(kind=kind, detail__contains=detail).exists()
     }
-    payments: dict[str, list[str]] = {}
-    for event in system.store.read_all(limit=1_000_000):
-        payments.setdefault(event.stream_id, []).append(event.event_type)
-    for types in payments.values():
-        if PaymentVoided.event_type in types:
-            after_void = types[types.index(PaymentVoided.event_type) :]
-            if PaymentCaptured.event_type in after_void:
-                taken.add(LATE_CHARGE)
-    return taken
 
 
 def check_stock_conserved(system: Fulfillment, placed: list[Placed]) -> None:
@@ -344,4 +300,89 @@ def _settings() -> settings:
 def test_every_order_settles_consistently_whatever_the_interleaving():
     SEEN.clear()
     run_state_machine_as_test(FulfillmentMachine, settings=_settings())
-    assert set(SEEN) == PATHS, f"paths never taken: {PATHS - set(SEEN)} (taken: {SEEN})"
+    assert set(SEEN) == set(PATHS), f"paths never taken: {set(PATHS) - set(SEEN)} ({SEEN})"
+
+
+# The interleavings of the issue's findings, spelled out (the random runs reach them
+# only now and then).
+
+
+def pump(system: Fulfillment, until: Callable[[], bool], limit: int = 100) -> None:
+    """Deliver what is in flight, replies first, oldest first, until `until()` holds."""
+    for _ in range(limit):
+        if until():
+            return
+        if system.replies:
+            batch, system.replies[:] = list(system.replies), []
+            system.deliver_replies(batch)
+        elif system.commands:
+            command = system.commands.pop(0)
+            if system.execute(command) == "failed":
+                system.commands.append(command)
+        else:
+            raise AssertionError("nothing in flight, and still not there")
+    raise AssertionError(f"not there after {limit} deliveries")
+
+
+def charge_in_flight(system: Fulfillment) -> ProcessPayment | None:
+    return next((c for c in system.commands if isinstance(c, ProcessPayment)), None)
+
+
+def payment_events(system: Fulfillment, order_id: uuid.UUID) -> list[str]:
+    stream = system.store.read_stream(Payment.stream_id_for(str(order_id)))
+    return [e.event_type.removeprefix("payments.") for e in stream]
+
+
+@pytest.mark.parametrize(
+    ("after_landing", "events"),
+    [
+        (False, ["PaymentVoided", "PaymentCaptured", "PaymentRefunded"]),
+        (True, ["PaymentCaptured", "PaymentRefunded"]),
+    ],
+    ids=["refund-before-the-charge-lands", "refund-after-it-lands"],
+)
+def test_a_cancel_whose_refund_races_the_charge_keeps_no_money(after_landing, events):
+    _clear_tables()
+    system, order_id = Fulfillment(), uuid.uuid4()
+    system.place(order_id, "TEA", 1, "tok_visa")
+    pump(system, lambda: charge_in_flight(system) is not None)
+    system.cancel(order_id)
+    system.deliver_replies(list(system.replies))  # the saga sends the refund
+    system.replies.clear()
+    charge = charge_in_flight(system)
+    refund = next(c for c in system.commands if isinstance(c, RefundPayment))
+    system.commands.remove(charge)
+
+    system.race(charge, refund, after_landing)
+    settle(system)
+
+    assert payment_events(system, order_id) == events
+    assert (system.gateway.charges_captured(order_id), system.gateway.refunds_made(order_id)) == (
+        1,
+        1,
+    )
+    check_settled(system, Placed(order_id, "TEA", 1, "tok_visa"))
+
+
+def test_a_charge_whose_worker_died_is_refunded_when_the_order_is_cancelled():
+    _clear_tables()
+    system, order_id = Fulfillment(), uuid.uuid4()
+    system.place(order_id, "TEA", 1, "tok_visa")
+    pump(system, lambda: charge_in_flight(system) is not None)
+    charge = charge_in_flight(system)
+    system.commands.remove(charge)
+    system.gateway.kill_after_charge = True
+    assert system.execute(charge) == "failed"  # charged at the gateway, nothing recorded
+    system.cancel(order_id)
+    system.deliver_replies(list(system.replies))  # the saga sends the refund
+    system.replies.clear()
+    refund = next(c for c in system.commands if isinstance(c, RefundPayment))
+    system.commands.remove(refund)
+
+    assert system.execute(refund) == "done"  # it asks the gateway, finds the charge
+    system.commands.append(charge)  # the broker delivers the charge again: a no-op now
+    settle(system)
+
+    assert payment_events(system, order_id) == ["PaymentCaptured", "PaymentRefunded"]
+    assert system.gateway.charges_captured(order_id) == system.gateway.refunds_made(order_id) == 1
+    check_settled(system, Placed(order_id, "TEA", 1, "tok_visa"))

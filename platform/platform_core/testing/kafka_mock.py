@@ -7,7 +7,13 @@ protocol on loopback TCP ports; producers, consumer groups, commits and transact
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -99,3 +105,79 @@ class MockKafkaCluster:
         trace: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class MockKafkaProcess:
+    """A one-broker mock cluster in a child process (`python -m
+    platform_core.testing.kafka_mock`), for deployments whose processes outlive the
+    test's own: it answers until `close`. Topics are created before anyone subscribes
+    (the mock's CreateTopics call times out); `take_down`/`bring_up` inject a broker
+    outage."""
+
+    def __init__(self, topics: Mapping[str, int] | None = None, log: Path | None = None) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "platform_core.testing.kafka_mock"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log.open("ab") if log is not None else subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        self._stdin, self._stdout = self._process.stdin, self._process.stdout
+        self.pid = self._process.pid
+        self.bootstrap_servers = self._stdout.readline().strip()
+        if not self.bootstrap_servers:
+            raise RuntimeError("the mock Kafka cluster did not start")
+        for name, partitions in (topics or {}).items():
+            self.create_topic(name, partitions)
+
+    def create_topic(self, name: str, partitions: int = 1) -> str:
+        self._ask(f"topic {name} {partitions}")
+        return name
+
+    def take_down(self) -> None:
+        self._ask("down")
+
+    def bring_up(self) -> None:
+        self._ask("up")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stdin.close()
+        try:
+            self._process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.pid, signal.SIGKILL)
+            self._process.wait(timeout=5)
+
+    def _ask(self, line: str) -> None:
+        self._stdin.write(line + "\n")
+        self._stdin.flush()
+        if self._stdout.readline().strip() != "ok":
+            raise RuntimeError(f"the mock Kafka cluster refused {line!r}")
+
+
+def serve() -> None:
+    """The child process of MockKafkaProcess: prints the bootstrap servers, then answers
+    `topic NAME PARTITIONS`, `down` and `up` with `ok`, until stdin closes."""
+    with MockKafkaCluster(brokers=1) as cluster:
+        print(cluster.bootstrap_servers, flush=True)
+        for line in sys.stdin:
+            match line.split():
+                case ["topic", name, partitions]:
+                    cluster.create_topic(name, int(partitions))
+                case ["down"]:
+                    cluster.take_down()
+                case ["up"]:
+                    cluster.bring_up()
+                case _:
+                    print(f"unknown: {line.strip()}", flush=True)
+                    continue
+            print("ok", flush=True)
+
+
+if __name__ == "__main__":
+    serve()

@@ -6,10 +6,22 @@ import signal
 import threading
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from platform_core.kafka import KafkaConsumerRunner
 from platform_core.runtime import runtime
+
+
+def consumer_membership(instance_id: str) -> dict[str, Any]:
+    """How long the group waits for a silent member, and its static id if it has one."""
+    membership: dict[str, Any] = {
+        "session.timeout.ms": settings.KAFKA_SESSION_TIMEOUT_MS,
+        "heartbeat.interval.ms": max(500, settings.KAFKA_SESSION_TIMEOUT_MS // 4),
+    }
+    if instance_id:
+        membership["group.instance.id"] = instance_id
+    return membership
 
 
 class Command(BaseCommand):
@@ -17,8 +29,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("group", help="the consumer group's name")
+        parser.add_argument(
+            "--instance-id",
+            default=settings.KAFKA_GROUP_INSTANCE_ID,
+            help="a static member id, the same across restarts of this process "
+            "(default: KAFKA_GROUP_INSTANCE_ID; none: a dynamic member)",
+        )
 
-    def handle(self, *args: Any, group: str, **options: Any) -> None:
+    def handle(self, *args: Any, group: str, instance_id: str, **options: Any) -> None:
         rt = runtime()
         if group not in rt.consumer_groups:
             known = ", ".join(sorted(rt.consumer_groups)) or "none"
@@ -31,5 +49,6 @@ class Command(BaseCommand):
         self.stdout.write(
             f"consumer group {group} on {', '.join(rt.consumer_groups[group].topics)}"
         )
-        KafkaConsumerRunner(rt.consumer_groups[group], rt.kafka_config).run(stop)
+        config = {**rt.kafka_config, **consumer_membership(instance_id)}
+        KafkaConsumerRunner(rt.consumer_groups[group], config).run(stop)
         self.stdout.write("stopped; offsets committed")

@@ -1,0 +1,176 @@
+"""The platform as docker-compose.yml deploys it, on this machine: the web (Daphne), the
+outbox relay, the projector, the saga timers, the three consumer groups and a Celery
+worker, each a process of its own (tracked by pid file), on a PostgreSQL database and a
+RabbitMQ vhost of the run's own, with librdkafka's mock cluster as Kafka. Tests stop,
+kill and restart these processes while orders flow, then check the result with
+`manage.py verify_consistency`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import psycopg
+
+from platform_core.testing.fleet import Fleet, Proc, free_port, recreate_vhost
+from platform_core.testing.kafka_mock import MockKafkaProcess
+from tests.e2e.board_support import ROOT, Api, database_url
+
+TOPICS = ("orders.events.v1", "inventory.events.v1", "payments.events.v1", "shipping.events.v1")
+CONSUMER_GROUPS = ("order-fulfillment", "orders", "inventory")
+BIN = Path(sys.executable).parent
+STOCK = 100_000
+SKU = "FAULT-TEA"
+
+
+def _roles(port: int, worker_name: str) -> dict[str, list[str]]:
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    roles = {
+        "web": [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        "relay": [*manage, "relay_outbox"],
+        "projector": [*manage, "run_projections"],
+        "saga-timers": [*manage, "run_saga_timers"],
+        "worker": [
+            str(BIN / "celery"),
+            *("-A", "config.celery:app", "worker", "-Q", "orders,inventory,payments,shipping"),
+            *("-P", "threads", "-c", "8", "--without-mingle", "--without-gossip"),
+            *("-n", worker_name, "--loglevel", "INFO"),
+        ],
+    }
+    for group in CONSUMER_GROUPS:
+        roles[f"consumer-{group}"] = [*manage, "consume", group, "--instance-id", f"{group}-1"]
+    return roles
+
+
+@dataclass
+class Deployment:
+    fleet: Fleet
+    procs: dict[str, Proc]
+    url: str
+    database_url: str
+    kafka: MockKafkaProcess
+
+    def stop(self, role: str) -> None:
+        """SIGTERM, as an orchestrator stops a container (SIGKILL after 10 s)."""
+        self.fleet.stop(self.procs[role])
+
+    def kill(self, role: str) -> None:
+        """SIGKILL: no chance to leave a consumer group or finish a batch."""
+        self.fleet.kill(self.procs[role])
+
+    def start(self, role: str) -> None:
+        self.procs[role] = self.fleet.restart(self.procs[role])
+
+    def api(self, username: str = "customer", password: str = "customer-demo-pass") -> Api:
+        return Api(self.url, username, password)
+
+    def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+    def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 180) -> None:
+        """Poll `condition` (every 0.2 s, for at most `timeout` s) while every process
+        that should run runs."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            self.fleet.check_alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: not within {timeout:.0f} s\n{self.logs()}")
+            time.sleep(0.2)
+
+    def settled(self) -> bool:
+        """No saga running or compensating, nothing left in the outbox."""
+        [(live, unsent)] = self.query(
+            "SELECT (SELECT count(*) FROM saga_instances"
+            "        WHERE status IN ('running', 'compensating')),"
+            "       (SELECT count(*) FROM outbox WHERE published_at IS NULL)"
+        )
+        return live == 0 and unsent == 0
+
+    def verify(self) -> str:
+        """`manage.py verify_consistency`'s report; fails the test on any violation."""
+        try:
+            return self.fleet.run("verify", "verify_consistency", timeout=120)
+        except RuntimeError as failed:
+            raise AssertionError(f"verify_consistency found violations:\n{failed}") from None
+
+    def logs(self, lines: int = 12) -> str:
+        return "\n".join(f"--- {p.role}\n{p.tail(lines)}" for p in self.procs.values())
+
+
+def _environment(database: str, bootstrap: str, vhost: str, settings: Mapping[str, str]) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_"))}
+    run = uuid.uuid4().hex[:8]
+    broker = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=database,
+        CELERY_BROKER_URL=urlunparse(urlparse(broker)._replace(path=f"/{vhost}")),
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        CACHE_KEY_PREFIX=f"deploy-{run}",
+        CHANNEL_LAYER_PREFIX=f"deploy-{run}",
+        SECRET_KEY=f"deployment-under-test-{uuid.uuid4().hex}{uuid.uuid4().hex}",
+        DEBUG="0",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="0",
+        CONN_MAX_AGE="300",
+        CELERY_DB_REUSE_MAX="1000",
+        LOG_LEVEL="INFO",
+        PYTHONUNBUFFERED="1",
+        PYTHONFAULTHANDLER="1",
+        **settings,
+    )
+    return env
+
+
+@contextlib.contextmanager
+def deployment(scratch: Path, **settings: str) -> Iterator[Deployment]:
+    """Run the deployment until the block ends, with `settings` in every process's
+    environment (SAGA_STEP_SECONDS=5, say)."""
+    vhost = f"deploy-{os.getpid()}"
+    recreate_vhost(vhost)
+    kafka = MockKafkaProcess(dict.fromkeys(TOPICS, 3), log=scratch / "kafka.log")
+    database = database_url(scratch, suffix="deploy")
+    fleet = Fleet(
+        _environment(database, kafka.bootstrap_servers, vhost, settings), scratch, root=ROOT
+    )
+    try:
+        fleet.run("migrate", "migrate", "--noinput")
+        fleet.run("seed", "seed_demo")
+        port = free_port()
+        procs = {
+            role: fleet.start(role, argv)
+            for role, argv in _roles(port, f"deploy-{os.getpid()}@%h").items()
+        }
+        running = Deployment(fleet, procs, f"http://127.0.0.1:{port}", database, kafka)
+        _stock_a_product(running)
+        yield running
+    finally:
+        fleet.stop()
+        kafka.close()
+
+
+def _stock_a_product(running: Deployment) -> None:
+    def web_answers() -> bool:
+        with contextlib.suppress(OSError, AssertionError, KeyError):
+            running.api("staff", "staff-demo-pass")
+            return True
+        return False
+
+    running.wait_until(web_answers, "the web server answering")
+    running.api("staff", "staff-demo-pass").call(
+        "POST", "/api/products/", sku=SKU, name="Fault tea", price="4.00", initial_stock=STOCK
+    )
+    running.wait_until(
+        lambda: bool(running.query("SELECT 1 FROM read_product_stock WHERE sku = %s", [SKU])),
+        "the product in the read model",
+    )
