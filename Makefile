@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BENCHES := eventstore messaging fulfillment projections
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-faults test-model lint check bench $(addprefix bench-,$(BENCHES)) clean
+.PHONY: install run test test-faults test-model test-stress lint check bench $(addprefix bench-,$(BENCHES)) clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ test: install
 # from DATABASE_URL and CELERY_BROKER_URL; a few minutes).
 test-faults: install
 	$(BIN)/python -m pytest -m faults -s tests/e2e/test_saga_faults.py $(PYTEST_ARGS)
+
+# The suite while two busy loops keep both cores loaded (tracked by pid, ended on exit):
+# a test whose outcome depends on the machine's speed fails here first.
+test-stress: install
+	@bash -c 'pids=(); for n in 1 2; do $(BIN)/python -c "while True: pass" & pids+=($$!); done; \
+	  trap "kill $${pids[*]} 2>/dev/null" EXIT; \
+	  echo "load: pids $${pids[*]}"; $(BIN)/python -m pytest $(PYTEST_ARGS)'
 
 # The saga's model-based test exploring new interleavings (the default run replays a fixed set).
 test-model: install

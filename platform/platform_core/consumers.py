@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
@@ -38,14 +38,18 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter: attempt n waits up to base * 2**(n-1)."""
+    """Exponential backoff with full jitter: attempt n waits up to base * 2**(n-1).
+
+    `jitter` is the random source of the waits (tests give a seeded one)."""
 
     max_attempts: int = 5
     base_delay: float = 0.2
     max_delay: float = 30.0
+    jitter: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        ceiling = min(self.max_delay, self.base_delay * 2 ** min(attempt - 1, 32))
+        return self.jitter.uniform(0, ceiling)
 
 
 # One prepared statement whatever the number of ids.

@@ -49,7 +49,7 @@ class Lane:
     publisher: Publisher
     rows: Q = field(default_factory=Q)
     failures: int = 0
-    retry_at: float = 0.0  # time.monotonic() before which the lane waits
+    retry_at: float = 0.0  # the relay's clock reading before which the lane waits
 
 
 class OutboxRelay:
@@ -65,6 +65,7 @@ class OutboxRelay:
         backoff: RetryPolicy = BROKER_BACKOFF,
         using: str = DEFAULT_DB_ALIAS,
         on_published: Callable[[int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if publisher is not None:
             lanes = [*lanes, Lane(publisher=publisher)]
@@ -75,6 +76,7 @@ class OutboxRelay:
         self._backoff = backoff
         self._using = using
         self._on_published = on_published
+        self._clock = clock
         self._leader_connection: object | None = None
         self._left_behind = False  # the last round filled a batch: more may be waiting
         self._queries: dict[tuple[int, ...], tuple[str, tuple[Any, ...]]] = {}
@@ -83,7 +85,7 @@ class OutboxRelay:
         """Publish the next batch of the lanes that are due: (rows acknowledged, rows that
         failed). With `waiting`, a lane backing off after a failure is left out until its
         time. One query reads the rows of every lane due."""
-        now = time.monotonic()
+        now = self._clock()
         lanes = [lane for lane in self._lanes if not (waiting and lane.retry_at > now)]
         # In id order, whatever order the union gives them in.
         rows = sorted(self._due(lanes), key=operator.itemgetter(0)) if lanes else []
@@ -122,7 +124,7 @@ class OutboxRelay:
             return
         lane.failures += 1
         delay = self._backoff.delay(lane.failures)
-        lane.retry_at = time.monotonic() + delay
+        lane.retry_at = self._clock() + delay
         logger.warning("broker refused %d messages; retrying in %.1fs", refused, delay)
 
     def _record(self, delivered: Sequence[int], failed: Mapping[int, str]) -> None:
@@ -221,7 +223,7 @@ class OutboxRelay:
         self._resign()
 
     def _until_a_lane_is_due(self, idle_seconds: float) -> float:
-        waits = [lane.retry_at - time.monotonic() for lane in self._lanes if lane.retry_at]
+        waits = [lane.retry_at - self._clock() for lane in self._lanes if lane.retry_at]
         return max(0.0, min([idle_seconds, *waits]))
 
     def _lead(self) -> bool:

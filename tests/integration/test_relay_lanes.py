@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from random import Random
 from uuid import uuid4
 
 import pytest
@@ -16,7 +17,7 @@ from config.celery import app
 from inventory.tasks import restock_product
 from platform_core.celery_commands import send_command
 from platform_core.command_outbox import CeleryCommandPublisher, relay_lanes
-from platform_core.consumers import LocalPublisher
+from platform_core.consumers import LocalPublisher, RetryPolicy
 from platform_core.messaging import Envelope, Outgoing, PublishReport
 from platform_core.models import OutboxMessage
 from platform_core.outbox import Outbox
@@ -26,6 +27,17 @@ from tests.integration.messaging_support import wait_until
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NOTHING_LISTENS = "amqp://guest:guest@127.0.0.1:9//"
+
+
+def clock_at(seconds: float) -> Callable[[], float]:
+    """A relay's clock that stands still: a lane backing off stays backing off until the
+    test says its time has come, however slow the machine."""
+    return lambda: seconds
+
+
+def backoff() -> RetryPolicy:
+    """The relay's own backoff, its jitter seeded: the same waits on every run."""
+    return RetryPolicy(max_attempts=1_000_000, base_delay=0.5, max_delay=30, jitter=Random(7))
 
 
 @pytest.fixture
@@ -65,6 +77,8 @@ def test_events_go_out_while_the_command_broker_is_down(through_a_broker: None) 
             events=LocalPublisher([]),
         ),
         batch_size=2,  # fewer than the commands waiting ahead of the event
+        backoff=backoff(),
+        clock=clock_at(1000.0),
     )
 
     assert relay.relay_once() == (1, 2)
@@ -83,13 +97,13 @@ def test_a_lane_whose_rows_went_elsewhere_leaves_its_backoff(through_a_broker: N
         commands=CeleryCommandPublisher(app, broker_url=NOTHING_LISTENS),
         events=LocalPublisher([]),
     )
-    relay = OutboxRelay(lanes=[commands, events])
+    relay = OutboxRelay(lanes=[commands, events], backoff=backoff(), clock=clock_at(1000.0))
     assert relay.relay_once() == (0, 1)
     assert commands.failures == 1
     assert commands.retry_at > 0
 
     OutboxMessage.objects.update(published_at=timezone.now())  # another relay's work
-    commands.retry_at = 0.001  # its backoff has run out
+    commands.retry_at = 999.0  # its backoff has run out
 
     assert relay.relay_once(waiting=True) == (0, 0)
     assert (commands.failures, commands.retry_at) == (0, 0.0)
@@ -190,7 +204,11 @@ def test_a_publisher_that_raises_backs_off_its_own_lane_and_the_others_are_marke
         send_command(restock_product, sku="MUG-1", quantity=1)
     an_event()
     commands = _Counting()
-    relay = OutboxRelay(lanes=relay_lanes(commands=commands, events=_Raising()))
+    relay = OutboxRelay(
+        lanes=relay_lanes(commands=commands, events=_Raising()),
+        backoff=backoff(),
+        clock=clock_at(1000.0),
+    )
 
     assert relay.relay_once(waiting=True) == (2, 1)
     assert relay.relay_once(waiting=True) == (0, 0), "the event lane waits out its backoff"
