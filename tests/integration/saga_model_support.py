@@ -268,6 +268,18 @@ class Fulfillment:
         """One poll of the saga's consumer: the batch in one transaction, with its inbox."""
         self.consumer.handle_batch(replies)
 
+    def deliver_every_reply(self) -> None:
+        batch, self.replies[:] = list(self.replies), []
+        self.deliver_replies(batch)
+
+    def run_oldest_command(self) -> str:
+        """The worker takes the oldest command; one that fails goes to the back."""
+        command = self.commands.pop(0)
+        outcome = self.execute(command)
+        if outcome == "failed":
+            self.commands.append(command)
+        return outcome
+
     def collect_published(self) -> None:
         wanted = self.definition.event_types
         self.replies += [e for e in self.store.published if e.type in wanted]

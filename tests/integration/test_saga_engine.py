@@ -248,7 +248,8 @@ def test_a_compensation_that_does_not_answer_is_flagged_stuck_and_re_sent(saga, 
     assert not instance().stuck
 
 
-def test_a_stuck_running_saga_still_honours_a_cancel(saga, sent, clock):
+def stuck_at_confirm(saga: SagaManager, clock: Clock) -> None:
+    """An instance whose confirmation went unanswered three times: flagged stuck."""
     deliver(saga, "t.placed")
     deliver(saga, "t.reserved")
     deliver(saga, "t.paid", charge="ch_1")
@@ -256,6 +257,10 @@ def test_a_stuck_running_saga_still_honours_a_cancel(saga, sent, clock):
         clock.now = instance().deadline_at
         saga.fire_deadlines()
     assert instance().stuck
+
+
+def test_a_stuck_running_saga_still_honours_a_cancel(saga, sent, clock):
+    stuck_at_confirm(saga, clock)
     deliver(saga, "t.cancelled", reason="too slow")
     assert names(sent)[-2:] == ["cancel", "refund"]
     assert instance().status == Status.COMPENSATING
@@ -353,13 +358,7 @@ def test_an_operator_can_retry_a_step_or_compensate_a_running_saga(saga, sent):
 
 
 def test_an_operator_can_compensate_a_stuck_saga(saga, sent, clock):
-    deliver(saga, "t.placed")
-    deliver(saga, "t.reserved")
-    deliver(saga, "t.paid", charge="ch_1")
-    for _ in range(3):
-        clock.now = instance().deadline_at
-        saga.fire_deadlines()
-    assert instance().stuck
+    stuck_at_confirm(saga, clock)
     assert saga.compensate(instance(), "operator gave up")
     assert names(sent)[-2:] == ["cancel", "refund"]
     assert instance().status == Status.COMPENSATING

@@ -199,22 +199,17 @@ class FulfillmentMachine(RuleBasedStateMachine):
 
 
 def settle(system: Fulfillment, rounds: int = 100) -> None:
-    """Deliver everything in flight (a command failing five times in a row is
-    dead-lettered by Celery: dropped, the saga re-sends it), then move the clock to the
-    next deadline, until no saga is running or compensating."""
+    """Deliver everything in flight (commands round robin, about five tries each; what
+    still fails is dead-lettered by Celery: dropped, and the saga re-sends it), then move
+    the clock to the next deadline, until no saga is running or compensating."""
     live = SagaInstance.objects.filter(status__in=[Status.RUNNING, Status.COMPENSATING])
     for _ in range(rounds):
-        failures: Counter[int] = Counter()
-        while system.replies or system.commands:
-            if system.replies:
-                batch, system.replies[:] = list(system.replies), []
-                system.deliver_replies(batch)
-            if system.commands:
-                command = system.commands.pop(0)
-                if system.execute(command) == "failed":
-                    failures[id(command)] += 1
-                    if failures[id(command)] < 5:
-                        system.commands.append(command)
+        failures = 0
+        while system.replies or (system.commands and failures < 5 * len(system.commands)):
+            system.deliver_every_reply()
+            if system.commands and system.run_oldest_command() == "failed":
+                failures += 1
+        system.commands.clear()  # what still fails is dead-lettered: the saga re-sends it
         if not live.exists():
             return
         deadlines = [i.deadline_at for i in live.all() if i.deadline_at is not None]
@@ -313,12 +308,9 @@ def pump(system: Fulfillment, until: Callable[[], bool], limit: int = 100) -> No
         if until():
             return
         if system.replies:
-            batch, system.replies[:] = list(system.replies), []
-            system.deliver_replies(batch)
+            system.deliver_every_reply()
         elif system.commands:
-            command = system.commands.pop(0)
-            if system.execute(command) == "failed":
-                system.commands.append(command)
+            system.run_oldest_command()
         else:
             raise AssertionError("nothing in flight, and still not there")
     raise AssertionError(f"not there after {limit} deliveries")
@@ -347,8 +339,7 @@ def test_a_cancel_whose_refund_races_the_charge_keeps_no_money(after_landing, ev
     system.place(order_id, "TEA", 1, "tok_visa")
     pump(system, lambda: charge_in_flight(system) is not None)
     system.cancel(order_id)
-    system.deliver_replies(list(system.replies))  # the saga sends the refund
-    system.replies.clear()
+    system.deliver_every_reply()  # the saga sends the refund
     charge = charge_in_flight(system)
     refund = next(c for c in system.commands if isinstance(c, RefundPayment))
     system.commands.remove(charge)
@@ -374,8 +365,7 @@ def test_a_charge_whose_worker_died_is_refunded_when_the_order_is_cancelled():
     system.gateway.kill_after_charge = True
     assert system.execute(charge) == "failed"  # charged at the gateway, nothing recorded
     system.cancel(order_id)
-    system.deliver_replies(list(system.replies))  # the saga sends the refund
-    system.replies.clear()
+    system.deliver_every_reply()  # the saga sends the refund
     refund = next(c for c in system.commands if isinstance(c, RefundPayment))
     system.commands.remove(refund)
 
