@@ -15,24 +15,14 @@ from platform_core.repository import Repository
 from shipping.commands import DispatchShipment
 from tests.e2e.fulfillment_support import (
     charges,
-    eager_commands,
     place,
     refunds,
-    register,
     saga_of,
     settle,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 Status = SagaInstance.Status
-
-
-@pytest.fixture
-def shop(platform_runtime):
-    with eager_commands():
-        register(platform_runtime, "TEA", stock=10)
-        settle(platform_runtime)
-        yield platform_runtime
 
 
 def stock(runtime, sku: str = "TEA"):

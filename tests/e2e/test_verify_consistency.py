@@ -7,17 +7,9 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.e2e.fulfillment_support import eager_commands, place, register, saga_of, settle
+from tests.e2e.fulfillment_support import place, saga_of, settle
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-@pytest.fixture
-def shop(platform_runtime):
-    with eager_commands():
-        register(platform_runtime, "TEA", stock=10)
-        settle(platform_runtime)
-        yield platform_runtime
 
 
 def cancel(client, order_id: str) -> None:
