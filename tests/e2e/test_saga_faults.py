@@ -207,17 +207,19 @@ def test_a_long_saga_consumer_outage_cancels_no_confirmed_order(scratch):
         running.wait_until(
             lambda: at_confirm <= ever_confirmed(running), "the orders context confirming them"
         )
-        # The outage lasts until the silent confirmations were re-sent four times
-        # (5 + 10 + 20 + 40 s), well past the 30 s give-up of the other steps.
+        # The outage lasts until the silent confirmations were re-sent five times
+        # (5 + 10 + 20 + 40 + 40 s: about two minutes), well past the 30 s give-up of the
+        # other steps.
         running.wait_until(
             lambda: (
                 running.query(
                     "SELECT min(resends) FROM saga_instances WHERE key = ANY(%s)",
                     [list(at_confirm)],
                 )[0][0]
-                >= 4
+                >= 5
             ),
             "confirmations re-sent during the outage",
+            timeout=600,
         )
 
         running.start("consumer-order-fulfillment")
