@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders.commands import CancelOrder, OrderItem, PlaceOrder
+from orders.commands import OrderItem, PlaceOrder, RequestOrderCancellation
 from orders.events import ShippingAddress
 from orders.queries import order_events
 from platform_core.http import accepted, dispatch_command
@@ -94,7 +94,9 @@ class OrderPlaceApi(APIView):
 
 
 class OrderCancelApi(APIView):
-    """Cancel an order that has not shipped yet (409 once it has)."""
+    """Ask to cancel an order that has not shipped yet (409 once it has). The order is
+    cancelled once its shipment, if booked, is cancelled; a shipment dispatched meanwhile
+    refuses, and the order then goes on (its history says the cancellation was refused)."""
 
     @extend_schema_serializer(component_name="OrderCancelInput")
     class InputSerializer(serializers.Serializer):
@@ -102,18 +104,23 @@ class OrderCancelApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={202: inline_serializer("CancelAccepted", {"id": serializers.UUIDField()})},
+        responses={
+            202: inline_serializer(
+                "CancelAccepted",
+                {"id": serializers.UUIDField(), "cancellation": serializers.CharField()},
+            )
+        },
     )
     def post(self, request: Request, order_id: uuid.UUID) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        command = CancelOrder(
+        command = RequestOrderCancellation(
             order_id=order_id,
             reason=serializer.validated_data["reason"],
             requested_by=_viewer(request),
         )
         outcome = dispatch_command(request, runtime().bus, command)
-        return accepted({"id": str(order_id), "status": "cancelled"}, outcome)
+        return accepted({"id": str(order_id), "cancellation": "requested"}, outcome)
 
 
 class OrderEventsApi(APIView):

@@ -32,11 +32,31 @@ class ConfirmOrder:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CancelOrder:
+class RequestOrderCancellation:
+    """Ask to cancel: the order-fulfillment saga decides (the shipment has the last word)."""
+
     order_id: UUID
     reason: str
-    # The customer asking, or None when staff (or a process) cancels.
+    # The customer asking, or None when staff asks.
     requested_by: int | None = None
+    command_id: UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelOrder:
+    """The decision to cancel (the saga's): the order is cancelled."""
+
+    order_id: UUID
+    reason: str
+    command_id: UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefuseOrderCancellation:
+    """The cancellation asked for came too late (the shipment left): the order goes on."""
+
+    order_id: UUID
+    reason: str
     command_id: UUID = field(default_factory=uuid.uuid4)
 
 

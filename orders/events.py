@@ -55,6 +55,25 @@ class OrderCancelled:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OrderCancellationRequested:
+    """The customer (or staff) asked to cancel. The order is cancelled once its shipment,
+    if it has one, is cancelled; a shipment already dispatched refuses, and so is this."""
+
+    event_type: ClassVar[str] = "orders.OrderCancellationRequested"
+    order_id: UUID
+    reason: str
+    requested_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderCancellationRefused:
+    event_type: ClassVar[str] = "orders.OrderCancellationRefused"
+    order_id: UUID
+    reason: str
+    refused_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
 class OrderShipped:
     event_type: ClassVar[str] = "orders.OrderShipped"
     order_id: UUID
@@ -70,7 +89,15 @@ class OrderDelivered:
     delivered_at: datetime
 
 
-EVENTS = (OrderPlaced, OrderConfirmed, OrderCancelled, OrderShipped, OrderDelivered)
+EVENTS = (
+    OrderPlaced,
+    OrderConfirmed,
+    OrderCancellationRequested,
+    OrderCancellationRefused,
+    OrderCancelled,
+    OrderShipped,
+    OrderDelivered,
+)
 
 
 # Integration events: the contract other contexts consume over Kafka, on the topic
@@ -119,4 +146,24 @@ class OrderConfirmedV1:
     order_id: UUID
 
 
-INTEGRATION_EVENTS = (OrderPlacedV1, OrderCancelledV1, OrderConfirmedV1)
+@dataclass(frozen=True, kw_only=True)
+class OrderCancellationRequestedV1:
+    event_type: ClassVar[str] = "orders.order-cancellation-requested.v1"
+    order_id: UUID
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderCancellationRefusedV1:
+    event_type: ClassVar[str] = "orders.order-cancellation-refused.v1"
+    order_id: UUID
+    reason: str
+
+
+INTEGRATION_EVENTS = (
+    OrderPlacedV1,
+    OrderCancelledV1,
+    OrderConfirmedV1,
+    OrderCancellationRequestedV1,
+    OrderCancellationRefusedV1,
+)

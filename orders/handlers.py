@@ -8,6 +8,8 @@ from orders.commands import (
     MarkOrderDelivered,
     MarkOrderShipped,
     PlaceOrder,
+    RefuseOrderCancellation,
+    RequestOrderCancellation,
 )
 from orders.domain.order import Catalog, Order
 from platform_core.repository import AggregateNotFound, Repository
@@ -31,11 +33,27 @@ def confirm_order(command: ConfirmOrder, *, orders: Repository[Order]) -> None:
     orders.save(order)
 
 
-def cancel_order(command: CancelOrder, *, orders: Repository[Order]) -> None:
+def request_order_cancellation(
+    command: RequestOrderCancellation, *, orders: Repository[Order]
+) -> None:
     order = orders.get(str(command.order_id))
     if command.requested_by is not None and order.state.customer_id != command.requested_by:
         raise AggregateNotFound(f"Order {command.order_id} does not exist.")
+    order.request_cancellation(command.reason)
+    orders.save(order)
+
+
+def cancel_order(command: CancelOrder, *, orders: Repository[Order]) -> None:
+    order = orders.get(str(command.order_id))
     order.cancel(command.reason)
+    orders.save(order)
+
+
+def refuse_order_cancellation(
+    command: RefuseOrderCancellation, *, orders: Repository[Order]
+) -> None:
+    order = orders.get(str(command.order_id))
+    order.refuse_cancellation(command.reason)
     orders.save(order)
 
 

@@ -10,6 +10,10 @@ from typing import Any
 from orders import events as orders_events
 from orders.commands import MarkOrderDelivered, MarkOrderShipped
 from orders.events import (
+    OrderCancellationRefused,
+    OrderCancellationRefusedV1,
+    OrderCancellationRequested,
+    OrderCancellationRequestedV1,
     OrderCancelled,
     OrderCancelledV1,
     OrderConfirmed,
@@ -49,6 +53,10 @@ def outbound(event: Any) -> list[Any]:
             return [OrderCancelledV1(order_id=event.order_id, reason=event.reason)]
         case OrderConfirmed():
             return [OrderConfirmedV1(order_id=event.order_id)]
+        case OrderCancellationRequested():
+            return [OrderCancellationRequestedV1(order_id=event.order_id, reason=event.reason)]
+        case OrderCancellationRefused():
+            return [OrderCancellationRefusedV1(order_id=event.order_id, reason=event.reason)]
     return []
 
 

@@ -1,14 +1,17 @@
 """The order-fulfillment saga: reserve stock -> take payment -> book shipment -> confirm.
 
-Started by `orders.order-placed.v1`. A failure cancels the order with the reason and
-compensates the steps done, in reverse (cancel the shipment, refund the payment, release
-the stock). A customer's cancellation (`orders.order-cancelled.v1`, accepted by the order
-only before it shipped) compensates the same way. Every compensation is answered even when
-it overtakes the step it undoes, so every instance ends completed or compensated.
+Started by `orders.order-placed.v1`. A failure compensates the steps done, in reverse
+(cancel the shipment, refund the payment, release the stock), and cancels the order with
+the reason. A customer's cancellation request (`orders.order-cancellation-requested.v1`)
+compensates the same way. Every compensation is answered even when it overtakes the step
+it undoes, so every instance ends completed or compensated.
 
-Booking the shipment is the pivot: the steps up to it can be undone and are given up
+Booking the shipment is the pivot. The steps up to it can be undone and are given up
 (compensated) when they stay silent for `give_up_after`; confirming the order cannot be
-undone by the saga, so it is re-sent until the order answers.
+undone by the saga, so it is re-sent until the order answers. A shipment the carrier has
+taken cannot be cancelled: the shipping context answers that it is too late, and the
+saga goes on (the order is told its cancellation was refused). So the order is cancelled
+only once its shipment, if booked, is cancelled.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from inventory.events import (
     StockReservationFailedV1,
     StockReservedV1,
 )
-from orders.commands import CancelOrder, ConfirmOrder
-from orders.events import OrderCancelledV1, OrderConfirmedV1, OrderPlacedV1
+from orders.commands import CancelOrder, ConfirmOrder, RefuseOrderCancellation
+from orders.events import OrderCancellationRequestedV1, OrderConfirmedV1, OrderPlacedV1
 from payments.commands import ProcessPayment, RefundPayment
 from payments.events import (
     PaymentCapturedV1,
@@ -38,7 +41,12 @@ from payments.events import (
 )
 from platform_core.sagas import Reply, SagaDefinition, Step
 from shipping.commands import CancelShipment, CreateShipment
-from shipping.events import Address, ShipmentCancelledV1, ShipmentCreatedV1
+from shipping.events import (
+    Address,
+    ShipmentCancellationRefusedV1,
+    ShipmentCancelledV1,
+    ShipmentCreatedV1,
+)
 
 NAME = "order-fulfillment"
 Data = Mapping[str, Any]
@@ -110,6 +118,10 @@ def cancel_order(data: Data, reason: str, command_id: UUID) -> CancelOrder:
     return CancelOrder(order_id=_order(data), reason=reason, command_id=command_id)
 
 
+def refuse_cancellation(data: Data, reason: str, command_id: UUID) -> RefuseOrderCancellation:
+    return RefuseOrderCancellation(order_id=_order(data), reason=reason, command_id=command_id)
+
+
 def order_fulfillment(
     *, step_deadline: timedelta, give_up_after: timedelta, stuck_after: int = 3
 ) -> SagaDefinition:
@@ -132,8 +144,9 @@ def order_fulfillment(
         started_by=OrderPlacedV1.event_type,
         key_of=lambda reply: str(reply.data["order_id"]),
         initial_data=_started,
-        aborted_by=frozenset({OrderCancelledV1.event_type}),
+        aborted_by=frozenset({OrderCancellationRequestedV1.event_type}),
         on_compensation=cancel_order,
+        on_resumed=refuse_cancellation,
         steps=(
             step(
                 "reserve-stock",
@@ -160,6 +173,7 @@ def order_fulfillment(
                 succeeded_on=frozenset({ShipmentCreatedV1.event_type}),
                 compensation=cancel_shipment,
                 compensated_on=frozenset({ShipmentCancelledV1.event_type}),
+                too_late_on=frozenset({ShipmentCancellationRefusedV1.event_type}),
                 keep=lambda reply: {"tracking_number": reply.data["tracking_number"]},
             ),
             step(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from orders.commands import CancelOrder, ConfirmOrder
+from orders.commands import CancelOrder, ConfirmOrder, RefuseOrderCancellation
 from platform_core.celery_commands import CommandTask, command_task
 
 QUEUE = "orders"
@@ -20,19 +20,16 @@ def confirm_order(task: CommandTask, *, order_id: str, command_id: str) -> str:
 
 
 @command_task(QUEUE)
-def cancel_order(
-    task: CommandTask,
-    *,
-    order_id: str,
-    reason: str,
-    command_id: str,
-    requested_by: int | None = None,
+def cancel_order(task: CommandTask, *, order_id: str, reason: str, command_id: str) -> str:
+    return task.execute(
+        CancelOrder(order_id=UUID(order_id), reason=reason, command_id=UUID(command_id))
+    )
+
+
+@command_task(QUEUE)
+def refuse_order_cancellation(
+    task: CommandTask, *, order_id: str, reason: str, command_id: str
 ) -> str:
     return task.execute(
-        CancelOrder(
-            order_id=UUID(order_id),
-            reason=reason,
-            requested_by=requested_by,
-            command_id=UUID(command_id),
-        )
+        RefuseOrderCancellation(order_id=UUID(order_id), reason=reason, command_id=UUID(command_id))
     )

@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from orders.events import (
+    OrderCancellationRefused,
+    OrderCancellationRequested,
     OrderCancelled,
     OrderConfirmed,
     OrderDelivered,
@@ -104,6 +106,8 @@ class OrderSummaryProjection(Projection):
             OrderPlaced: self.on_order_placed,
             OrderConfirmed: self.on_order_confirmed,
             OrderCancelled: self.on_order_cancelled,
+            OrderCancellationRequested: self.on_cancellation_asked_or_refused,
+            OrderCancellationRefused: self.on_cancellation_asked_or_refused,
             OrderShipped: self.on_order_shipped,
             OrderDelivered: self.on_order_delivered,
             PaymentCaptured: self.on_payment_captured,
@@ -150,6 +154,20 @@ class OrderSummaryProjection(Projection):
         self, event: OrderConfirmed, recorded: RecordedEvent, state: ReadState
     ) -> None:
         self._advance(state, event.order_id, recorded, event.confirmed_at, status="confirmed")
+
+    def on_cancellation_asked_or_refused(
+        self,
+        event: OrderCancellationRequested | OrderCancellationRefused,
+        recorded: RecordedEvent,
+        state: ReadState,
+    ) -> None:
+        """Shown in the history only: the status changes when the saga decides."""
+        at = (
+            event.requested_at
+            if isinstance(event, OrderCancellationRequested)
+            else event.refused_at
+        )
+        self._advance(state, event.order_id, recorded, at)
 
     def on_order_cancelled(
         self, event: OrderCancelled, recorded: RecordedEvent, state: ReadState

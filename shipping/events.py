@@ -54,7 +54,25 @@ class ShipmentDelivered:
     delivered_at: datetime
 
 
-EVENTS = (ShipmentCreated, ShipmentCancelled, ShipmentDispatched, ShipmentDelivered)
+@dataclass(frozen=True, kw_only=True)
+class ShipmentCancellationRefused:
+    """A cancellation asked for after the carrier took the parcel: too late, the shipment
+    stands. Recorded so that whoever asked gets the answer."""
+
+    event_type: ClassVar[str] = "shipping.ShipmentCancellationRefused"
+    shipment_id: str
+    order_id: UUID
+    reason: str
+    refused_at: datetime
+
+
+EVENTS = (
+    ShipmentCreated,
+    ShipmentCancelled,
+    ShipmentDispatched,
+    ShipmentDelivered,
+    ShipmentCancellationRefused,
+)
 
 
 # Integration events, on the topic `shipping.events.v1`, keyed by shipment id.
@@ -92,9 +110,18 @@ class ShipmentDeliveredV1:
     order_id: UUID
 
 
+@dataclass(frozen=True, kw_only=True)
+class ShipmentCancellationRefusedV1:
+    event_type: ClassVar[str] = "shipping.shipment-cancellation-refused.v1"
+    shipment_id: str
+    order_id: UUID
+    reason: str
+
+
 INTEGRATION_EVENTS = (
     ShipmentCreatedV1,
     ShipmentCancelledV1,
     ShipmentDispatchedV1,
     ShipmentDeliveredV1,
+    ShipmentCancellationRefusedV1,
 )

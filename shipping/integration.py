@@ -6,6 +6,8 @@ from typing import Any
 
 from shipping import events as shipping_events
 from shipping.events import (
+    ShipmentCancellationRefused,
+    ShipmentCancellationRefusedV1,
     ShipmentCancelled,
     ShipmentCancelledV1,
     ShipmentCreated,
@@ -46,4 +48,10 @@ def outbound(event: Any) -> list[Any]:
             ]
         case ShipmentDelivered():
             return [ShipmentDeliveredV1(shipment_id=event.shipment_id, order_id=event.order_id)]
+        case ShipmentCancellationRefused():
+            return [
+                ShipmentCancellationRefusedV1(
+                    shipment_id=event.shipment_id, order_id=event.order_id, reason=event.reason
+                )
+            ]
     return []

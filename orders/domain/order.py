@@ -12,6 +12,8 @@ from uuid import UUID
 
 from orders.commands import OrderItem
 from orders.events import (
+    OrderCancellationRefused,
+    OrderCancellationRequested,
     OrderCancelled,
     OrderConfirmed,
     OrderDelivered,
@@ -79,10 +81,19 @@ class OrderState:
     lines: tuple[OrderLine, ...]
     total: Decimal
     cancellation_reason: str = ""
+    # The reason of a cancellation asked for and not decided yet.
+    cancellation_requested: str = ""
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _valid_reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_REASON_LENGTH:
+        raise InvalidReason(f"A reason of 1-{MAX_REASON_LENGTH} characters is required.")
+    return reason
 
 
 def _priced_lines(items: Sequence[OrderItem], catalog: Catalog) -> tuple[OrderLine, ...]:
@@ -106,8 +117,12 @@ def _priced_lines(items: Sequence[OrderItem], catalog: Catalog) -> tuple[OrderLi
 
 
 class Order(Aggregate[OrderState]):
-    """An order moves forward only: pending -> confirmed -> shipped -> delivered,
-    or to cancelled from pending or confirmed."""
+    """An order moves forward only: pending -> confirmed -> shipped -> delivered, or to
+    cancelled from pending or confirmed.
+
+    A customer's cancellation is a request until the order-fulfillment saga decides: the
+    shipment has the last word, since a carrier may take the parcel at any moment. The
+    saga then cancels the order, or refuses the request and the order goes on."""
 
     category = "order"
     state_type = OrderState
@@ -149,10 +164,20 @@ class Order(Aggregate[OrderState]):
             return
         self._record(OrderConfirmed(order_id=self.order_id, confirmed_at=_now()))
 
+    def request_cancellation(self, reason: str) -> None:
+        reason = _valid_reason(reason)
+        status = self.state.status
+        if status is OrderStatus.CANCELLED or self.state.cancellation_requested:
+            return
+        if status not in (OrderStatus.PENDING, OrderStatus.CONFIRMED):
+            raise OrderCannotBeCancelled(f"An order that is {status} can no longer be cancelled.")
+        self._record(
+            OrderCancellationRequested(order_id=self.order_id, reason=reason, requested_at=_now())
+        )
+
     def cancel(self, reason: str) -> None:
-        reason = reason.strip()
-        if not reason or len(reason) > MAX_REASON_LENGTH:
-            raise InvalidReason(f"A reason of 1-{MAX_REASON_LENGTH} characters is required.")
+        """The decision to cancel, once nothing can ship any more."""
+        reason = _valid_reason(reason)
         status = self.state.status
         if status is OrderStatus.CANCELLED:
             return
@@ -160,10 +185,25 @@ class Order(Aggregate[OrderState]):
             raise OrderCannotBeCancelled(f"An order that is {status} can no longer be cancelled.")
         self._record(OrderCancelled(order_id=self.order_id, reason=reason, cancelled_at=_now()))
 
-    def mark_shipped(self, *, shipment_id: str, tracking_number: str) -> None:
-        if self.state.status is OrderStatus.SHIPPED:
+    def refuse_cancellation(self, reason: str) -> None:
+        if not self.exists or not self.state.cancellation_requested:
             return
-        self._require(OrderStatus.CONFIRMED, "ship")
+        self._record(
+            OrderCancellationRefused(
+                order_id=self.order_id, reason=_valid_reason(reason), refused_at=_now()
+            )
+        )
+
+    def mark_shipped(self, *, shipment_id: str, tracking_number: str) -> None:
+        """The carrier has the parcel: shipped. A pending order is confirmed first (its
+        shipment is booked only once it is paid for; the confirmation is still on its
+        way), so the saga hears of it as it would have."""
+        status = self.state.status
+        if status is OrderStatus.SHIPPED:
+            return
+        if status not in (OrderStatus.PENDING, OrderStatus.CONFIRMED):
+            raise InvalidTransition(f"Cannot ship an order that is {status}.")
+        self.confirm()
         self._record(
             OrderShipped(
                 order_id=self.order_id,
@@ -194,9 +234,16 @@ class Order(Aggregate[OrderState]):
                 )
             case OrderConfirmed():
                 self._state = replace(self.state, status=OrderStatus.CONFIRMED)
+            case OrderCancellationRequested():
+                self._state = replace(self.state, cancellation_requested=event.reason)
+            case OrderCancellationRefused():
+                self._state = replace(self.state, cancellation_requested="")
             case OrderCancelled():
                 self._state = replace(
-                    self.state, status=OrderStatus.CANCELLED, cancellation_reason=event.reason
+                    self.state,
+                    status=OrderStatus.CANCELLED,
+                    cancellation_reason=event.reason,
+                    cancellation_requested="",
                 )
             case OrderShipped():
                 self._state = replace(self.state, status=OrderStatus.SHIPPED)

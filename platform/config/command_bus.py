@@ -31,6 +31,8 @@ from orders.commands import (
     MarkOrderDelivered,
     MarkOrderShipped,
     PlaceOrder,
+    RefuseOrderCancellation,
+    RequestOrderCancellation,
 )
 from orders.domain.order import Catalog, Order, ProductQuote
 from payments import handlers as payment_handlers
@@ -140,7 +142,9 @@ def build_handlers(
     return {
         PlaceOrder: partial(order_handlers.place_order, orders=orders, catalog=catalog),
         ConfirmOrder: partial(order_handlers.confirm_order, orders=orders),
+        RequestOrderCancellation: partial(order_handlers.request_order_cancellation, orders=orders),
         CancelOrder: partial(order_handlers.cancel_order, orders=orders),
+        RefuseOrderCancellation: partial(order_handlers.refuse_order_cancellation, orders=orders),
         MarkOrderShipped: partial(order_handlers.mark_order_shipped, orders=orders),
         MarkOrderDelivered: partial(order_handlers.mark_order_delivered, orders=orders),
         RegisterProduct: partial(inventory_handlers.register_product, stock=stock),

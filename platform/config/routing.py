@@ -13,7 +13,7 @@ from inventory.commands import CommitStock, ReleaseStock, ReserveStock, RestockP
 from orders import events as orders_events
 from orders import integration as orders_integration
 from orders import tasks as orders_tasks
-from orders.commands import CancelOrder, ConfirmOrder
+from orders.commands import CancelOrder, ConfirmOrder, RefuseOrderCancellation
 from payments import events as payments_events
 from payments import tasks as payments_tasks
 from payments.commands import ProcessPayment, RefundPayment
@@ -28,6 +28,7 @@ from shipping.commands import CancelShipment, CreateShipment
 COMMAND_TASKS: Mapping[type[Any], Any] = {
     ConfirmOrder: orders_tasks.confirm_order,
     CancelOrder: orders_tasks.cancel_order,
+    RefuseOrderCancellation: orders_tasks.refuse_order_cancellation,
     RestockProduct: inventory_tasks.restock_product,
     ReserveStock: inventory_tasks.reserve_stock,
     ReleaseStock: inventory_tasks.release_stock,

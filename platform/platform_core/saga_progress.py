@@ -7,11 +7,17 @@ commands to send, each with the message context it was decided in. `SagaManager`
 the instances before and writes everything together after, so a batch of replies costs a
 few statements rather than a few per reply.
 
-Bookkeeping kept in an instance's `data`, beside what the steps keep: `_undo`, the steps
-still to compensate; `_failed`, compensations their participant refused (step name to
-reason), and `_retrying`, the command sent again for each (only its answer clears the
-refusal); `_stuck`, why the instance is flagged; `_retry`, how often an operator retried
-(part of the command ids, so a retried command is new to its receiver's inbox).
+Bookkeeping kept in an instance's `data`, beside what the steps keep:
+- `_done`: the steps whose success reply came;
+- `_undo`: the steps still to compensate; `_was`: where the instance stood when
+  compensation began (to go on from there if it came too late); `_decided`: whether the
+  outcome (`on_compensation`) was sent;
+- `_failed`: compensations their participant refused (step name to reason), and
+  `_retrying`: the command sent again for each (only its answer clears the refusal);
+- `_stuck`: why the instance is flagged;
+- `_epoch`: bumped by an operator's retry and by a compensation that came too late (part
+  of the command ids, so a command sent again after either is new to its receiver's
+  inbox).
 """
 
 from __future__ import annotations
@@ -37,9 +43,10 @@ LIVE = (Status.RUNNING, Status.COMPENSATING)
 
 def command_id(instance: SagaInstance, step: str, action: str) -> uuid.UUID:
     """The id of a command the saga sends: the same for a re-sent command, a new one
-    after each operator retry."""
-    retry = instance.data.get("_retry", 0)
-    return uuid.uuid5(instance.id, f"{step}:{action}" + (f":{retry}" if retry else ""))
+    in each new epoch (after an operator's retry, after a compensation that came too
+    late), so that the receiver's inbox does not take it for the earlier one."""
+    epoch = instance.data.get("_epoch", 0)
+    return uuid.uuid5(instance.id, f"{step}:{action}" + (f":{epoch}" if epoch else ""))
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,8 @@ class SagaProgress:
         return instance
 
     def abort_unstarted(self, key: str, reply: Reply) -> SagaInstance:
-        """An instance aborted before it started: compensated, nothing done to undo."""
+        """An instance aborted before its start was seen: compensated, nothing to undo.
+        The outcome is sent when the start comes (it carries the data to say it with)."""
         reason = str(reply.data.get("reason") or reply.type)
         instance = SagaInstance(
             id=uuid.uuid4(), saga=self.definition.name, key=key, data={}, reason=reason
@@ -83,10 +91,14 @@ class SagaProgress:
     def on_reply(self, instance: SagaInstance, reply: Reply) -> None:
         step = self._current(instance)
         status = instance.status
-        if status == Status.RUNNING and reply.type in step.succeeded_on:
+        if reply.type == self.definition.started_by and not instance.data:
+            # The start of an instance aborted before it: its data, and the outcome.
+            instance.data = self.definition.initial_data(reply)
+            self.log(instance, "started", reply.id, "after it was aborted: nothing to do")
+            self._decide(instance)
+        elif status == Status.RUNNING and reply.type in step.succeeded_on:
             self.log(instance, "succeeded", reply.id, step=step.name)
-            if step.keep is not None:
-                instance.data = {**instance.data, **step.keep(reply)}
+            self._done(instance, step, reply)
             self._advance(instance)
         elif status == Status.RUNNING and reply.type in step.failed_on:
             reason = str(reply.data.get("reason") or f"{step.name} failed")
@@ -106,6 +118,8 @@ class SagaProgress:
             self._next_compensation(instance)
         elif status == Status.COMPENSATING and reply.type in step.compensation_failed_on:
             self._compensation_refused(instance, step, reply)
+        elif status == Status.COMPENSATING and reply.type in step.too_late_on:
+            self._resume(instance, step, reply)
         else:
             self._on_other_reply(instance, reply)
 
@@ -149,11 +163,9 @@ class SagaProgress:
     ) -> None:
         last = instance.step + (1 if include_current else 0)
         undo = [i for i in reversed(range(last)) if self.definition.steps[i].compensation]
+        was = {"status": instance.status, "step": instance.step}
         instance.status, instance.reason = Status.COMPENSATING, reason
-        instance.data = {**instance.data, "_undo": undo}
-        if self.definition.on_compensation is not None:
-            decided = command_id(instance, "saga", "compensated")
-            self._send(self.definition.on_compensation(instance.data, reason, decided))
+        instance.data = {**instance.data, "_undo": undo, "_was": was}
         self._next_compensation(instance)
 
     # Operator actions: each answers whether the instance was in a state for it.
@@ -161,7 +173,7 @@ class SagaProgress:
         failed = dict(instance.data.get("_failed", {}))
         if instance.status not in LIVE and not failed:
             return False
-        instance.data = {**instance.data, "_retry": instance.data.get("_retry", 0) + 1}
+        self._new_epoch(instance)
         if instance.status in LIVE:
             self.send_current(instance, "retried")
         for name in failed:
@@ -180,14 +192,16 @@ class SagaProgress:
         return True
 
     def resolve(self, instance: SagaInstance, note: str) -> bool:
+        """A person settled by hand the compensation the instance is stuck on (and any it
+        had refused): the other compensations go on."""
         if not instance.stuck or instance.status == Status.RUNNING:
             return False  # a running instance is retried or compensated instead
-        self.log(instance, "resolved", detail=note)
-        data = {
-            k: v for k, v in instance.data.items() if k not in ("_failed", "_retrying", "_undo")
-        }
-        instance.data, instance.status, instance.deadline_at = data, Status.COMPENSATED, None
+        self.log(instance, "resolved", detail=note, step=self._current(instance).name)
+        data = {k: v for k, v in instance.data.items() if k not in ("_failed", "_retrying")}
+        instance.data = data
         instance.reason = f"{instance.reason}; {note}" if instance.reason else note
+        if instance.status == Status.COMPENSATING:
+            self._next_compensation(instance)
         self._unflag(instance)
         return True
 
@@ -218,6 +232,8 @@ class SagaProgress:
         answered = self._step_answered(reply.type, lambda s: s.compensated_on)
         refused = self._step_answered(reply.type, lambda s: s.compensation_failed_on)
         late = self._step_answered(reply.type, lambda s: s.succeeded_on)
+        if late is not None:
+            self._done(instance, late, reply)
         if refused is not None and instance.status in (Status.COMPENSATING, Status.COMPENSATED):
             # The compensation of a step already passed (a late effect's, say) refused.
             self._record_refusal(instance, refused, reply)
@@ -276,8 +292,17 @@ class SagaProgress:
         self._flag(instance, f"compensating {step.name} failed: {reason}")
 
     def _advance(self, instance: SagaInstance) -> None:
+        """On to the next step whose success has not been heard of already (a reply
+        may come before its step, when the participant acted on its own)."""
+        done = set(instance.data.get("_done", []))
         instance.step += 1
-        if instance.step == len(self.definition.steps):
+        steps = self.definition.steps
+        while instance.step < len(steps) and steps[instance.step].name in done:
+            self.log(
+                instance, "succeeded", detail="before its turn", step=steps[instance.step].name
+            )
+            instance.step += 1
+        if instance.step == len(steps):
             instance.step -= 1
             instance.status, instance.deadline_at = Status.COMPLETED, None
             self._unflag(instance)
@@ -285,8 +310,37 @@ class SagaProgress:
         else:
             self.send_current(instance, "command_sent")
 
+    def _resume(self, instance: SagaInstance, pivot: Step, reply: Reply) -> None:
+        """The pivot's compensation came too late (its effect is final): no outcome was
+        said yet, nothing before it was undone. Go on from where the saga was."""
+        why = str(reply.data.get("reason") or f"{pivot.name} can no longer be undone")
+        self.log(instance, "too_late", reply.id, why, step=pivot.name)
+        was = instance.data.get("_was", {})
+        done = set(instance.data.get("_done", []))
+        instance.data = {k: v for k, v in instance.data.items() if k not in ("_undo", "_was")}
+        self._new_epoch(instance)  # a later compensation must not reuse this one's ids
+        if self.definition.on_resumed is not None:
+            resumed = command_id(instance, "saga", "resumed")
+            self._send(self.definition.on_resumed(instance.data, why, resumed))
+        steps = self.definition.steps
+        rest = [i for i in range(steps.index(pivot) + 1, len(steps)) if steps[i].name not in done]
+        instance.reason = ""
+        if was.get("status") == Status.COMPLETED or not rest:
+            instance.status, instance.step, instance.deadline_at = (
+                Status.COMPLETED,
+                len(steps) - 1,
+                None,
+            )
+            self._unflag(instance)
+            self.log(instance, "completed")
+        else:
+            instance.status, instance.step = Status.RUNNING, rest[0]
+            self.send_current(instance, "command_sent")
+
     def _next_compensation(self, instance: SagaInstance) -> None:
         undo: list[int] = list(instance.data.get("_undo", []))
+        if not any(self.definition.steps[i].too_late_on for i in undo):
+            self._decide(instance)  # nothing left can turn out too late: say the outcome
         while undo:
             instance.step = undo.pop(0)
             instance.data = {**instance.data, "_undo": undo}
@@ -296,6 +350,25 @@ class SagaProgress:
         instance.status, instance.deadline_at = Status.COMPENSATED, None
         self._unflag(instance)
         self.log(instance, "saga_compensated", detail=instance.reason)
+
+    def _decide(self, instance: SagaInstance) -> None:
+        """Send the outcome of a compensation (`on_compensation`), once."""
+        if instance.data.get("_decided") or self.definition.on_compensation is None:
+            return
+        instance.data = {**instance.data, "_decided": True}
+        decided = command_id(instance, "saga", "compensated")
+        self._send(self.definition.on_compensation(instance.data, instance.reason, decided))
+
+    def _new_epoch(self, instance: SagaInstance) -> None:
+        instance.data = {**instance.data, "_epoch": instance.data.get("_epoch", 0) + 1}
+
+    def _done(self, instance: SagaInstance, step: Step, reply: Reply) -> None:
+        """Note that `step` happened (its success reply came), keeping what it asks to."""
+        done = list(instance.data.get("_done", []))
+        if step.name not in done:
+            done.append(step.name)
+        kept = step.keep(reply) if step.keep is not None else {}
+        instance.data = {**instance.data, **kept, "_done": done}
 
     def _flag(self, instance: SagaInstance, why: str) -> None:
         """Mark the instance as needing a person (once: later reasons are in the log)."""

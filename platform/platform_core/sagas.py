@@ -87,6 +87,10 @@ class Step:
     compensated_on: frozenset[str] = frozenset()
     # Replies saying the participant cannot compensate (a refund the gateway refuses).
     compensation_failed_on: frozenset[str] = frozenset()
+    # Replies saying the step can no longer be undone at all (the carrier took the
+    # parcel): the compensation came too late and the saga goes on forward. Only the
+    # pivot (the last step with a compensation) may say so.
+    too_late_on: frozenset[str] = frozenset()
     # The first wait for a reply; each re-send waits twice as long, up to `max_wait`.
     deadline: timedelta = timedelta(seconds=30)
     max_wait: timedelta = timedelta(minutes=4)
@@ -116,9 +120,21 @@ class SagaDefinition:
     initial_data: Callable[[Reply], Data]
     steps: tuple[Step, ...]
     aborted_by: frozenset[str] = frozenset()
-    # The command sent when the saga turns to compensation, with the reason (e.g. cancel
-    # the order): the outcome is decided then, while the compensations run.
+    # The command that says the outcome once compensation can no longer turn out too
+    # late (e.g. cancel the order, with the reason).
     on_compensation: Callable[[Mapping[str, Any], str, uuid.UUID], Any] | None = None
+    # The command sent when compensation came too late and the saga went on (e.g. tell
+    # the order its cancellation was refused).
+    on_resumed: Callable[[Mapping[str, Any], str, uuid.UUID], Any] | None = None
+
+    def __post_init__(self) -> None:
+        for index, step in enumerate(self.steps):
+            later = [s.name for s in self.steps[index + 1 :] if s.compensation is not None]
+            if step.too_late_on and later:
+                raise ValueError(
+                    f"{step.name} may turn out final, so no step after it may be undone"
+                    f" ({', '.join(later)} may)"
+                )
 
     @property
     def event_types(self) -> frozenset[str]:
@@ -130,6 +146,7 @@ class SagaDefinition:
                 | step.failed_on
                 | step.compensated_on
                 | step.compensation_failed_on
+                | step.too_late_on
             )
         return frozenset(types)
 
@@ -201,7 +218,7 @@ class SagaManager:
                     status__in=[Status.RUNNING, Status.COMPENSATING],
                     deadline_at__lte=at,
                 )
-                .order_by("deadline_at")[:limit]
+                .order_by("deadline_at", "key")[:limit]
             )
             progress = SagaProgress(self.definition, lambda: at)
             for instance in due:

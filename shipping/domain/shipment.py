@@ -13,6 +13,7 @@ from platform_core.aggregate import Aggregate
 from platform_core.errors import Conflict, InvalidCommand
 from shipping.events import (
     Address,
+    ShipmentCancellationRefused,
     ShipmentCancelled,
     ShipmentCreated,
     ShipmentDelivered,
@@ -41,10 +42,6 @@ class InvalidShipment(InvalidCommand):
 
 
 class ShipmentIdTaken(Conflict):
-    pass
-
-
-class ShipmentCannotBeCancelled(Conflict):
     pass
 
 
@@ -124,6 +121,7 @@ class Shipment(Aggregate[ShipmentState]):
             raise ShipmentIdTaken(f"Shipment {self.id} belongs to another order.")
 
     def cancel(self, reason: str = "") -> None:
+        """Cancel a booked shipment; once dispatched, record the refusal instead."""
         reason = reason.strip()
         if len(reason) > MAX_REASON_LENGTH:
             raise InvalidShipment(f"A reason is at most {MAX_REASON_LENGTH} characters.")
@@ -131,7 +129,16 @@ class Shipment(Aggregate[ShipmentState]):
         if status is ShipmentStatus.CANCELLED:
             return
         if status is not ShipmentStatus.CREATED:
-            raise ShipmentCannotBeCancelled(f"A shipment that is {status} cannot be cancelled.")
+            # The carrier has it: an answer, not an error (the saga waits for one).
+            self._record(
+                ShipmentCancellationRefused(
+                    shipment_id=self.id,
+                    order_id=self.state.order_id,
+                    reason=f"the shipment is {status}",
+                    refused_at=_now(),
+                )
+            )
+            return
         self._record(
             ShipmentCancelled(
                 shipment_id=self.id,
@@ -191,3 +198,5 @@ class Shipment(Aggregate[ShipmentState]):
                 self._state = replace(self.state, status=ShipmentStatus.DISPATCHED)
             case ShipmentDelivered():
                 self._state = replace(self.state, status=ShipmentStatus.DELIVERED)
+            case ShipmentCancellationRefused():
+                pass  # an answer given; the shipment is as it was

@@ -9,10 +9,12 @@ Slow (a few minutes): `make test-faults`; CI runs it. Sizes: FAULT_ORDERS (30).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
 import time
+import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,3 +236,47 @@ def test_a_long_saga_consumer_outage_cancels_no_confirmed_order(scratch):
         assert len(confirmed) >= len(at_confirm) >= 2
         assert cancelled_after_confirming == 0
         print(f"\n{len(at_confirm)} orders confirmed while the saga's consumer was down")
+
+
+def test_dispatch_racing_a_cancel_ships_or_cancels_and_keeps_no_money(fast_deadlines):
+    """The customer cancels a confirmed order and staff dispatch it moments later: the
+    shipment decides. Shipped: charged, the cancellation refused. Cancelled: refunded,
+    the dispatch refused (409)."""
+    running = fast_deadlines
+    customer, staff = running.api(), running.api("staff", "staff-demo-pass")
+    placed = [customer.place_order(SKU) for _ in range(ORDERS // 2)]
+    shipments = {
+        order_id: customer.wait_for_status(order_id, "confirmed", seconds=120)["shipment"]["id"]
+        for order_id in placed
+    }
+    gaps = random.Random(5)  # seeded: the same spread of dispatch times on every run
+
+    def dispatch(order_id: str) -> None:
+        with contextlib.suppress(urllib.error.HTTPError):  # 409: cancelled first
+            staff.call("POST", f"/api/shipments/{shipments[order_id]}/dispatch/")
+
+    racers = []
+    for order_id in placed:
+        # The cancel goes first; the carrier comes 0 to 1.5 s later, while the saga is
+        # asking shipping to cancel, before, or after.
+        customer.call("POST", f"/api/orders/{order_id}/cancel/", reason="changed my mind")
+        racer = threading.Timer(gaps.uniform(0, 1.5), dispatch, [order_id])
+        racer.start()
+        racers.append(racer)
+    for racer in racers:
+        racer.join()
+    report = settle(running)
+
+    outcomes = orders_by_status(running)
+    assert set(outcomes) <= {"shipped", "cancelled"}, report
+    [(cancelled,)] = running.query(
+        "SELECT count(*) FROM read_order_summary WHERE status = 'cancelled'"
+        " AND payment_status = 'refunded' AND shipment_status = 'cancelled'"
+    )
+    assert cancelled == outcomes.get("cancelled", 0)
+    refused = (
+        "SELECT count(*) FROM event_store WHERE event_type = 'orders.OrderCancellationRefused'"
+    )
+    assert running.query(refused) == [(outcomes.get("shipped", 0),)], "each told it was too late"
+    assert running.query("SELECT count(*) FROM dead_letters") == [(0,)]
+    print(f"\ndispatch racing cancel: {outcomes}")

@@ -21,8 +21,10 @@ from django.db import transaction
 
 from config.bootstrap import build_codec
 from config.command_bus import build_handlers
+from inventory import integration as inventory_integration
 from inventory.commands import RegisterProduct
-from orders.commands import CancelOrder, OrderItem, PlaceOrder
+from orders import integration as orders_integration
+from orders.commands import OrderItem, PlaceOrder, RequestOrderCancellation
 from orders.domain.order import ProductQuote
 from orders.events import ShippingAddress
 from orders.sagas import order_fulfillment
@@ -47,6 +49,7 @@ from platform_core.outbox import IntegrationEvents
 from platform_core.repository import Repository
 from platform_core.sagas import SagaManager
 from shipping.carrier import FakeCarrier
+from shipping.commands import DispatchShipment
 
 A = TypeVar("A", bound=Aggregate[Any])
 
@@ -74,11 +77,16 @@ class Clock:
         return self.now
 
 
+# A command's inbox entry: the context that ran it (each has its own inbox, as each
+# Celery queue does) and its id.
+Claim = tuple[str, uuid.UUID]
+
+
 @dataclass
 class _Transaction:
     appends: list[tuple[str, str, int, list[NewEvent]]] = field(default_factory=list)
     messages: list[Envelope] = field(default_factory=list)
-    claims: set[uuid.UUID] = field(default_factory=set)
+    claims: set[Claim] = field(default_factory=set)
 
 
 class TransactionalStore:
@@ -90,7 +98,7 @@ class TransactionalStore:
     def __init__(self) -> None:
         self._committed = InMemoryEventStore()
         self._open: list[_Transaction] = []
-        self.inbox: set[uuid.UUID] = set()
+        self.inbox: set[Claim] = set()
         self.published: list[Envelope] = []
 
     @contextlib.contextmanager
@@ -123,10 +131,10 @@ class TransactionalStore:
         """The outbox's port: messages leave with the transaction's commit."""
         self._open[-1].messages.extend(envelopes)
 
-    def claim(self, command_id: uuid.UUID) -> None:
-        if command_id in self.inbox:
+    def claim(self, context: str, command_id: uuid.UUID) -> None:
+        if (context, command_id) in self.inbox:
             raise Duplicate(str(command_id))
-        self._open[-1].claims.add(command_id)
+        self._open[-1].claims.add((context, command_id))
 
     def _check(self, stream_id: str, expected_version: int) -> None:
         if len(self._committed.read_stream(stream_id)) != expected_version:
@@ -203,6 +211,10 @@ class Fulfillment:
         )
         self.commands: list[Any] = []  # on the way to a context's worker
         self.replies: list[Envelope] = []  # on the way to the saga's consumer
+        self.policies = [
+            orders_integration.inbound(self.commands.append),
+            inventory_integration.inbound(self.commands.append),
+        ]
         self.dead_letters: list[tuple[Any, Exception]] = []
         for sku in PRICES:
             self.bus.handle(
@@ -216,7 +228,8 @@ class Fulfillment:
     def execute(self, command: Any) -> str:
         """Run a command as a context's worker does (inbox, bus); what came of it."""
         try:
-            self.bus.handle(command, first=partial(self.store.claim, command.command_id))
+            context = type(command).__module__.partition(".")[0]  # orders, inventory, ...
+            self.bus.handle(command, first=partial(self.store.claim, context, command.command_id))
         except Duplicate:
             return "duplicate"
         except Exception as error:
@@ -241,10 +254,20 @@ class Fulfillment:
         self.collect_published()
 
     def cancel(self, order_id: uuid.UUID) -> None:
-        """The customer cancels (over the API: a refusal, too late, is a 409)."""
-        cancel = CancelOrder(order_id=order_id, reason="changed my mind", requested_by=CUSTOMER)
+        """The customer asks to cancel (over the API: a refusal, too late, is a 409)."""
+        self._over_the_api(
+            RequestOrderCancellation(
+                order_id=order_id, reason="changed my mind", requested_by=CUSTOMER
+            )
+        )
+
+    def dispatch(self, order_id: uuid.UUID) -> None:
+        """Staff dispatch the order's shipment (a 404 or 409 when there is none to)."""
+        self._over_the_api(DispatchShipment(shipment_id=f"shp-{order_id}"))
+
+    def _over_the_api(self, command: Any) -> None:
         with contextlib.suppress(DomainError):
-            self.bus.handle(cancel)
+            self.bus.handle(command)
         self.collect_published()
 
     def race(self, charge: ProcessPayment, other: Any, after_landing: bool) -> None:
@@ -281,8 +304,14 @@ class Fulfillment:
         return outcome
 
     def collect_published(self) -> None:
+        """Replies to the saga's consumer; what the orders and inventory consumers turn
+        into commands (an order shipped, stock committed) to the workers."""
         wanted = self.definition.event_types
         self.replies += [e for e in self.store.published if e.type in wanted]
+        for envelope in self.store.published:
+            for policy in self.policies:
+                if envelope.type in policy:
+                    policy[envelope.type](envelope)
         self.store.published.clear()
 
     def _repository(

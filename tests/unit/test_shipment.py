@@ -19,12 +19,13 @@ from shipping.domain.shipment import (
     InvalidShipment,
     InvalidTransition,
     Shipment,
-    ShipmentCannotBeCancelled,
     ShipmentIdTaken,
     ShipmentStatus,
 )
 from shipping.events import (
     Address,
+    ShipmentCancellationRefused,
+    ShipmentCancellationRefusedV1,
     ShipmentCancelled,
     ShipmentCancelledV1,
     ShipmentCreated,
@@ -193,13 +194,23 @@ def test_a_cancellation_reason_has_a_sensible_length():
 
 
 @pytest.mark.parametrize("history", [(DISPATCHED,), (DISPATCHED, DELIVERED)])
-def test_a_shipment_cannot_be_cancelled_after_dispatch(history):
+def test_a_cancellation_after_dispatch_is_refused_and_the_refusal_recorded(history):
+    """The saga waits for an answer: too late is one, and the shipment stands."""
     shipment = given(*history)
+    before = shipment.state.status
 
-    with pytest.raises(ShipmentCannotBeCancelled):
-        shipment.cancel("too late")
+    shipment.cancel("changed my mind")
 
-    assert shipment.collect_pending() == []
+    [refused] = shipment.collect_pending()
+    assert refused == ShipmentCancellationRefused(
+        shipment_id="S-1", order_id=ORDER, reason=f"the shipment is {before}", refused_at=ANY
+    )
+    assert shipment.state.status is before
+    assert outbound(refused) == [
+        ShipmentCancellationRefusedV1(
+            shipment_id="S-1", order_id=ORDER, reason=f"the shipment is {before}"
+        )
+    ]
 
 
 @pytest.mark.parametrize(
