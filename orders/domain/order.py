@@ -96,6 +96,13 @@ def _valid_reason(reason: str) -> str:
     return reason
 
 
+def _shortened(reason: str) -> str:
+    reason = " ".join(reason.split()) or "no reason given"
+    if len(reason) <= MAX_REASON_LENGTH:
+        return reason
+    return reason[: MAX_REASON_LENGTH - 1] + "…"
+
+
 def _priced_lines(items: Sequence[OrderItem], catalog: Catalog) -> tuple[OrderLine, ...]:
     if not items:
         raise EmptyOrder("An order needs at least one item.")
@@ -176,8 +183,10 @@ class Order(Aggregate[OrderState]):
         )
 
     def cancel(self, reason: str) -> None:
-        """The decision to cancel, once nothing can ship any more."""
-        reason = _valid_reason(reason)
+        """The decision to cancel, once nothing can ship any more. Never refused for its
+        reason (a decision already taken, its reason written by the system: a shortage
+        over many lines runs long): an overlong one is shortened."""
+        reason = _shortened(reason)
         status = self.state.status
         if status is OrderStatus.CANCELLED:
             return
@@ -190,7 +199,7 @@ class Order(Aggregate[OrderState]):
             return
         self._record(
             OrderCancellationRefused(
-                order_id=self.order_id, reason=_valid_reason(reason), refused_at=_now()
+                order_id=self.order_id, reason=_shortened(reason), refused_at=_now()
             )
         )
 

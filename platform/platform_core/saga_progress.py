@@ -193,14 +193,17 @@ class SagaProgress:
 
     def resolve(self, instance: SagaInstance, note: str) -> bool:
         """A person settled by hand the compensation the instance is stuck on (and any it
-        had refused): the other compensations go on."""
-        if not instance.stuck or instance.status == Status.RUNNING:
-            return False  # a running instance is retried or compensated instead
+        had refused): the other compensations go on. Not for a running instance (retry
+        or compensate it), nor for the pivot's compensation: only its participant can say
+        whether it is still possible (a parcel may leave at any moment)."""
+        compensating = instance.status == Status.COMPENSATING
+        at_pivot = compensating and bool(self._current(instance).too_late_on)
+        if not instance.stuck or instance.status == Status.RUNNING or at_pivot:
+            return False
         self.log(instance, "resolved", detail=note, step=self._current(instance).name)
         data = {k: v for k, v in instance.data.items() if k not in ("_failed", "_retrying")}
         instance.data = data
-        instance.reason = f"{instance.reason}; {note}" if instance.reason else note
-        if instance.status == Status.COMPENSATING:
+        if compensating:
             self._next_compensation(instance)
         self._unflag(instance)
         return True

@@ -154,7 +154,6 @@ def test_an_operator_resolves_a_stuck_saga_and_only_a_stuck_one(admin_client, pl
     stuck.refresh_from_db()
     running.refresh_from_db()
     assert stuck.status == SagaInstance.Status.COMPENSATED
-    assert "resolved by ops" in stuck.reason
     assert running.status == SagaInstance.Status.RUNNING, "retried or compensated instead"
-    assert stuck.history.filter(kind="resolved").exists()
+    assert stuck.history.filter(kind="resolved", detail="resolved by ops from the admin").exists()
     assert not stuck.stuck

@@ -492,3 +492,130 @@ def test_a_refusal_of_a_compensation_already_passed_still_flags_the_saga(saga, s
     assert done.status == Status.COMPENSATED
     assert done.stuck, "the money is still charged: a person must look"
     assert done.data["_failed"] == {"pay": "the charge cannot be refunded"}
+
+
+# A saga whose last step that can be undone (the pivot, "ship") may turn out final.
+PIVOTED = SagaDefinition(
+    name="pivoted",
+    started_by="p.placed",
+    key_of=lambda reply: reply.data["order"],
+    initial_data=lambda reply: {"order": reply.data["order"]},
+    steps=(
+        Step(
+            name="pay",
+            command=_cmd("pay"),
+            succeeded_on=frozenset({"p.paid"}),
+            compensation=_cmd("refund"),
+            compensated_on=frozenset({"p.refunded"}),
+            **TIMING,
+        ),
+        Step(
+            name="ship",
+            command=_cmd("ship"),
+            succeeded_on=frozenset({"p.booked"}),
+            compensation=_cmd("unbook"),
+            compensated_on=frozenset({"p.unbooked"}),
+            too_late_on=frozenset({"p.gone"}),
+            **TIMING,
+        ),
+        Step(name="confirm", command=_cmd("confirm"), succeeded_on=frozenset({"p.confirmed"})),
+    ),
+    aborted_by=frozenset({"p.cancel-asked"}),
+    on_compensation=lambda data, reason, command_id: Cmd("cancel", data["order"], command_id),
+    on_resumed=lambda data, reason, command_id: Cmd("refuse", data["order"], command_id, reason),
+)
+
+
+@pytest.fixture
+def pivoted(sent, clock) -> SagaManager:
+    return SagaManager(PIVOTED, send=sent.append, now=clock)
+
+
+def pivoted_instance() -> SagaInstance:
+    return SagaInstance.objects.get(saga="pivoted", key="o-1")
+
+
+def test_the_outcome_waits_for_the_pivot_to_be_undone(pivoted, sent):
+    for event_type in ("p.placed", "p.paid", "p.booked", "p.confirmed", "p.cancel-asked"):
+        deliver(pivoted, event_type)
+    assert names(sent)[-1] == "unbook", "the pivot first, and no outcome yet"
+
+    deliver(pivoted, "p.unbooked")
+
+    assert names(sent)[-2:] == ["cancel", "refund"]
+    deliver(pivoted, "p.refunded")
+    assert pivoted_instance().status == Status.COMPENSATED
+
+
+def test_a_pivot_that_is_final_refuses_the_cancel_and_the_saga_goes_on(pivoted, sent):
+    for event_type in ("p.placed", "p.paid", "p.booked", "p.confirmed", "p.cancel-asked"):
+        deliver(pivoted, event_type)
+
+    deliver(pivoted, "p.gone", reason="the parcel has left")
+
+    assert names(sent)[-2:] == ["unbook", "refuse"]
+    assert sent[-1].reason == "the parcel has left"
+    assert not {"cancel", "refund"} & set(names(sent)), "nothing undone, nothing decided"
+    assert pivoted_instance().status == Status.COMPLETED
+
+
+def test_a_saga_that_was_confirming_goes_back_to_confirming(pivoted, sent):
+    for event_type in ("p.placed", "p.paid", "p.booked", "p.cancel-asked"):
+        deliver(pivoted, event_type)
+    first_confirm = next(c for c in sent if c.name == "confirm")
+
+    deliver(pivoted, "p.gone")
+
+    assert names(sent)[-2:] == ["refuse", "confirm"]
+    assert sent[-1].command_id != first_confirm.command_id, "a new epoch"
+    deliver(pivoted, "p.confirmed")
+    assert pivoted_instance().status == Status.COMPLETED
+
+
+def test_a_second_cancel_after_a_refusal_is_not_taken_for_the_first(pivoted, sent):
+    for event_type in ("p.placed", "p.paid", "p.booked", "p.confirmed", "p.cancel-asked"):
+        deliver(pivoted, event_type)
+    deliver(pivoted, "p.gone")
+
+    deliver(pivoted, "p.cancel-asked")
+
+    unbooks = [c for c in sent if c.name == "unbook"]
+    assert len(unbooks) == 2
+    assert unbooks[0].command_id != unbooks[1].command_id, "the inbox must run it again"
+
+
+def test_the_pivots_compensation_cannot_be_resolved_by_hand(pivoted, sent, clock):
+    for event_type in ("p.placed", "p.paid", "p.booked", "p.confirmed", "p.cancel-asked"):
+        deliver(pivoted, event_type)
+    for _ in range(3):
+        clock.now = pivoted_instance().deadline_at
+        pivoted.fire_deadlines()
+    assert pivoted_instance().stuck
+
+    assert not pivoted.resolve(pivoted_instance(), "sure it is fine")
+    assert "cancel" not in names(sent), "only the participant can say the parcel stayed"
+
+
+def test_a_step_that_may_turn_out_final_must_be_the_last_that_can_be_undone():
+    with pytest.raises(ValueError, match="no step after it may be undone"):
+        SagaDefinition(
+            name="bad",
+            started_by="b.placed",
+            key_of=lambda reply: "k",
+            initial_data=lambda reply: {},
+            steps=(
+                Step(
+                    name="ship",
+                    command=_cmd("ship"),
+                    succeeded_on=frozenset({"b.booked"}),
+                    compensation=_cmd("unbook"),
+                    too_late_on=frozenset({"b.gone"}),
+                ),
+                Step(
+                    name="pay",
+                    command=_cmd("pay"),
+                    succeeded_on=frozenset({"b.paid"}),
+                    compensation=_cmd("refund"),
+                ),
+            ),
+        )

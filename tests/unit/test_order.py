@@ -163,13 +163,26 @@ def test_an_order_not_yet_shipped_can_be_cancelled_with_a_reason(history):
 
 
 @pytest.mark.parametrize("reason", ["", "   ", "x" * 501])
-def test_a_cancellation_needs_a_reason_of_sensible_length(reason):
+def test_a_cancellation_request_needs_a_reason_of_sensible_length(reason):
     order = given(placed())
 
     with pytest.raises(InvalidReason):
-        order.cancel(reason)
+        order.request_cancellation(reason)
 
     assert order.collect_pending() == []
+
+
+def test_the_decision_to_cancel_is_never_refused_for_a_long_reason():
+    """The saga's reason for a shortage lists every line that is short: it can run long,
+    and a decision already taken must not be dead-lettered for it."""
+    order = given(placed())
+
+    order.cancel("Insufficient stock: " + "SKU-X: 2 requested, 1 available. " * 40)
+
+    [cancelled] = order.collect_pending()
+    assert len(cancelled.reason) == 500
+    assert cancelled.reason.endswith("…")
+    assert order.state.status is OrderStatus.CANCELLED
 
 
 def test_cancelling_a_cancelled_order_records_nothing():
