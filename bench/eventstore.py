@@ -7,8 +7,8 @@ It (re)creates the database named by --database-url (default $BENCH_DATABASE_URL
 postgres://postgres@127.0.0.1:5432/bench_eventstore; the name must start with "bench_"),
 migrates it, and puts three equivalent stores side by side in it:
 
-  ours     platform_core.sql_store.PostgresEventStore on Django's connection (and
-           platform_core.repository.Repository for aggregate loads);
+  ours     platform_core.storage.sql_store.PostgresEventStore on Django's connection (and
+           platform_core.eventsourcing.repository.Repository for aggregate loads);
   library  eventsourcing 9.5 with its PostgreSQL persistence, default settings (its
            application recorder for appends and log reads, its Application repository for
            aggregate loads);
@@ -165,7 +165,7 @@ class Payloads:
     def __init__(self, count: int = 1000) -> None:
         from config.bootstrap import build_codec
         from inventory.events import StockReplenished
-        from platform_core.eventstore import EventMetadata, NewEvent, encode_metadata
+        from platform_core.eventsourcing.eventstore import EventMetadata, NewEvent, encode_metadata
 
         codec = build_codec()
         self.count = count
@@ -217,7 +217,7 @@ def unique_stream() -> str:
 
 class OursAppend:
     def __init__(self, payloads: Payloads, per_tx: int, same_stream: bool, atomic: bool = False):
-        from platform_core.sql_store import PostgresEventStore
+        from platform_core.storage.sql_store import PostgresEventStore
 
         self.store = PostgresEventStore()
         self.payloads, self.per_tx, self.same_stream, self.atomic = (
@@ -350,7 +350,7 @@ class PlainSqlAppend:
     INSERT = f"INSERT INTO event_store ({RAW_COLUMNS}) VALUES {RAW_ROW}"
 
     def __init__(self, url: str, payloads: Payloads, guarded: bool) -> None:
-        from platform_core.sql_store import _PG_APPEND_ONE
+        from platform_core.storage.sql_store import _PG_APPEND_ONE
 
         self.conn = psycopg.connect(url, autocommit=True)
         self.payloads, self.guarded, self.guarded_sql = payloads, guarded, _PG_APPEND_ONE
@@ -384,9 +384,9 @@ class OursRepositorySave:
 
         from config.bootstrap import build_codec
         from inventory.domain.stock import StockItem
-        from platform_core.django_snapshots import DjangoSnapshotStore
-        from platform_core.repository import Repository
-        from platform_core.sql_store import PostgresEventStore
+        from platform_core.eventsourcing.repository import Repository
+        from platform_core.storage.django_snapshots import DjangoSnapshotStore
+        from platform_core.storage.sql_store import PostgresEventStore
 
         self.atomic = transaction.atomic
         self.repo = Repository(
@@ -562,7 +562,7 @@ def run_writers(url: str, sizes: Sizes, results: Results) -> None:
 def populate_log(url: str, sizes: Sizes, app: Any) -> None:
     """`sizes.log_events` events in 100-event transactions through our store, then the
     very same rows copied into raw_events and the library's table, in log order."""
-    from platform_core.sql_store import PostgresEventStore
+    from platform_core.storage.sql_store import PostgresEventStore
 
     store, payloads = PostgresEventStore(), Payloads()
     for n in range(sizes.log_events // 100):
@@ -585,8 +585,8 @@ def populate_log(url: str, sizes: Sizes, app: Any) -> None:
 
 
 def run_log_read(url: str, sizes: Sizes, app: Any, results: Results) -> None:
-    from platform_core.eventstore import LOG_START
-    from platform_core.sql_store import _PG_READ_ALL, PostgresEventStore
+    from platform_core.eventsourcing.eventstore import LOG_START
+    from platform_core.storage.sql_store import _PG_READ_ALL, PostgresEventStore
 
     log(f"populating the log with {sizes.log_events:,} events ...")
     populate_log(url, sizes, app)
@@ -653,9 +653,9 @@ def run_loads(url: str, sizes: Sizes, app: Any, results: Results) -> None:
 
     from config.bootstrap import build_codec
     from inventory.domain.stock import StockItem
-    from platform_core.django_snapshots import DjangoSnapshotStore
-    from platform_core.repository import Repository
-    from platform_core.sql_store import PostgresEventStore
+    from platform_core.eventsourcing.repository import Repository
+    from platform_core.storage.django_snapshots import DjangoSnapshotStore
+    from platform_core.storage.sql_store import PostgresEventStore
 
     log(f"writing {sizes.aggregate_events:,}-event aggregates ...")
     n_events = sizes.aggregate_events

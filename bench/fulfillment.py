@@ -187,7 +187,7 @@ def serve_consumer(group: str, fetch_wait_ms: int) -> None:
     django.setup()
     from django.core.management import call_command
 
-    from platform_core import kafka
+    from platform_core.messaging import kafka
 
     kafka.CONSUMER_DEFAULTS["fetch.wait.max.ms"] = fetch_wait_ms
     call_command("consume", group)

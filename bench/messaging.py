@@ -123,7 +123,7 @@ TARGETS = {  # metric: (comparison, value)
 
 def envelopes(count: int, topic: str, start: int = 0) -> list[Any]:
     """Integration events shaped like the inventory context's, over KEYS aggregates."""
-    from platform_core.messaging import Envelope
+    from platform_core.messaging.envelope import Envelope
 
     now = datetime.now(UTC)
     correlation = str(uuid.uuid4())
@@ -185,7 +185,7 @@ def kafka_messages(batch: Sequence[Any]) -> list[tuple[str, bytes, bytes, list[A
 def bare_producer(bootstrap: str) -> Any:
     from confluent_kafka import Producer
 
-    from platform_core.kafka import PRODUCER_DEFAULTS
+    from platform_core.messaging.kafka import PRODUCER_DEFAULTS
 
     return Producer({**PRODUCER_DEFAULTS, "bootstrap.servers": bootstrap})
 
@@ -217,8 +217,8 @@ def produce_all(producer: Any, messages: Sequence[tuple[str, bytes, bytes, list[
 
 class RelayWorkload:
     def __init__(self, url: str, broker: MockKafkaProcess, sizes: Sizes) -> None:
-        from platform_core.kafka import KafkaPublisher
-        from platform_core.relay import OutboxRelay
+        from platform_core.messaging.kafka import KafkaPublisher
+        from platform_core.messaging.relay import OutboxRelay
 
         self.url, self.sizes = url, sizes
         relay_topic = broker.create_topic("bench.relay", PARTITIONS)
@@ -291,7 +291,7 @@ def steady(rate: float, seconds: float, op: Callable[[int], None]) -> None:
 
 class LatencyWorkload:
     def __init__(self, broker: MockKafkaProcess, sizes: Sizes) -> None:
-        from platform_core.kafka import KafkaPublisher
+        from platform_core.messaging.kafka import KafkaPublisher
 
         self.sizes = sizes
         self.topic = broker.create_topic("bench.latency", PARTITIONS)
@@ -306,8 +306,8 @@ class LatencyWorkload:
     def relay_round(self) -> float:
         from django.db import connections, transaction
 
-        from platform_core.outbox import Outbox
-        from platform_core.relay import OutboxRelay
+        from platform_core.messaging.outbox import Outbox
+        from platform_core.messaging.relay import OutboxRelay
 
         stop, wake = threading.Event(), threading.Event()
         relay = OutboxRelay(self.publisher, batch_size=self.sizes.relay_batch)
@@ -384,7 +384,7 @@ def metered_group(
 ) -> Any:
     """A ConsumerGroup that notes when its first batch arrived and stops the runner once
     `expected` messages were processed."""
-    from platform_core.consumers import ConsumerGroup
+    from platform_core.messaging.consumers import ConsumerGroup
 
     class Metered(ConsumerGroup):
         handled = 0
@@ -435,7 +435,7 @@ class ConsumerWorkload:
     def ours(
         self, handler: Callable[[Any], None], profiler: cProfile.Profile | None = None
     ) -> float:
-        from platform_core.kafka import KafkaConsumerRunner
+        from platform_core.messaging.kafka import KafkaConsumerRunner
 
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute("TRUNCATE inbox, bench_effects")

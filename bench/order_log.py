@@ -42,7 +42,7 @@ from payments.events import (
     PaymentRefunded,
     PaymentVoided,
 )
-from platform_core.eventstore import EventMetadata, NewEvent
+from platform_core.eventsourcing.eventstore import EventMetadata, NewEvent
 from shipping.carrier import tracking_number_for
 from shipping.events import (
     Address,
@@ -84,7 +84,7 @@ class LogWriter:
 
     def __init__(self, seed: int = 1) -> None:
         from config.bootstrap import build_codec
-        from platform_core.sql_store import event_store_for
+        from platform_core.storage.sql_store import event_store_for
 
         self.codec, self.store = build_codec(), event_store_for()
         self.rng = random.Random(seed)

@@ -142,7 +142,7 @@ def raw_read(conn: psycopg.Connection[Any]) -> int:
 
 
 def rebuild(name: str) -> tuple[int, float]:
-    from platform_core.rebuild import ProjectionRebuild
+    from platform_core.projections.rebuild import ProjectionRebuild
     from platform_core.runtime import runtime
 
     report = ProjectionRebuild(runtime().projections, name).run()
@@ -169,7 +169,7 @@ def catch_up_from_zero() -> tuple[int, float]:
 
 
 def write_log(url: str, sizes: Sizes, flat: dict[str, Any]) -> int:
-    from platform_core.sql_store import event_store_for
+    from platform_core.storage.sql_store import event_store_for
 
     log(f"writing a log of about {sizes.events:,} events ...")
     writer = LogWriter()
@@ -248,26 +248,37 @@ def _part(label: str, path: str, *functions: str) -> Part:
 
 HANDLERS = "on_*"  # a projection's event handlers
 REBUILD_PARTS = (
-    _part("read_all: SQL, fetch, RecordedEvent", "platform_core/sql_store.py", "read_all"),
-    _part("  of which rows to RecordedEvent", "platform_core/sql_store.py", "_recorded"),
-    _part("apply: decode + handlers", "platform_core/projector.py", "apply"),
-    _part("  of which codec.decode", "platform_core/serialization.py", "decode"),
+    _part("read_all: SQL, fetch, RecordedEvent", "platform_core/storage/sql_store.py", "read_all"),
+    _part("  of which rows to RecordedEvent", "platform_core/storage/sql_store.py", "_recorded"),
+    _part("apply: decode + handlers", "platform_core/projections/projector.py", "apply"),
+    _part("  of which codec.decode", "platform_core/eventsourcing/serialization.py", "decode"),
     _part("  of which the projection's handlers", "projections/", HANDLERS),
-    _part("write rows: COPY new, upsert seen", "platform_core/read_models.py", "insert", "upsert"),
-    _part("swap: DELETE + INSERT ... SELECT", "platform_core/rebuild.py", "_swap"),
     _part(
-        "create/drop shadow tables", "platform_core/rebuild.py", "_create_shadows", "_drop_shadows"
+        "write rows: COPY new, upsert seen",
+        "platform_core/projections/read_models.py",
+        "insert",
+        "upsert",
+    ),
+    _part("swap: DELETE + INSERT ... SELECT", "platform_core/projections/rebuild.py", "_swap"),
+    _part(
+        "create/drop shadow tables",
+        "platform_core/projections/rebuild.py",
+        "_create_shadows",
+        "_drop_shadows",
     ),
 )
 CATCH_UP_PARTS = (
-    _part("read_all: SQL, fetch, RecordedEvent", "platform_core/sql_store.py", "read_all"),
-    _part("apply: decode + handlers", "platform_core/projector.py", "apply"),
-    _part("  of which loading rows", "platform_core/read_models.py", "get", "preload"),
-    _part("write rows: upsert", "platform_core/read_models.py", "insert", "upsert"),
+    _part("read_all: SQL, fetch, RecordedEvent", "platform_core/storage/sql_store.py", "read_all"),
+    _part("apply: decode + handlers", "platform_core/projections/projector.py", "apply"),
+    _part("  of which loading rows", "platform_core/projections/read_models.py", "get", "preload"),
+    _part("write rows: upsert", "platform_core/projections/read_models.py", "insert", "upsert"),
     _part("announce: frames for websocket clients", "projections/live.py", "announce_orders"),
     _part("  of which order_update (the frame's JSON)", "projections/live.py", "order_update"),
     _part(
-        "checkpoint: lock, advance", "platform_core/checkpoints.py", "locked_checkpoint", "advance"
+        "checkpoint: lock, advance",
+        "platform_core/projections/checkpoints.py",
+        "locked_checkpoint",
+        "advance",
     ),
 )
 

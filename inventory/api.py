@@ -12,8 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inventory.commands import RegisterProduct, RestockProduct
-from platform_core.http import accepted, dispatch_command
 from platform_core.runtime import runtime
+from platform_core.web.http import accepted, dispatch_command
 
 _Accepted = inline_serializer("ProductAccepted", {"sku": serializers.CharField()})
 

@@ -16,7 +16,7 @@ from inventory.commands import (
 )
 from inventory.domain.reservation import OrderReservation
 from inventory.domain.stock import ProductAlreadyRegistered, StockItem
-from platform_core.repository import Repository
+from platform_core.eventsourcing.repository import Repository
 
 
 def register_product(command: RegisterProduct, *, stock: Repository[StockItem]) -> None:

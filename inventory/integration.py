@@ -25,8 +25,8 @@ from inventory.events import (
     StockReservationFailedV1,
     StockReservedV1,
 )
-from platform_core.messaging import Envelope
-from platform_core.serialization import from_json
+from platform_core.eventsourcing.serialization import from_json
+from platform_core.messaging.envelope import Envelope
 from shipping.events import ShipmentDispatchedV1
 
 SOURCE = "/inventory"

@@ -1,7 +1,7 @@
 """Commands other contexts send to inventory, as Celery tasks on the `inventory` queue.
 
 Primitives in, the command out to the bus, once per command id (see
-`platform_core.celery_commands`). Send with `send_command(restock_product, sku=...)`.
+`platform_core.commands.celery_commands`). Send with `send_command(restock_product, sku=...)`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 from uuid import UUID
 
 from inventory.commands import CommitStock, ReleaseStock, ReserveStock, RestockProduct
-from platform_core.celery_commands import CommandTask, command_task
-from platform_core.serialization import from_primitives
+from platform_core.commands.celery_commands import CommandTask, command_task
+from platform_core.eventsourcing.serialization import from_primitives
 
 QUEUE = "inventory"
 

@@ -21,9 +21,9 @@ from rest_framework.views import APIView
 from orders.commands import OrderItem, PlaceOrder, RequestOrderCancellation
 from orders.events import ShippingAddress
 from orders.queries import order_events
-from platform_core.http import accepted, dispatch_command
-from platform_core.idempotency import idempotent
 from platform_core.runtime import runtime
+from platform_core.web.http import accepted, dispatch_command
+from platform_core.web.idempotency import idempotent
 
 MAX_LINES = 100
 

@@ -12,7 +12,7 @@ from orders.commands import (
     RequestOrderCancellation,
 )
 from orders.domain.order import Catalog, Order
-from platform_core.repository import AggregateNotFound, Repository
+from platform_core.eventsourcing.repository import AggregateNotFound, Repository
 
 
 def place_order(command: PlaceOrder, *, orders: Repository[Order], catalog: Catalog) -> None:

@@ -23,8 +23,8 @@ from orders.events import (
     OrderPlacedV1,
     ShippingAddressV1,
 )
-from platform_core.messaging import Envelope
-from platform_core.serialization import from_json
+from platform_core.eventsourcing.serialization import from_json
+from platform_core.messaging.envelope import Envelope
 from shipping.events import ShipmentDeliveredV1, ShipmentDispatchedV1
 
 SOURCE = "/orders"

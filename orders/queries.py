@@ -6,9 +6,9 @@ from uuid import UUID
 
 from orders.domain.order import Order
 from orders.events import OrderPlaced
-from platform_core.errors import NotFound
-from platform_core.eventstore import EventStore, RecordedEvent
-from platform_core.serialization import EventCodec
+from platform_core.eventsourcing.errors import NotFound
+from platform_core.eventsourcing.eventstore import EventStore, RecordedEvent
+from platform_core.eventsourcing.serialization import EventCodec
 
 
 class OrderNotFound(NotFound):

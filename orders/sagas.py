@@ -39,7 +39,7 @@ from payments.events import (
     PaymentRefundFailedV1,
     PaymentVoidedV1,
 )
-from platform_core.sagas import Reply, SagaDefinition, Step
+from platform_core.sagas.definition import Reply, SagaDefinition, Step
 from shipping.commands import CancelShipment, CreateShipment
 from shipping.events import (
     Address,

@@ -1,7 +1,7 @@
 """Commands other contexts send to orders, as Celery tasks on the `orders` queue.
 
 Primitives in, the command out to the bus, once per command id (see
-`platform_core.celery_commands`). Send with `send_command(confirm_order, order_id=...)`.
+`platform_core.commands.celery_commands`). Send with `send_command(confirm_order, order_id=...)`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from orders.commands import CancelOrder, ConfirmOrder, RefuseOrderCancellation
-from platform_core.celery_commands import CommandTask, command_task
+from platform_core.commands.celery_commands import CommandTask, command_task
 
 QUEUE = "orders"
 

@@ -43,7 +43,7 @@ from payments.domain.gateway import (
     RefundResult,
 )
 from payments.models import GatewayAttempt
-from platform_core import pg
+from platform_core.storage import pg
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from payments.commands import ProcessPayment, RefundPayment
 from payments.domain.gateway import PaymentGateway
 from payments.domain.payment import Payment
-from platform_core.repository import Repository
+from platform_core.eventsourcing.repository import Repository
 
 
 def process_payment(

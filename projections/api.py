@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from platform_core.consistency import (
+from platform_core.web.read_your_writes import (
     MIN_POSITION_HEADER,
     MIN_POSITION_PARAM,
     read_your_writes,

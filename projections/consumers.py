@@ -11,9 +11,9 @@ from typing import Any
 
 from channels.db import database_sync_to_async  # type: ignore[import-untyped]
 
-from platform_core.eventstore import LogPosition
-from platform_core.live import LiveUpdate
-from platform_core.live_consumer import LiveConsumer
+from platform_core.eventsourcing.eventstore import LogPosition
+from platform_core.live.broadcast import LiveUpdate
+from platform_core.live.consumer import LiveConsumer
 from projections.live import ALL_ORDERS, changed_after, customer_group, order_group, order_update
 from projections.models import OrderSummary
 from projections.queries import orders_visible_to

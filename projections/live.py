@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from rest_framework.renderers import JSONRenderer
 
-from platform_core.eventstore import LogPosition
-from platform_core.live import LiveUpdate, group_send_from_thread
+from platform_core.eventsourcing.eventstore import LogPosition
+from platform_core.live.broadcast import LiveUpdate, group_send_from_thread
 from projections.api import OrderOutputSerializer
 from projections.models import OrderSummary
 

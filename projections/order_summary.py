@@ -32,9 +32,9 @@ from payments.events import (
     PaymentRefundFailed,
     PaymentVoided,
 )
-from platform_core.eventstore import RecordedEvent
-from platform_core.projector import Changes, EventHandler, Projection, RowKeys
-from platform_core.read_models import ReadState, Row
+from platform_core.eventsourcing.eventstore import RecordedEvent
+from platform_core.projections.projector import Changes, EventHandler, Projection, RowKeys
+from platform_core.projections.read_models import ReadState, Row
 from projections.models import OrderSummary
 from shipping.events import (
     ShipmentCancelled,

@@ -19,9 +19,9 @@ from inventory.events import (
     StockReplenished,
     StockReserved,
 )
-from platform_core.eventstore import RecordedEvent
-from platform_core.projector import EventHandler, Projection, RowKeys
-from platform_core.read_models import ReadState
+from platform_core.eventsourcing.eventstore import RecordedEvent
+from platform_core.projections.projector import EventHandler, Projection, RowKeys
+from platform_core.projections.read_models import ReadState
 from projections.models import ProductStock
 
 logger = logging.getLogger(__name__)

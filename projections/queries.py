@@ -9,8 +9,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, QuerySet
 
-from platform_core import pg
 from platform_core.models import SagaInstance
+from platform_core.storage import pg
 from projections.models import OrderSummary, ProductStock
 
 

@@ -16,8 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from platform_core.http import accepted, dispatch_command
 from platform_core.runtime import runtime
+from platform_core.web.http import accepted, dispatch_command
 from shipping.commands import DeliverShipment, DispatchShipment
 
 

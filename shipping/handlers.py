@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from platform_core.repository import Repository
+from platform_core.eventsourcing.repository import Repository
 from shipping.commands import CancelShipment, CreateShipment, DeliverShipment, DispatchShipment
 from shipping.domain.shipment import Carrier, Shipment
 

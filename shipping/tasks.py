@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from platform_core.celery_commands import CommandTask, command_task
-from platform_core.serialization import from_primitives
+from platform_core.commands.celery_commands import CommandTask, command_task
+from platform_core.eventsourcing.serialization import from_primitives
 from shipping.commands import CancelShipment, CreateShipment
 
 QUEUE = "shipping"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from platform_core.eventstore import LOG_START, LogPosition
+from platform_core.eventsourcing.eventstore import LOG_START, LogPosition
 from platform_core.models import ProjectionCheckpoint, StoredEvent
-from platform_core.projector import ProjectionRunner
+from platform_core.projections.projector import ProjectionRunner
 
 
 def stored_events() -> int:

@@ -39,8 +39,8 @@ from inventory.events import (
     OrderReservationReleased,
     ReservationLine,
 )
-from platform_core.aggregate import Aggregate
-from platform_core.errors import Conflict
+from platform_core.eventsourcing.aggregate import Aggregate
+from platform_core.eventsourcing.errors import Conflict
 
 
 class ReservationStatus(StrEnum):

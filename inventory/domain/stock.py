@@ -17,8 +17,8 @@ from inventory.events import (
     StockReplenished,
     StockReserved,
 )
-from platform_core.aggregate import Aggregate
-from platform_core.errors import Conflict, InvalidCommand
+from platform_core.eventsourcing.aggregate import Aggregate
+from platform_core.eventsourcing.errors import Conflict, InvalidCommand
 
 SKU_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9-]{0,63}")
 

@@ -22,8 +22,8 @@ from orders.events import (
     OrderShipped,
     ShippingAddress,
 )
-from platform_core.aggregate import Aggregate
-from platform_core.errors import Conflict, InvalidCommand
+from platform_core.eventsourcing.aggregate import Aggregate
+from platform_core.eventsourcing.errors import Conflict, InvalidCommand
 
 MAX_REASON_LENGTH = 500
 

@@ -17,8 +17,8 @@ from payments.events import (
     PaymentRefundFailed,
     PaymentVoided,
 )
-from platform_core.aggregate import Aggregate
-from platform_core.errors import Conflict, InvalidCommand
+from platform_core.eventsourcing.aggregate import Aggregate
+from platform_core.eventsourcing.errors import Conflict, InvalidCommand
 
 
 class PaymentStatus(StrEnum):

@@ -11,7 +11,7 @@ django_application = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # type: ignore[import-untyped]  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from platform_core.websocket_auth import WebsocketAuthMiddleware  # noqa: E402
+from platform_core.live.websocket_auth import WebsocketAuthMiddleware  # noqa: E402
 from projections.consumers import OrderDetailConsumer, OrderListConsumer  # noqa: E402
 
 websocket_routes = [

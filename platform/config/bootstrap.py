@@ -20,18 +20,19 @@ from inventory import events as inventory_events
 from orders import events as orders_events
 from orders.sagas import order_fulfillment
 from payments import events as payments_events
-from platform_core.command_outbox import CeleryCommandPublisher, relay_lanes
-from platform_core.consumers import ConsumerGroup, LocalPublisher
-from platform_core.django_snapshots import DjangoSnapshotStore
-from platform_core.kafka import KafkaPublisher
-from platform_core.messaging import Publisher
-from platform_core.outbox import Outbox
-from platform_core.projector import ProjectionRunner
-from platform_core.relay import OutboxRelay
+from platform_core.commands.command_outbox import CeleryCommandPublisher, relay_lanes
+from platform_core.eventsourcing.serialization import EventCodec
+from platform_core.messaging.consumers import ConsumerGroup
+from platform_core.messaging.envelope import Publisher
+from platform_core.messaging.kafka import KafkaPublisher
+from platform_core.messaging.local import LocalPublisher
+from platform_core.messaging.outbox import Outbox
+from platform_core.messaging.relay import OutboxRelay
+from platform_core.projections.projector import ProjectionRunner
 from platform_core.runtime import Runtime
-from platform_core.sagas import SagaManager
-from platform_core.serialization import EventCodec
-from platform_core.sql_store import event_store_for
+from platform_core.sagas.manager import SagaManager
+from platform_core.storage.django_snapshots import DjangoSnapshotStore
+from platform_core.storage.sql_store import event_store_for
 from projections.live import announce_orders
 from projections.order_summary import OrderSummaryProjection
 from projections.product_stock import ProductStockProjection

@@ -14,7 +14,7 @@ from typing import Any
 from celery import Celery  # type: ignore[import-untyped]
 from django.conf import settings
 
-from platform_core.celery_queues import DeclareDeadLetterQueues, celery_settings
+from platform_core.commands.celery_queues import DeclareDeadLetterQueues, celery_settings
 
 # As in Celery's Django guide: the worker reads Django's settings to configure the app.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")

@@ -41,13 +41,13 @@ from payments.commands import ProcessPayment, RefundPayment
 from payments.domain.gateway import PaymentGateway
 from payments.domain.payment import Payment
 from payments.gateway import FakeGateway
-from platform_core.aggregate import Aggregate
-from platform_core.bus import CommandBus, Handler, record_append
-from platform_core.eventstore import AppendResult, EventStore
-from platform_core.outbox import IntegrationEvents, Outbox
-from platform_core.repository import Repository
-from platform_core.serialization import EventCodec
-from platform_core.snapshots import SnapshotStore
+from platform_core.eventsourcing.aggregate import Aggregate
+from platform_core.eventsourcing.bus import CommandBus, Handler, record_append
+from platform_core.eventsourcing.eventstore import AppendResult, EventStore
+from platform_core.eventsourcing.repository import Repository
+from platform_core.eventsourcing.serialization import EventCodec
+from platform_core.eventsourcing.snapshots import SnapshotStore
+from platform_core.messaging.outbox import IntegrationEvents, Outbox
 from projections.queries import product_prices
 from shipping import handlers as shipping_handlers
 from shipping import integration as shipping_integration

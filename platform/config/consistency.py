@@ -26,10 +26,10 @@ from orders.domain.order import Order, OrderStatus
 from orders.sagas import NAME as FULFILLMENT
 from payments.domain.payment import Payment, PaymentStatus
 from payments.events import PaymentCaptured
-from platform_core.eventstore import EventStore
+from platform_core.eventsourcing.eventstore import EventStore
+from platform_core.eventsourcing.repository import Repository
+from platform_core.eventsourcing.serialization import EventCodec
 from platform_core.models import SagaInstance, StoredEvent
-from platform_core.repository import Repository
-from platform_core.serialization import EventCodec
 from projections.models import OrderSummary
 from shipping.domain.shipment import Shipment, ShipmentStatus
 

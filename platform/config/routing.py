@@ -17,10 +17,10 @@ from orders.commands import CancelOrder, ConfirmOrder, RefuseOrderCancellation
 from payments import events as payments_events
 from payments import tasks as payments_tasks
 from payments.commands import ProcessPayment, RefundPayment
-from platform_core.celery_commands import send_command
-from platform_core.consumers import ConsumerGroup
-from platform_core.sagas import SagaManager
-from platform_core.serialization import to_primitives
+from platform_core.commands.celery_commands import send_command
+from platform_core.eventsourcing.serialization import to_primitives
+from platform_core.messaging.consumers import ConsumerGroup
+from platform_core.sagas.manager import SagaManager
 from shipping import events as shipping_events
 from shipping import tasks as shipping_tasks
 from shipping.commands import CancelShipment, CreateShipment

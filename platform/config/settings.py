@@ -61,7 +61,7 @@ INSTALLED_APPS = [
 # reads the body (views and process_view hooks run below it). CorrelationIdMiddleware
 # comes first, so every response and log line, a redirect or a 413 included, has the id.
 MIDDLEWARE = [
-    "platform_core.http.CorrelationIdMiddleware",
+    "platform_core.web.http.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -70,7 +70,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "platform_core.http.RequestSizeLimitMiddleware",
+    "platform_core.web.http.RequestSizeLimitMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -110,7 +110,7 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool("DATABASE_
     }
 if not env_bool("DATABASE_PREPARED_STATEMENTS", True):
     # Behind a pooler that cannot carry prepared statements (PgBouncer in transaction mode
-    # before 1.21): the hot-path statements (`platform_core.pg`) then stop preparing too.
+    # before 1.21): the hot-path statements (`platform_core.storage.pg`) then stop preparing too.
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -216,7 +216,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BYTES", 256 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "platform_core.token_auth.PreparedTokenAuthentication",
+        "platform_core.web.token_auth.PreparedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -225,7 +225,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "platform_core.http.exception_handler",
+    "EXCEPTION_HANDLER": "platform_core.web.http.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -252,7 +252,8 @@ SAGA_STEP_SECONDS = float(os.environ.get("SAGA_STEP_SECONDS", "30"))
 SAGA_GIVE_UP_SECONDS = float(os.environ.get("SAGA_GIVE_UP_SECONDS", "600"))
 SAGA_STUCK_AFTER = int(os.environ.get("SAGA_STUCK_AFTER", "3"))
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
-# How long a read given `min_position` waits for the projection (platform_core.consistency).
+# How long a read given `min_position` waits for the projection
+# (platform_core.web.read_your_writes).
 READ_YOUR_WRITES_TIMEOUT = float(os.environ.get("READ_YOUR_WRITES_TIMEOUT", "5"))
 
 if not DEBUG:
@@ -268,10 +269,10 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "platform_core.logs.MessageContextFilter"}},
+    "filters": {"context": {"()": "platform_core.operations.logs.MessageContextFilter"}},
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"},
-        "json": {"()": "platform_core.logs.JsonFormatter"},
+        "json": {"()": "platform_core.operations.logs.JsonFormatter"},
     },
     "handlers": {
         "console": {

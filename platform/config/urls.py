@@ -8,9 +8,9 @@ from rest_framework.authtoken.views import obtain_auth_token
 from config import health
 from inventory.api import ProductRegisterApi, ProductRestockApi
 from orders.api import OrderCancelApi, OrderEventsApi, OrderPlaceApi
-from platform_core.drf import route_by_method
-from platform_core.http import json_error_view
-from platform_core.metrics import metrics_view
+from platform_core.operations.metrics import metrics_view
+from platform_core.web.drf import route_by_method
+from platform_core.web.http import json_error_view
 from projections.api import (
     FulfillmentOverviewApi,
     OrderDetailApi,

@@ -1,5 +1,7 @@
-"""The reusable event-sourcing platform: event store, aggregates, command bus, projector.
+"""The reusable platform: event sourcing, messaging, sagas and projections for Django.
 
-Modules that the domain layer may import (`eventstore`, `serialization`, `aggregate`,
-`errors`, `messages`) never import Django; the Django adapters live beside them.
+Packages, each building only on those listed after it (`lint-imports` holds the order):
+`operations` (what operators run), `runtime` (the wired collaborators), `commands`,
+`sagas`, `web`, `live`, then `projections`, `messaging`, `storage`, and at the bottom
+`eventsourcing` (plain Python: the domain layer imports only this) and `models`.
 """

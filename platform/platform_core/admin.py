@@ -1,5 +1,5 @@
 """Operator views: the event store (read-only), the outbox backlog, dead letters with
-retry and purge, sagas, and projections (platform_core.projection_admin). Staff only,
+retry and purge, sagas, and projections (platform_core.operations.projection_admin). Staff only,
 like all of the admin."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from platform_core import dead_letters
+from platform_core.messaging import dead_letters
 from platform_core.models import (
     DeadLetter,
     OutboxMessage,
@@ -22,10 +22,10 @@ from platform_core.models import (
     SagaStepEntry,
     StoredEvent,
 )
-from platform_core.projection_admin import ProjectionCheckpointAdmin
-from platform_core.redelivery import redelivery_paths
+from platform_core.operations.projection_admin import ProjectionCheckpointAdmin
+from platform_core.operations.redelivery import redelivery_paths
 from platform_core.runtime import runtime
-from platform_core.sagas import SagaManager
+from platform_core.sagas.manager import SagaManager
 
 __all__ = ["ProjectionCheckpointAdmin"]
 

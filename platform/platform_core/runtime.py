@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from platform_core.bus import CommandBus
-from platform_core.consumers import ConsumerGroup
-from platform_core.eventstore import EventStore
-from platform_core.projector import ProjectionRunner
-from platform_core.relay import OutboxRelay
-from platform_core.sagas import SagaManager
-from platform_core.serialization import EventCodec
+from platform_core.eventsourcing.bus import CommandBus
+from platform_core.eventsourcing.eventstore import EventStore
+from platform_core.eventsourcing.serialization import EventCodec
+from platform_core.messaging.consumers import ConsumerGroup
+from platform_core.messaging.relay import OutboxRelay
+from platform_core.projections.projector import ProjectionRunner
+from platform_core.sagas.manager import SagaManager
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,8 +9,8 @@ from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
 
-from platform_core.aggregate import Aggregate
-from platform_core.errors import Conflict, InvalidCommand
+from platform_core.eventsourcing.aggregate import Aggregate
+from platform_core.eventsourcing.errors import Conflict, InvalidCommand
 from shipping.events import (
     Address,
     ShipmentCancellationRefused,

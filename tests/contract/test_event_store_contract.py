@@ -18,7 +18,7 @@ from uuid import UUID, uuid4
 import msgspec
 import pytest
 
-from platform_core.eventstore import (
+from platform_core.eventsourcing.eventstore import (
     LOG_START,
     AppendResult,
     ConcurrencyError,
@@ -27,9 +27,9 @@ from platform_core.eventstore import (
     NewEvent,
     RecordedEvent,
 )
-from platform_core.memory import InMemoryEventStore
-from platform_core.serialization import EventCodec
-from platform_core.sql_store import event_store_for
+from platform_core.eventsourcing.memory import InMemoryEventStore
+from platform_core.eventsourcing.serialization import EventCodec
+from platform_core.storage.sql_store import event_store_for
 
 
 @pytest.fixture(

@@ -13,7 +13,7 @@ from django.db import connections
 
 from config.bootstrap import with_commands
 from config.routing import ALL_TOPICS
-from platform_core.kafka import KafkaPublisher
+from platform_core.messaging.kafka import KafkaPublisher
 from platform_core.models import SagaInstance
 from platform_core.testing.kafka_mock import MockKafkaCluster
 from tests.e2e.fulfillment_support import charges, eager_commands, place, register, saga_of

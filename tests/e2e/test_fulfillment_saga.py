@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 
 from inventory.domain.stock import StockItem
+from platform_core.eventsourcing.repository import Repository
 from platform_core.models import OutboxMessage, SagaInstance
-from platform_core.repository import Repository
 from shipping.commands import DispatchShipment
 from tests.e2e.fulfillment_support import (
     charges,

@@ -11,9 +11,9 @@ from typing import Any
 
 from django.db import connection, connections
 
-from platform_core.consumers import ConsumerGroup
-from platform_core.kafka import KafkaConsumerRunner
-from platform_core.messaging import Envelope
+from platform_core.messaging.consumers import ConsumerGroup
+from platform_core.messaging.envelope import Envelope
+from platform_core.messaging.kafka import KafkaConsumerRunner
 
 kafka_log = logging.getLogger("tests.kafka")
 

@@ -35,10 +35,10 @@ from payments.events import (
     PaymentRefundFailed,
     PaymentVoided,
 )
-from platform_core.eventstore import LogPosition, RecordedEvent
+from platform_core.eventsourcing.eventstore import LogPosition, RecordedEvent
+from platform_core.eventsourcing.serialization import EventCodec
 from platform_core.models import DeadLetter, ProjectionCheckpoint, StoredEvent
-from platform_core.projector import ProjectionRunner
-from platform_core.serialization import EventCodec
+from platform_core.projections.projector import ProjectionRunner
 from projections.models import OrderSummary, ProductStock
 from shipping.events import (
     ShipmentCancelled,

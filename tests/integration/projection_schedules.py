@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from inventory.events import ProductRegistered
 from orders.events import OrderLine
-from platform_core.eventstore import EventMetadata, EventStore, NewEvent
-from platform_core.serialization import EventCodec
+from platform_core.eventsourcing.eventstore import EventMetadata, EventStore, NewEvent
+from platform_core.eventsourcing.serialization import EventCodec
 from tests.integration.projection_histories import (
     SKUS,
     OrderFacts,

@@ -31,11 +31,10 @@ from orders.sagas import order_fulfillment
 from payments.commands import ProcessPayment
 from payments.domain.gateway import ChargeResult, GatewayUnavailable
 from payments.gateway import InMemoryFakeGateway
-from platform_core.aggregate import Aggregate
-from platform_core.bus import CommandBus
-from platform_core.consumers import ConsumerGroup, RetryPolicy
-from platform_core.errors import DomainError
-from platform_core.eventstore import (
+from platform_core.eventsourcing.aggregate import Aggregate
+from platform_core.eventsourcing.bus import CommandBus
+from platform_core.eventsourcing.errors import DomainError
+from platform_core.eventsourcing.eventstore import (
     LOG_START,
     AppendResult,
     ConcurrencyError,
@@ -43,11 +42,13 @@ from platform_core.eventstore import (
     NewEvent,
     RecordedEvent,
 )
-from platform_core.memory import InMemoryEventStore
-from platform_core.messaging import Envelope
-from platform_core.outbox import IntegrationEvents
-from platform_core.repository import Repository
-from platform_core.sagas import SagaManager
+from platform_core.eventsourcing.memory import InMemoryEventStore
+from platform_core.eventsourcing.repository import Repository
+from platform_core.messaging.consumers import ConsumerGroup
+from platform_core.messaging.envelope import Envelope
+from platform_core.messaging.outbox import IntegrationEvents
+from platform_core.messaging.retry import RetryPolicy
+from platform_core.sagas.manager import SagaManager
 from shipping.carrier import FakeCarrier
 from shipping.commands import DispatchShipment
 

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from inventory.commands import RegisterProduct
-from platform_core import dead_letters
+from platform_core.messaging import dead_letters
 from platform_core.models import DeadLetter, OutboxMessage, SagaInstance, SagaStepEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,9 +11,9 @@ from rest_framework.test import APIClient
 
 from inventory.commands import RegisterProduct
 from inventory.domain.stock import StockItem
-from platform_core.eventstore import ConcurrencyError
-from platform_core.http import exception_handler
-from platform_core.repository import Repository
+from platform_core.eventsourcing.eventstore import ConcurrencyError
+from platform_core.eventsourcing.repository import Repository
+from platform_core.web.http import exception_handler
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,7 +14,7 @@ from orders.commands import (
     PlaceOrder,
 )
 from orders.events import ShippingAddress
-from platform_core.eventstore import LogPosition
+from platform_core.eventsourcing.eventstore import LogPosition
 from tests.support import stored_events
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -20,8 +20,8 @@ from inventory.tasks import restock_product
 from orders.commands import OrderItem, PlaceOrder
 from orders.events import ShippingAddress
 from orders.tasks import cancel_order, confirm_order
-from platform_core.celery_commands import CommandTask, command_task, send_command
-from platform_core.messages import MessageContext, message_context
+from platform_core.commands.celery_commands import CommandTask, command_task, send_command
+from platform_core.eventsourcing.messages import MessageContext, message_context
 from platform_core.models import DeadLetter, InboxMessage, OutboxMessage, StoredEvent
 from platform_core.runtime import Runtime
 

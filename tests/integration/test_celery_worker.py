@@ -36,9 +36,9 @@ from inventory.tasks import restock_product
 from orders.commands import OrderItem, PlaceOrder
 from orders.events import ShippingAddress
 from orders.tasks import cancel_order
-from platform_core.celery_commands import CommandTask, command_task, send_command
-from platform_core.celery_queues import command_queue, dead_letter_queue
-from platform_core.messages import MessageContext, message_context
+from platform_core.commands.celery_commands import CommandTask, command_task, send_command
+from platform_core.commands.celery_queues import command_queue, dead_letter_queue
+from platform_core.eventsourcing.messages import MessageContext, message_context
 from platform_core.models import DeadLetter, InboxMessage, StoredEvent
 from platform_core.runtime import Runtime, runtime
 

@@ -24,13 +24,17 @@ from django.db import transaction
 from config.celery import app
 from inventory.commands import RestockProduct
 from inventory.tasks import restock_product
-from platform_core.celery_commands import CommandTask, command_task, send_command
-from platform_core.command_outbox import CeleryCommandPublisher, command_envelope, relay_lanes
-from platform_core.consumers import LocalPublisher
-from platform_core.messages import MessageContext, message_context
-from platform_core.messaging import Outgoing
+from platform_core.commands.celery_commands import CommandTask, command_task, send_command
+from platform_core.commands.command_outbox import (
+    CeleryCommandPublisher,
+    command_envelope,
+    relay_lanes,
+)
+from platform_core.eventsourcing.messages import MessageContext, message_context
+from platform_core.messaging.envelope import Outgoing
+from platform_core.messaging.local import LocalPublisher
+from platform_core.messaging.relay import OutboxRelay
 from platform_core.models import DeadLetter, InboxMessage, OutboxMessage
-from platform_core.relay import OutboxRelay
 from tests.integration.test_celery_worker import (
     Worker,
     barrier,

@@ -1,5 +1,5 @@
 """Commits in one process wake the relay and the projector of another (PostgreSQL
-LISTEN/NOTIFY: migration 0007's trigger, `platform_core.wakeups.CommitListener`), and
+LISTEN/NOTIFY: migration 0007's trigger, `platform_core.messaging.wakeups.CommitListener`), and
 the projector comes back for events an older transaction hid (`CatchUpWatch`).
 
 PostgreSQL delivers one session's notifications in commit order, so "a rolled-back
@@ -29,17 +29,17 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from inventory.commands import RegisterProduct
-from platform_core.eventstore import EventMetadata, NewEvent
-from platform_core.models import OutboxMessage
-from platform_core.runtime import Runtime
-from platform_core.sql_store import event_store_for
-from platform_core.testing.kafka_mock import MockKafkaCluster
-from platform_core.wakeups import (
+from platform_core.eventsourcing.eventstore import EventMetadata, NewEvent
+from platform_core.messaging.wakeups import (
     APPLICATION_NAME,
     OUTBOX_CHANNEL,
     CatchUpWatch,
     CommitListener,
 )
+from platform_core.models import OutboxMessage
+from platform_core.runtime import Runtime
+from platform_core.storage.sql_store import event_store_for
+from platform_core.testing.kafka_mock import MockKafkaCluster
 from projections.models import ProductStock
 from tests.integration.messaging_support import Counted
 from tests.support import catch_up_fully, newest_stored
@@ -106,7 +106,7 @@ def test_a_rolled_back_outbox_row_wakes_nobody(woken: Counted) -> None:
 
 
 def test_events_appended_alone_notify_nobody(woken: Counted) -> None:
-    """No trigger on event_store (see platform_core.wakeups): the projector sees such
+    """No trigger on event_store (see platform_core.messaging.wakeups): the projector sees such
     appends on its poll; a later outbox commit is the first notification."""
     append_event()
     add_outbox_row()

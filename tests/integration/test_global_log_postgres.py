@@ -18,12 +18,12 @@ from uuid import uuid4
 import pytest
 from django.db import connection, connections, transaction
 
-from platform_core.eventstore import (
+from platform_core.eventsourcing.eventstore import (
     LOG_START,
     EventMetadata,
     NewEvent,
 )
-from platform_core.sql_store import event_store_for
+from platform_core.storage.sql_store import event_store_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

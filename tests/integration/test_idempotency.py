@@ -16,8 +16,8 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient
 
 from inventory.commands import RegisterProduct
-from platform_core.idempotency import idempotent
 from platform_core.models import IdempotencyRecord, StoredEvent
+from platform_core.web.idempotency import idempotent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,7 +4,7 @@ import pytest
 
 from inventory.commands import RegisterProduct
 from inventory.tasks import restock_product
-from platform_core.celery_commands import send_command
+from platform_core.commands.celery_commands import send_command
 from tests.e2e.fulfillment_support import eager_commands
 
 pytestmark = pytest.mark.django_db(transaction=True)

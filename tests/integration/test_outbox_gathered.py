@@ -10,9 +10,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from platform_core.messaging import Envelope
+from platform_core.messaging.envelope import Envelope
+from platform_core.messaging.outbox import Outbox, gathered
 from platform_core.models import OutboxMessage
-from platform_core.outbox import Outbox, gathered
 from tests.integration.messaging_support import Counted
 
 pytestmark = pytest.mark.django_db(transaction=True)

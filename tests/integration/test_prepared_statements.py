@@ -1,4 +1,4 @@
-"""The hot-path statements on psycopg (`platform_core.pg`): prepared once per connection,
+"""The hot-path statements on psycopg (`platform_core.storage.pg`): prepared once per connection,
 a batch of rows in one statement, and values that read and write as the ORM's."""
 
 from __future__ import annotations
@@ -32,23 +32,23 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 
-from platform_core import pg
-from platform_core.checkpoints import advance, locked_checkpoint
-from platform_core.command_outbox import relay_lanes
-from platform_core.consumers import claim
-from platform_core.eventstore import EventMetadata, RecordedEvent
-from platform_core.messaging import Envelope, Outgoing, PublishReport
+from platform_core.commands.command_outbox import relay_lanes
+from platform_core.eventsourcing.eventstore import EventMetadata, RecordedEvent
+from platform_core.messaging.envelope import Envelope, Outgoing, PublishReport
+from platform_core.messaging.inbox import claim
+from platform_core.messaging.outbox import Outbox
+from platform_core.messaging.relay import OutboxRelay
 from platform_core.models import (
     IdempotencyRecord,
     InboxMessage,
     OutboxMessage,
     ProjectionCheckpoint,
 )
-from platform_core.outbox import Outbox
-from platform_core.read_models import ReadState, Row
-from platform_core.relay import OutboxRelay
-from platform_core.row_writer import RowWriter
-from platform_core.token_auth import PreparedTokenAuthentication
+from platform_core.projections.checkpoints import advance, locked_checkpoint
+from platform_core.projections.read_models import ReadState, Row
+from platform_core.storage import pg
+from platform_core.storage.row_writer import RowWriter
+from platform_core.web.token_auth import PreparedTokenAuthentication
 from projections.models import OrderSummary
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

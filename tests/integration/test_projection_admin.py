@@ -15,7 +15,7 @@ from django.utils import timezone
 from inventory.commands import RegisterProduct
 from orders.commands import ConfirmOrder, OrderItem, PlaceOrder
 from platform_core.models import ProjectionCheckpoint
-from platform_core.rebuild_requests import RebuildRequests
+from platform_core.projections.rebuild_requests import RebuildRequests
 from projections.models import OrderSummary
 from tests.integration.test_projector import ADDRESS
 

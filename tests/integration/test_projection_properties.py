@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.bootstrap import build_codec
-from platform_core.eventstore import RecordedEvent
+from platform_core.eventsourcing.eventstore import RecordedEvent
 from platform_core.models import ProjectionCheckpoint, StoredEvent
-from platform_core.projector import EventHandler, Projection, ProjectionRunner
-from platform_core.read_models import ReadState
-from platform_core.rebuild import ProjectionRebuild
-from platform_core.sql_store import event_store_for
+from platform_core.projections.projector import EventHandler, Projection, ProjectionRunner
+from platform_core.projections.read_models import ReadState
+from platform_core.projections.rebuild import ProjectionRebuild
+from platform_core.storage.sql_store import event_store_for
 from projections.order_summary import OrderSummaryProjection
 from projections.product_stock import ProductStockProjection
 from tests.integration.projection_fold import (

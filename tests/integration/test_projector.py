@@ -16,14 +16,14 @@ from django.test.utils import CaptureQueriesContext
 from inventory.commands import RegisterProduct, RestockProduct
 from orders.commands import CancelOrder, ConfirmOrder, OrderItem, PlaceOrder
 from orders.events import OrderConfirmed, ShippingAddress
-from platform_core import dead_letters
-from platform_core.checkpoints import ProjectionFailed
-from platform_core.eventstore import LogPosition, RecordedEvent
+from platform_core.eventsourcing.eventstore import LogPosition, RecordedEvent
+from platform_core.messaging import dead_letters
 from platform_core.models import DeadLetter, ProjectionCheckpoint, StoredEvent
-from platform_core.projector import ProjectionRunner
-from platform_core.read_models import ReadState
-from platform_core.rebuild import ProjectionRebuild
-from platform_core.redelivery import redelivery_paths
+from platform_core.operations.redelivery import redelivery_paths
+from platform_core.projections.checkpoints import ProjectionFailed
+from platform_core.projections.projector import ProjectionRunner
+from platform_core.projections.read_models import ReadState
+from platform_core.projections.rebuild import ProjectionRebuild
 from platform_core.runtime import Runtime
 from projections.models import OrderSummary, ProductStock
 from projections.order_summary import OrderSummaryProjection

@@ -17,8 +17,8 @@ from orders.domain.order import Order, ProductQuote
 from orders.events import ShippingAddress
 from payments.domain.payment import Payment
 from payments.gateway import InMemoryFakeGateway
-from platform_core.aggregate import Aggregate
-from platform_core.repository import Repository
+from platform_core.eventsourcing.aggregate import Aggregate
+from platform_core.eventsourcing.repository import Repository
 from platform_core.runtime import Runtime
 from projections.models import OrderSummary, ProductStock
 from shipping.carrier import FakeCarrier, tracking_number_for

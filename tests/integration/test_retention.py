@@ -1,5 +1,5 @@
-"""`manage.py prune_messages` (`platform_core.retention`): published outbox rows and inbox
-records past their days go, expired Idempotency-Keys go, nothing else does."""
+"""`manage.py prune_messages` (`platform_core.operations.retention`): published outbox rows
+and inbox records past their days go, expired Idempotency-Keys go, nothing else does."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from platform_core.consumers import claim
+from platform_core.messaging.inbox import claim
 from platform_core.models import IdempotencyRecord, InboxMessage, OutboxMessage
-from platform_core.retention import prune
+from platform_core.operations.retention import prune
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from django.db import transaction
 
-from platform_core.messages import MessageContext, current_context, message_context
-from platform_core.messaging import Envelope
+from platform_core.eventsourcing.messages import MessageContext, current_context, message_context
+from platform_core.messaging.envelope import Envelope
 from platform_core.models import SagaInstance, SagaStepEntry
-from platform_core.sagas import SagaDefinition, SagaManager, Step
+from platform_core.sagas.definition import SagaDefinition, Step
+from platform_core.sagas.manager import SagaManager
 
 pytestmark = pytest.mark.django_db
 Status = SagaInstance.Status

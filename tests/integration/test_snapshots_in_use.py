@@ -12,10 +12,10 @@ from django.test.utils import CaptureQueriesContext
 
 from inventory.commands import RegisterProduct, RestockProduct
 from inventory.domain.stock import StockItem
-from platform_core.django_snapshots import DjangoSnapshotStore
+from platform_core.eventsourcing.repository import Repository
 from platform_core.models import SnapshotRecord
-from platform_core.repository import Repository
 from platform_core.runtime import reset_runtime, runtime
+from platform_core.storage.django_snapshots import DjangoSnapshotStore
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

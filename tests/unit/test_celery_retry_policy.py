@@ -16,10 +16,10 @@ from celery.utils.time import get_exponential_backoff_interval
 from config.celery import CONTEXT_QUEUES, app
 from inventory.tasks import restock_product
 from orders.tasks import cancel_order, confirm_order
-from platform_core.celery_commands import CONTEXT_HEADER, CommandTask
-from platform_core.celery_queues import celery_settings, command_queue, dead_letter_queue
-from platform_core.errors import Conflict
-from platform_core.messages import MessageContext, current_context, message_context
+from platform_core.commands.celery_commands import CONTEXT_HEADER, CommandTask
+from platform_core.commands.celery_queues import celery_settings, command_queue, dead_letter_queue
+from platform_core.eventsourcing.errors import Conflict
+from platform_core.eventsourcing.messages import MessageContext, current_context, message_context
 
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
 

@@ -13,8 +13,13 @@ import inventory.events
 from inventory.commands import RegisterProduct, RestockProduct
 from inventory.domain.stock import InvalidRestock, StockItem
 from inventory.handlers import register_product, restock_product
-from platform_core.bus import CommandBus, TransactionFactory, UnknownCommand, record_append
-from platform_core.eventstore import (
+from platform_core.eventsourcing.bus import (
+    CommandBus,
+    TransactionFactory,
+    UnknownCommand,
+    record_append,
+)
+from platform_core.eventsourcing.eventstore import (
     LOG_START,
     AppendResult,
     ConcurrencyError,
@@ -23,10 +28,10 @@ from platform_core.eventstore import (
     NewEvent,
     RecordedEvent,
 )
-from platform_core.memory import InMemoryEventStore
-from platform_core.messages import MessageContext, current_context
-from platform_core.repository import Repository
-from platform_core.serialization import EventCodec
+from platform_core.eventsourcing.memory import InMemoryEventStore
+from platform_core.eventsourcing.messages import MessageContext, current_context
+from platform_core.eventsourcing.repository import Repository
+from platform_core.eventsourcing.serialization import EventCodec
 
 CODEC = EventCodec(inventory.events.EVENTS)
 

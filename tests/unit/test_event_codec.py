@@ -11,7 +11,7 @@ import pytest
 
 import orders.events
 from orders.events import OrderLine, OrderPlaced, ShippingAddress
-from platform_core.serialization import EventCodec, UnknownEventType
+from platform_core.eventsourcing.serialization import EventCodec, UnknownEventType
 
 
 @dataclass(frozen=True, kw_only=True)

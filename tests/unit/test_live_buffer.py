@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from platform_core.eventstore import LogPosition
-from platform_core.live import CoalescingBuffer, LiveUpdate
+from platform_core.eventsourcing.eventstore import LogPosition
+from platform_core.live.broadcast import CoalescingBuffer, LiveUpdate
 
 
 def update(key: str, tx: int, pos: int) -> LiveUpdate:

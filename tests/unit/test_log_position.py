@@ -1,6 +1,6 @@
 import pytest
 
-from platform_core.eventstore import LogPosition
+from platform_core.eventsourcing.eventstore import LogPosition
 
 
 def test_a_log_position_round_trips_through_its_text_form():

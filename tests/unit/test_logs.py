@@ -2,8 +2,8 @@ import io
 import json
 import logging
 
-from platform_core.logs import JsonFormatter, MessageContextFilter
-from platform_core.messages import MessageContext, message_context
+from platform_core.eventsourcing.messages import MessageContext, message_context
+from platform_core.operations.logs import JsonFormatter, MessageContextFilter
 
 
 def _logger() -> tuple[logging.Logger, io.StringIO]:

@@ -33,10 +33,10 @@ from inventory.events import (
 )
 from inventory.handlers import commit_stock, release_stock, reserve_stock
 from inventory.integration import outbound
-from platform_core.bus import CommandBus
-from platform_core.memory import InMemoryEventStore, InMemorySnapshotStore
-from platform_core.repository import Repository
-from platform_core.serialization import EventCodec
+from platform_core.eventsourcing.bus import CommandBus
+from platform_core.eventsourcing.memory import InMemoryEventStore, InMemorySnapshotStore
+from platform_core.eventsourcing.repository import Repository
+from platform_core.eventsourcing.serialization import EventCodec
 
 AT = datetime(2025, 1, 2, tzinfo=UTC)
 ORDER = UUID("00000000-0000-4000-8000-000000000001")

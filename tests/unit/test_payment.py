@@ -35,11 +35,11 @@ from payments.events import (
 from payments.gateway import InMemoryFakeGateway
 from payments.handlers import process_payment, refund_payment
 from payments.integration import outbound
-from platform_core.bus import CommandBus
-from platform_core.eventstore import AppendResult, NewEvent
-from platform_core.memory import InMemoryEventStore
-from platform_core.repository import Repository
-from platform_core.serialization import EventCodec
+from platform_core.eventsourcing.bus import CommandBus
+from platform_core.eventsourcing.eventstore import AppendResult, NewEvent
+from platform_core.eventsourcing.memory import InMemoryEventStore
+from platform_core.eventsourcing.repository import Repository
+from platform_core.eventsourcing.serialization import EventCodec
 
 AT = datetime(2025, 1, 2, tzinfo=UTC)
 ORDER = UUID("00000000-0000-4000-8000-000000000001")

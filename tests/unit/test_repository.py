@@ -7,7 +7,7 @@ import pytest
 
 import inventory.events
 from inventory.domain.stock import StockItem, StockState
-from platform_core.eventstore import (
+from platform_core.eventsourcing.eventstore import (
     LOG_START,
     AppendResult,
     ConcurrencyError,
@@ -16,10 +16,10 @@ from platform_core.eventstore import (
     NewEvent,
     RecordedEvent,
 )
-from platform_core.memory import InMemoryEventStore, InMemorySnapshotStore
-from platform_core.repository import AggregateNotFound, Repository
-from platform_core.serialization import EventCodec, to_json
-from platform_core.snapshots import Snapshot, SnapshotStore
+from platform_core.eventsourcing.memory import InMemoryEventStore, InMemorySnapshotStore
+from platform_core.eventsourcing.repository import AggregateNotFound, Repository
+from platform_core.eventsourcing.serialization import EventCodec, to_json
+from platform_core.eventsourcing.snapshots import Snapshot, SnapshotStore
 
 
 class ReadCountingStore:

@@ -9,10 +9,10 @@ from uuid import UUID
 import pytest
 
 import shipping.events
-from platform_core.bus import CommandBus
-from platform_core.memory import InMemoryEventStore
-from platform_core.repository import AggregateNotFound, Repository
-from platform_core.serialization import EventCodec
+from platform_core.eventsourcing.bus import CommandBus
+from platform_core.eventsourcing.memory import InMemoryEventStore
+from platform_core.eventsourcing.repository import AggregateNotFound, Repository
+from platform_core.eventsourcing.serialization import EventCodec
 from shipping.carrier import FakeCarrier, tracking_number_for
 from shipping.commands import CancelShipment, CreateShipment, DeliverShipment, DispatchShipment
 from shipping.domain.shipment import (

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
 
 from inventory.commands import RegisterProduct
-from platform_core.errors import Conflict
+from platform_core.eventsourcing.errors import Conflict
 from platform_core.runtime import runtime
 
 PRODUCTS = (

@@ -1,5 +1,5 @@
 """On PostgreSQL, NOTIFY a channel when a transaction that inserted outbox rows commits,
-so the relay and the projector of other processes wake (platform_core.wakeups says why
+so the relay and the projector of other processes wake (platform_core.messaging.wakeups says why
 there is no such trigger on event_store).
 
 Statement-level triggers: one notification per INSERT statement, without a round trip to
@@ -9,7 +9,7 @@ a notification is delivered only at commit. SQLite has no notifications: a no-op
 
 from django.db import migrations
 
-# Copied from platform_core.wakeups (OUTBOX_CHANNEL) rather than imported:
+# Copied from platform_core.messaging.wakeups (OUTBOX_CHANNEL) rather than imported:
 # a migration must keep doing what it did when it was written, whatever the app code becomes.
 TRIGGERS = {
     "outbox": ("outbox_notify_on_commit", "platform_outbox"),

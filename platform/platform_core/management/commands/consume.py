@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from platform_core.kafka import KafkaConsumerRunner
+from platform_core.messaging.kafka import KafkaConsumerRunner
 from platform_core.runtime import runtime
 
 

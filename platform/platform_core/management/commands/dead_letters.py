@@ -9,9 +9,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from platform_core import dead_letters
+from platform_core.messaging import dead_letters
 from platform_core.models import DeadLetter
-from platform_core.redelivery import redelivery_paths
+from platform_core.operations.redelivery import redelivery_paths
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from platform_core.retention import DEFAULT_OLDER_THAN, prune
+from platform_core.operations.retention import DEFAULT_OLDER_THAN, prune
 
 
 class Command(BaseCommand):

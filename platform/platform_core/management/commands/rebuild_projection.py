@@ -7,8 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from platform_core.checkpoints import ProjectionFailed
-from platform_core.rebuild import ProjectionRebuild
+from platform_core.projections.checkpoints import ProjectionFailed
+from platform_core.projections.rebuild import ProjectionRebuild
 from platform_core.runtime import runtime
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from platform_core.messaging.wakeups import OUTBOX_CHANNEL, CommitListener
 from platform_core.runtime import runtime
-from platform_core.wakeups import OUTBOX_CHANNEL, CommitListener
 
 
 class Command(BaseCommand):

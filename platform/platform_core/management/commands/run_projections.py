@@ -8,9 +8,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from platform_core.rebuild_requests import CHECK_EVERY_SECONDS, RebuildRequests
+from platform_core.messaging.wakeups import OUTBOX_CHANNEL, CatchUpWatch, CommitListener
+from platform_core.projections.rebuild_requests import CHECK_EVERY_SECONDS, RebuildRequests
 from platform_core.runtime import runtime
-from platform_core.wakeups import OUTBOX_CHANNEL, CatchUpWatch, CommitListener
 
 
 class Command(BaseCommand):

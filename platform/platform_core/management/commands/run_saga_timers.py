@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from platform_core.runtime import runtime
-from platform_core.sagas import run_timers
+from platform_core.sagas.manager import run_timers
 
 
 class Command(BaseCommand):

@@ -18,10 +18,10 @@ from django.core.management.base import BaseCommand
 from django.db import connections
 from django.utils.module_loading import import_string
 
-from platform_core.rebuild_requests import CHECK_EVERY_SECONDS, RebuildRequests
+from platform_core.messaging.wakeups import OUTBOX_CHANNEL, CatchUpWatch, CommitListener
+from platform_core.projections.rebuild_requests import CHECK_EVERY_SECONDS, RebuildRequests
 from platform_core.runtime import Runtime, runtime
-from platform_core.sagas import run_timers
-from platform_core.wakeups import OUTBOX_CHANNEL, CatchUpWatch, CommitListener
+from platform_core.sagas.manager import run_timers
 
 
 class Command(BaseCommand):
@@ -100,7 +100,7 @@ def _exit_at_once() -> None:
 
 def _projector_idle(rt: Runtime) -> Callable[[], None]:
     """What the projector does after each catch-up: start requested rebuilds, and come
-    back soon while committed events were hidden from it (platform_core.wakeups)."""
+    back soon while committed events were hidden from it (platform_core.messaging.wakeups)."""
     requests = RebuildRequests(rt.projections, check_every=CHECK_EVERY_SECONDS)
     watch = CatchUpWatch(rt.projections.names, rt.log_changed)
 

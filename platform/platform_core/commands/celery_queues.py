@@ -1,0 +1,91 @@
+"""Where commands between bounded contexts travel: one durable RabbitMQ queue per context.
+
+Each command queue names a dead-letter exchange, and a worker declares the queue bound to
+it on start (`DeclareDeadLetterQueues`). A message the broker cannot hand to a task (an
+unknown task name, a body that does not decode, a retry that could not be re-published)
+is rejected there instead of being dropped. A task that fails is not: its failure goes to
+the platform's dead-letter store (`platform_core.commands.celery_commands`) and the message
+is acked.
+
+Importing this module touches neither Django's app registry nor the broker, so the
+project's Celery app can be defined with it while Django's settings are still loading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from celery import bootsteps  # type: ignore[import-untyped]
+from kombu.entity import Exchange, Queue
+
+DEAD_LETTER_EXCHANGE = "x-dead-letter-exchange"
+
+
+def dead_letter_exchange(queue: str) -> Exchange:
+    return Exchange(f"{queue}.dlx", type="fanout", durable=True)  # type: ignore[no-untyped-call]
+
+
+def command_queue(name: str) -> Queue:
+    """The durable queue of commands to the context `name`."""
+    return Queue(  # type: ignore[no-untyped-call]
+        name,
+        Exchange(name, type="direct", durable=True),  # type: ignore[no-untyped-call]
+        routing_key=name,
+        durable=True,
+        queue_arguments={DEAD_LETTER_EXCHANGE: dead_letter_exchange(name).name},
+    )
+
+
+def dead_letter_queue(name: str) -> Queue:
+    """Where RabbitMQ puts the messages rejected from the command queue `name`."""
+    return Queue(f"{name}.dead", dead_letter_exchange(name), durable=True)  # type: ignore[no-untyped-call]
+
+
+def route_to_context_queue(
+    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **_: Any
+) -> dict[str, str] | None:
+    """Celery router: a command task goes to the queue of the context that accepts it."""
+    queue = getattr(task, "context_queue", None)
+    return {"queue": queue} if queue else None
+
+
+def celery_settings(*, queues: Sequence[str], broker_url: str) -> dict[str, Any]:
+    """The platform's Celery defaults (Django's `CELERY_*` settings override them).
+
+    With the in-memory broker, tasks run eagerly in the sending process, after the
+    sender's transaction commits, so the embedded default needs no broker and no worker.
+    """
+    in_process = broker_url.startswith("memory://")
+    return {
+        "task_queues": [command_queue(name) for name in queues],
+        "task_routes": (route_to_context_queue,),
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # A task still running when the broker connection drops will be redelivered anyway.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "broker_connection_retry_on_startup": True,
+        # Publisher confirms: `apply_async` returns once RabbitMQ holds the message.
+        "broker_transport_options": {} if in_process else {"confirm_publish": True},
+        "task_always_eager": in_process,
+        # An eager task's failure is dead-lettered; it must not fail the sender's request.
+        "task_eager_propagates": False,
+        # Keep Django's logging: its records carry the correlation id.
+        "worker_hijack_root_logger": False,
+    }
+
+
+class DeclareDeadLetterQueues(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Worker consumer step: declare the dead-letter queue of every command queue."""
+
+    requires = {"celery.worker.consumer.connection:Connection"}
+
+    def start(self, consumer: Any) -> None:
+        channel = consumer.connection.default_channel
+        for queue in consumer.app.amqp.queues.values():
+            if DEAD_LETTER_EXCHANGE in (queue.queue_arguments or {}):
+                dead_letter_queue(queue.name).bind(channel).declare()  # type: ignore[no-untyped-call]

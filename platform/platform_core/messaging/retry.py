@@ -1,0 +1,22 @@
+"""The retry policy every backoff in the platform shares."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt n waits up to base * 2**(n-1).
+
+    `jitter` is the random source of the waits (tests give a seeded one)."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.2
+    max_delay: float = 30.0
+    jitter: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def delay(self, attempt: int) -> float:
+        ceiling = min(self.max_delay, self.base_delay * 2 ** min(attempt - 1, 32))
+        return self.jitter.uniform(0, ceiling)

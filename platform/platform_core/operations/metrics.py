@@ -1,0 +1,88 @@
+"""`/metrics`: what an operator alerts on, read from the database at scrape time.
+
+Outbox backlog, pending dead letters, each projection's lag behind the log head, and
+saga instances by status, in the Prometheus text format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from platform_core.commands.command_outbox import COMMAND_TOPIC
+from platform_core.models import DeadLetter, OutboxMessage, ProjectionCheckpoint, SagaInstance
+from platform_core.projections.projector import LAG_CAP, ProjectionRunner
+from platform_core.runtime import runtime
+
+
+class PlatformCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        rt = runtime()
+        backlog = GaugeMetricFamily(
+            "outbox_backlog",
+            "Outbox messages not yet acknowledged by the broker (Kafka for events, "
+            "RabbitMQ for commands)",
+            labels=["kind"],
+        )
+        waiting = OutboxMessage.objects.filter(published_at__isnull=True)
+        commands = waiting.filter(topic__startswith=COMMAND_TOPIC).count()
+        backlog.add_metric(["command"], commands)
+        backlog.add_metric(["event"], waiting.count() - commands)
+        yield backlog
+        letters = GaugeMetricFamily(
+            "dead_letters_pending", "Dead letters waiting for a retry or purge", labels=["source"]
+        )
+        pending = DeadLetter.objects.filter(status=DeadLetter.Status.PENDING)
+        for row in pending.values("source").annotate(n=Count("id")):
+            letters.add_metric([row["source"]], row["n"])
+        yield letters
+        yield from _projection_metrics(rt.projections)
+        sagas = GaugeMetricFamily("saga_instances", "Saga instances", labels=["saga", "status"])
+        for group in SagaInstance.objects.values("saga", "status").annotate(n=Count("id")):
+            sagas.add_metric([group["saga"], group["status"]], group["n"])
+        yield sagas
+        stuck = GaugeMetricFamily(
+            "saga_instances_stuck",
+            "Saga instances that need a person's attention",
+            labels=["saga"],
+        )
+        flagged = SagaInstance.objects.filter(stuck_since__isnull=False)
+        for flagged_row in flagged.values("saga").annotate(n=Count("id")):
+            stuck.add_metric([flagged_row["saga"]], flagged_row["n"])
+        yield stuck
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    registry = CollectorRegistry()
+    registry.register(PlatformCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def _projection_metrics(runner: ProjectionRunner) -> Iterator[Metric]:
+    events = GaugeMetricFamily(
+        "projection_lag_events",
+        f"Stored events a projection has not read yet (counted up to {LAG_CAP})",
+        labels=["projection"],
+    )
+    seconds = GaugeMetricFamily(
+        "projection_lag_seconds",
+        "Age of the oldest event a projection has not read yet (0 when caught up)",
+        labels=["projection"],
+    )
+    stopped = GaugeMetricFamily(
+        "projection_stopped",
+        "1 while a projection is stopped at an event its handler failed on",
+        labels=["projection"],
+    )
+    failed = set(ProjectionCheckpoint.objects.exclude(error="").values_list("name", flat=True))
+    for name in runner.names:
+        lag = runner.lag(name)
+        events.add_metric([name], lag.events)
+        seconds.add_metric([name], lag.seconds)
+        stopped.add_metric([name], int(name in failed))
+    yield from (events, seconds, stopped)

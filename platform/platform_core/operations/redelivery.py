@@ -1,0 +1,29 @@
+"""Where each dead-letter source's messages go back to when retried."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from platform_core.commands import celery_commands
+from platform_core.messaging import dead_letters
+from platform_core.models import DeadLetter
+from platform_core.projections.projector import ProjectionRunner
+from platform_core.runtime import runtime
+
+
+def redelivery_paths() -> dict[str, dead_letters.Redeliver]:
+    """The way back for each dead-letter source: consumer groups, Celery command queues,
+    and projections (retrying one runs it again from the event it stopped at)."""
+    rt = runtime()
+    return {
+        **celery_commands.redelivery_paths(),
+        **{group.source: group.redeliver for group in rt.consumer_groups.values()},
+        **{
+            f"projection:{name}": partial(_retry_projection, rt.projections, name)
+            for name in rt.projections.names
+        },
+    }
+
+
+def _retry_projection(runner: ProjectionRunner, name: str, letter: DeadLetter) -> bool:
+    return runner.retry_now(name)

@@ -1,0 +1,8 @@
+"""The HTTP edge: DRF glue, idempotency, authentication, read-your-writes.
+
+- `http`: correlation ids, the JSON error format, `dispatch_command`.
+- `idempotency.idempotent`: `Idempotency-Key` on write endpoints.
+- `token_auth.PreparedTokenAuthentication`.
+- `read_your_writes`: a read waits for a projection to pass `min_position`.
+- `drf.route_by_method`: one URL, reads and writes from different apps.
+"""
