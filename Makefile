@@ -40,7 +40,7 @@ test-stress: install
 # The saga's model-based test exploring new interleavings (the default run replays a fixed set).
 test-model: install
 	SAGA_MODEL_EXPLORE=1 SAGA_MODEL_EXAMPLES=$${SAGA_MODEL_EXAMPLES:-3000} \
-	  $(BIN)/python -m pytest tests/integration/test_saga_model.py $(PYTEST_ARGS)
+	  $(BIN)/python -m pytest tests/platform_core/sagas/test_saga_model.py $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

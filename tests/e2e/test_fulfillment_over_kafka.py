@@ -17,7 +17,7 @@ from platform_core.messaging.kafka import KafkaPublisher
 from platform_core.models import SagaInstance
 from platform_core.testing.kafka_mock import MockKafkaCluster
 from tests.e2e.fulfillment_support import charges, eager_commands, place, register, saga_of
-from tests.integration.messaging_support import quiet, running_consumer, wait_until
+from tests.platform_core.messaging.messaging_support import quiet, running_consumer, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 

@@ -8,7 +8,7 @@ import pytest
 
 from platform_core.models import SagaInstance
 from tests.e2e.fulfillment_support import charges, place, register, saga_of
-from tests.integration.test_celery_worker import start_worker, wait_for
+from tests.platform_core.commands.test_celery_worker import start_worker, wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

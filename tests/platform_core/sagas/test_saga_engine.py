@@ -462,7 +462,7 @@ def context_of(envelope: Envelope) -> MessageContext:
     return MessageContext(correlation_id=envelope.correlation_id, causation_id=envelope.id)
 
 
-# Found by the model-based test (tests/integration/test_saga_model.py), kept as examples.
+# Found by the model-based test (tests/platform_core/sagas/test_saga_model.py), kept as examples.
 
 
 def test_a_cancel_seen_before_the_start_is_remembered_and_the_late_start_ignored(saga, sent):

@@ -44,7 +44,7 @@ from platform_core.runtime import Runtime, runtime
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 QUEUES = ("orders", "inventory", "payments", "shipping")
 DEADLINE = 30.0
 

@@ -24,7 +24,7 @@ from platform_core.messaging.relay import OutboxRelay
 from platform_core.messaging.retry import RetryPolicy
 from platform_core.models import DeadLetter, OutboxMessage
 from platform_core.testing.kafka_mock import MockKafkaCluster
-from tests.integration.messaging_support import (
+from tests.platform_core.messaging.messaging_support import (
     effects,
     effects_table,
     quiet,

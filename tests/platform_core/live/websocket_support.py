@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from config.asgi import application
 from projections.live import announce_orders
 from projections.models import OrderSummary
-from tests.integration.test_api_orders import order_body
+from tests.orders.test_api_orders import order_body
 
 GOOD_ORIGIN = "http://localhost:8000"
 FOREIGN_ORIGIN = "https://evil.example"

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.integration.websocket_support import (
+from tests.platform_core.live.websocket_support import (
     FOREIGN_ORIGIN,
     GOOD_ORIGIN,
     converse,

@@ -18,7 +18,7 @@ from inventory.events import ProductRegistered
 from orders.events import OrderLine
 from platform_core.eventsourcing.eventstore import EventMetadata, EventStore, NewEvent
 from platform_core.eventsourcing.serialization import EventCodec
-from tests.integration.projection_histories import (
+from tests.platform_core.projections.projection_histories import (
     SKUS,
     OrderFacts,
     Shelf,

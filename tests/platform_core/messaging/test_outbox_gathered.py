@@ -13,7 +13,7 @@ from django.utils import timezone
 from platform_core.messaging.envelope import Envelope
 from platform_core.messaging.outbox import Outbox, gathered
 from platform_core.models import OutboxMessage
-from tests.integration.messaging_support import Counted
+from tests.platform_core.messaging.messaging_support import Counted
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from inventory.commands import RegisterProduct
-from tests.integration.test_api_orders import order_body
+from tests.orders.test_api_orders import order_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -35,7 +35,7 @@ from platform_core.messaging.envelope import Outgoing
 from platform_core.messaging.local import LocalPublisher
 from platform_core.messaging.relay import OutboxRelay
 from platform_core.models import DeadLetter, InboxMessage, OutboxMessage
-from tests.integration.test_celery_worker import (
+from tests.platform_core.commands.test_celery_worker import (
     Worker,
     barrier,
     channel,

@@ -26,7 +26,7 @@ from platform_core.projections.rebuild import ProjectionRebuild
 from platform_core.storage.sql_store import event_store_for
 from projections.order_summary import OrderSummaryProjection
 from projections.product_stock import ProductStockProjection
-from tests.integration.projection_fold import (
+from tests.platform_core.projections.projection_fold import (
     drain,
     fold_order_summaries,
     fold_product_stock,
@@ -36,7 +36,7 @@ from tests.integration.projection_fold import (
     up_to,
     whole_log,
 )
-from tests.integration.projection_schedules import (
+from tests.platform_core.projections.projection_schedules import (
     BATCH_SIZES,
     LogWriter,
     Schedule,
@@ -46,7 +46,7 @@ from tests.integration.projection_schedules import (
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CODEC = build_codec()
 # Every example writes and projects through the database: no deadline, and the
 # transactional database fixture serves all of a test's examples (each one starts by

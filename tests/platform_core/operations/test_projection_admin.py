@@ -17,7 +17,7 @@ from orders.commands import ConfirmOrder, OrderItem, PlaceOrder
 from platform_core.models import ProjectionCheckpoint
 from platform_core.projections.rebuild_requests import RebuildRequests
 from projections.models import OrderSummary
-from tests.integration.test_projector import ADDRESS
+from tests.platform_core.projections.test_projector import ADDRESS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

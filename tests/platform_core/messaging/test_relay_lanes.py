@@ -23,7 +23,7 @@ from platform_core.messaging.outbox import Outbox
 from platform_core.messaging.relay import OutboxRelay
 from platform_core.messaging.retry import RetryPolicy
 from platform_core.models import OutboxMessage
-from tests.integration.messaging_support import wait_until
+from tests.platform_core.messaging.messaging_support import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -41,12 +41,12 @@ from platform_core.runtime import Runtime
 from platform_core.storage.sql_store import event_store_for
 from platform_core.testing.kafka_mock import MockKafkaCluster
 from projections.models import ProductStock
-from tests.integration.messaging_support import Counted
+from tests.platform_core.messaging.messaging_support import Counted
 from tests.support import catch_up_fully, newest_stored
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEADLINE = 10.0
 TOPIC = "tests.wakeups.v1"
 QUICK_CLOSE = 0.05  # seconds until a closed listener's thread notices

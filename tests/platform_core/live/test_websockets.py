@@ -21,7 +21,7 @@ from django.conf import settings as django_settings
 from config import settings as config_settings
 from config.asgi import application
 from projections.live import announce_orders
-from tests.integration.websocket_support import (
+from tests.platform_core.live.websocket_support import (
     WAIT,
     StalledClient,
     announce_from_thread,

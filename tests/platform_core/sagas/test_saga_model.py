@@ -49,7 +49,7 @@ from payments.events import PaymentCaptured
 from platform_core.models import DeadLetter, InboxMessage, SagaInstance, SagaStepEntry
 from shipping.commands import CancelShipment
 from shipping.domain.shipment import Shipment, ShipmentStatus
-from tests.integration.saga_model_support import PRICES, STOCK, Fulfillment
+from tests.platform_core.sagas.saga_model_support import PRICES, STOCK, Fulfillment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import connections
 
 from platform_core.runtime import Runtime
-from tests.integration.test_api_orders import ORDERS, order_body
+from tests.orders.test_api_orders import ORDERS, order_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
