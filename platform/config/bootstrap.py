@@ -70,12 +70,13 @@ def with_commands(events: Publisher) -> OutboxRelay:
 def build_runtime() -> Runtime:
     store, codec = event_store_for(), build_codec()
     log_changed, outbox_changed = threading.Event(), threading.Event()
+    outbox = Outbox(wake=outbox_changed)
     bus = build_bus(
         store=store,
         codec=codec,
         snapshots=DjangoSnapshotStore(),
         log_changed=log_changed,
-        outbox=Outbox(wake=outbox_changed),
+        outbox=outbox,
         gateway=build_gateway(),
     )
     fulfillment = order_fulfillment(
@@ -94,6 +95,7 @@ def build_runtime() -> Runtime:
             store=store,
             codec=codec,
         ),
+        outbox=outbox,
         relay=build_relay(groups),
         consumer_groups=groups,
         sagas=sagas,

@@ -9,6 +9,7 @@ from config import health
 from inventory.api import ProductRegisterApi, ProductRestockApi
 from orders.api import OrderCancelApi, OrderEventsApi, OrderPlaceApi
 from platform_core.operations.metrics import metrics_view
+from platform_core.runtime import runtime
 from platform_core.web.drf import route_by_method
 from platform_core.web.http import json_error_view
 from projections.api import (
@@ -58,7 +59,7 @@ urlpatterns = [
     path("board/orders/<uuid:order_id>/", order_page, name="board-order"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("metrics", metrics_view, name="metrics"),
+    path("metrics", metrics_view(lambda: runtime().projections), name="metrics"),
 ]
 
 handler400 = json_error_view(400, "bad_request", "Bad request.")

@@ -1,4 +1,5 @@
-"""The one accessor through which entry points (views, tasks, commands) reach the bus.
+"""The one accessor through which entry points (views, the admin, management commands)
+reach the running collaborators; library code is given them instead.
 
 The composition root named by the PLATFORM_RUNTIME setting builds the runtime on first
 use, never at import time, so importing a view module has no side effects.
@@ -17,6 +18,7 @@ from platform_core.eventsourcing.bus import CommandBus
 from platform_core.eventsourcing.eventstore import EventStore
 from platform_core.eventsourcing.serialization import EventCodec
 from platform_core.messaging.consumers import ConsumerGroup
+from platform_core.messaging.outbox import Outbox
 from platform_core.messaging.relay import OutboxRelay
 from platform_core.projections.projector import ProjectionRunner
 from platform_core.sagas.manager import SagaManager
@@ -28,6 +30,7 @@ class Runtime:
     store: EventStore
     codec: EventCodec
     projections: ProjectionRunner
+    outbox: Outbox
     relay: OutboxRelay
     consumer_groups: Mapping[str, ConsumerGroup]
     sagas: Mapping[str, SagaManager]

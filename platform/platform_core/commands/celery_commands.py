@@ -26,14 +26,15 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from celery import Task, current_app, shared_task  # type: ignore[import-untyped]
 from celery.signals import task_postrun  # type: ignore[import-untyped]
+from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections
 
 from platform_core.commands.command_outbox import CONTEXT_HEADER, command_envelope, command_failure
-from platform_core.eventsourcing.bus import UnknownCommand
+from platform_core.eventsourcing.bus import CommandBus, UnknownCommand
 from platform_core.eventsourcing.errors import DomainError
 from platform_core.eventsourcing.messages import (
     MessageContext,
@@ -46,7 +47,6 @@ from platform_core.messaging import dead_letters
 from platform_core.messaging.inbox import claim
 from platform_core.messaging.outbox import Outbox
 from platform_core.models import DeadLetter
-from platform_core.runtime import runtime
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,33 @@ PROCESSED, DUPLICATE = "processed", "duplicate"
 # No later attempt can succeed: the command breaks a rule, or the message is malformed
 # (an id that does not parse, a missing argument). These go straight to the dead letters.
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (DomainError, UnknownCommand, ValueError, TypeError)
+
+
+class Collaborators(Protocol):
+    """What command tasks run against (the `Runtime` is one)."""
+
+    @property
+    def bus(self) -> CommandBus: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+
+_collaborators: Callable[[], Collaborators] | None = None
+
+
+def provide(collaborators: Callable[[], Collaborators]) -> None:
+    """Give command tasks and `send_command` their bus and outbox. The composition root
+    calls this once at start-up (`config.apps`); Celery instantiates tasks itself, so
+    they cannot take them in a constructor."""
+    global _collaborators
+    _collaborators = collaborators
+
+
+def _wired() -> Collaborators:
+    if _collaborators is None:
+        raise ImproperlyConfigured("command tasks have no bus: call provide() at start-up")
+    return _collaborators()
 
 
 class _HandledBefore(Exception):
@@ -104,7 +131,7 @@ class CommandTask(Task):  # type: ignore[misc]
                 raise _HandledBefore
 
         try:
-            runtime().bus.handle(command, context=self.message_context(), first=claim_it)
+            _wired().bus.handle(command, context=self.message_context(), first=claim_it)
         except _HandledBefore:
             logger.info("%s %s was handled before", type(command).__name__, command.command_id)
             return DUPLICATE
@@ -186,7 +213,7 @@ def send_command(task: Any, /, **kwargs: Any) -> str:
     re-sending a step).
     """
     command_id = kwargs["command_id"] = str(kwargs.get("command_id") or uuid.uuid4())
-    Outbox(wake=runtime().outbox_changed).add([command_envelope(task, kwargs, ensure_context())])
+    _wired().outbox.add([command_envelope(task, kwargs, ensure_context())])
     return command_id
 
 

@@ -6,7 +6,7 @@ saga instances by status, in the Prometheus text format.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
@@ -17,12 +17,13 @@ from prometheus_client.registry import Collector
 from platform_core.commands.command_outbox import COMMAND_TOPIC
 from platform_core.models import DeadLetter, OutboxMessage, ProjectionCheckpoint, SagaInstance
 from platform_core.projections.projector import LAG_CAP, ProjectionRunner
-from platform_core.runtime import runtime
 
 
 class PlatformCollector(Collector):
+    def __init__(self, projections: ProjectionRunner) -> None:
+        self._projections = projections
+
     def collect(self) -> Iterator[Metric]:
-        rt = runtime()
         backlog = GaugeMetricFamily(
             "outbox_backlog",
             "Outbox messages not yet acknowledged by the broker (Kafka for events, "
@@ -41,7 +42,7 @@ class PlatformCollector(Collector):
         for row in pending.values("source").annotate(n=Count("id")):
             letters.add_metric([row["source"]], row["n"])
         yield letters
-        yield from _projection_metrics(rt.projections)
+        yield from _projection_metrics(self._projections)
         sagas = GaugeMetricFamily("saga_instances", "Saga instances", labels=["saga", "status"])
         for group in SagaInstance.objects.values("saga", "status").annotate(n=Count("id")):
             sagas.add_metric([group["saga"], group["status"]], group["n"])
@@ -57,10 +58,17 @@ class PlatformCollector(Collector):
         yield stuck
 
 
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    registry = CollectorRegistry()
-    registry.register(PlatformCollector())
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+def metrics_view(
+    projections: Callable[[], ProjectionRunner],
+) -> Callable[[HttpRequest], HttpResponse]:
+    """The `/metrics` view over the projections `projections()` gives at scrape time."""
+
+    def view(request: HttpRequest) -> HttpResponse:
+        registry = CollectorRegistry()
+        registry.register(PlatformCollector(projections()))
+        return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+    return view
 
 
 def _projection_metrics(runner: ProjectionRunner) -> Iterator[Metric]:

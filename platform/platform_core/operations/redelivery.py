@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 
 from platform_core.commands import celery_commands
 from platform_core.messaging import dead_letters
+from platform_core.messaging.consumers import ConsumerGroup
 from platform_core.models import DeadLetter
 from platform_core.projections.projector import ProjectionRunner
-from platform_core.runtime import runtime
 
 
-def redelivery_paths() -> dict[str, dead_letters.Redeliver]:
+def redelivery_paths(
+    consumer_groups: Mapping[str, ConsumerGroup], projections: ProjectionRunner
+) -> dict[str, dead_letters.Redeliver]:
     """The way back for each dead-letter source: consumer groups, Celery command queues,
     and projections (retrying one runs it again from the event it stopped at)."""
-    rt = runtime()
     return {
         **celery_commands.redelivery_paths(),
-        **{group.source: group.redeliver for group in rt.consumer_groups.values()},
+        **{group.source: group.redeliver for group in consumer_groups.values()},
         **{
-            f"projection:{name}": partial(_retry_projection, rt.projections, name)
-            for name in rt.projections.names
+            f"projection:{name}": partial(_retry_projection, projections, name)
+            for name in projections.names
         },
     }
 

@@ -159,7 +159,7 @@ def test_retrying_a_projection_dead_letter_resumes_it_at_once(platform_runtime):
     assert dead_letters.retry(letter, retry)
 
     assert OrderSummary.objects.get(id=order_id).status == "confirmed"
-    assert "projection:order_summary" in redelivery_paths()
+    assert "projection:order_summary" in redelivery_paths(rt.consumer_groups, rt.projections)
 
 
 def test_lag_counts_unread_events_and_the_age_of_the_oldest(platform_runtime):

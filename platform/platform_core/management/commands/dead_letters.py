@@ -12,6 +12,7 @@ from django.utils import timezone
 from platform_core.messaging import dead_letters
 from platform_core.models import DeadLetter
 from platform_core.operations.redelivery import redelivery_paths
+from platform_core.runtime import runtime
 
 
 class Command(BaseCommand):
@@ -72,7 +73,8 @@ class Command(BaseCommand):
         if (letter_id is None) == (not every):
             raise CommandError("give a dead letter ID or --all")
         letters = list(_filtered(source, pending_only=True)) if every else [_get(letter_id or 0)]
-        paths = redelivery_paths()
+        rt = runtime()
+        paths = redelivery_paths(rt.consumer_groups, rt.projections)
         done = failed = 0
         for letter in letters:
             if dry_run:

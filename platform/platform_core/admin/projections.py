@@ -1,4 +1,4 @@
-"""The projections page of the admin: position, lag, why a projection stopped, and the
+"""The projections page: position, lag, why a projection stopped, and the
 actions to retry it or to rebuild it (the projector daemon runs requested rebuilds)."""
 
 from __future__ import annotations
