@@ -186,3 +186,5 @@ class OrderReservation(Aggregate[ReservationState]):
                 self._state = ReservationState(
                     status=ReservationStatus.COMMITTED, lines=event.lines
                 )
+            case _:
+                self._unknown(event)

@@ -192,3 +192,5 @@ class StockItem(Aggregate[StockState]):
                     on_hand=event.on_hand,
                     reservations=self.state.without(event.order_id),
                 )
+            case _:
+                self._unknown(event)

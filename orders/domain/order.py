@@ -258,3 +258,5 @@ class Order(Aggregate[OrderState]):
                 self._state = replace(self.state, status=OrderStatus.SHIPPED)
             case OrderDelivered():
                 self._state = replace(self.state, status=OrderStatus.DELIVERED)
+            case _:
+                self._unknown(event)

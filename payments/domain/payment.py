@@ -189,3 +189,5 @@ class Payment(Aggregate[PaymentState]):
             case PaymentVoided():
                 amount = self._state.amount if self._state else Decimal("0")
                 self._state = PaymentState(status=PaymentStatus.VOIDED, amount=amount)
+            case _:
+                self._unknown(event)

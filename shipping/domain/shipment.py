@@ -200,3 +200,5 @@ class Shipment(Aggregate[ShipmentState]):
                 self._state = replace(self.state, status=ShipmentStatus.DELIVERED)
             case ShipmentCancellationRefused():
                 pass  # an answer given; the shipment is as it was
+            case _:
+                self._unknown(event)

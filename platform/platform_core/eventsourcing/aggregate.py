@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, NoReturn, Self, TypeVar
 
 State = TypeVar("State")
+
+
+class UnknownEvent(TypeError):
+    """An aggregate was given an event type its `_apply` does not know: the stream and
+    the code disagree, and guessing would fold a wrong state."""
 
 
 class Aggregate(Generic[State]):
@@ -58,6 +63,10 @@ class Aggregate(Generic[State]):
 
     def _apply(self, event: Any) -> None:
         raise NotImplementedError
+
+    def _unknown(self, event: Any) -> NoReturn:
+        """The end of every `_apply`: an event it does not know is an error, never skipped."""
+        raise UnknownEvent(f"{type(self).__name__} {self.id} cannot apply {type(event).__name__}")
 
     def collect_pending(self) -> list[Any]:
         """The events recorded since load, handing them over exactly once."""
