@@ -4,6 +4,7 @@ file), migrated and seeded first; plus a small JSON client for its REST API."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -158,8 +159,12 @@ def running_platform(scratch: Path, embedded: bool = False) -> Iterator[RunningP
             try:
                 code = process.wait(timeout=30)
             except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGUSR1)  # its threads' stacks, into the log
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=3)
                 process.kill()
-                raise
+                stacks = running.log_tail(200)
+                raise AssertionError(f"runplatform did not stop:\n{stacks}") from None
     assert code == 0, f"runplatform exited with {code}:\n{running.log_tail()}"
 
 

@@ -4,7 +4,9 @@ This is what `make run` starts on the embedded defaults."""
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -32,6 +34,9 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+        # `kill -USR1 <pid>` prints every thread's stack: what a process that will not stop
+        # is waiting for.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         rt = runtime()
         stop = threading.Event()
         workers = [
