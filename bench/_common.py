@@ -1,6 +1,7 @@
 """Helpers shared by the benchmarks in bench/: machine description, interleaved rounds,
-medians and percentiles, the printed table and the results file, the benchmark database and
-Django, subprocesses (platform_core.testing.fleet) and a keep-alive HTTP client."""
+medians and percentiles, the printed table, targets and the results file, the benchmark
+database and Django, subprocesses (platform_core.testing.fleet), the run's time limit, a
+keep-alive HTTP client and the address every order ships to."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import http.client
 import json
 import os
 import platform
+import signal
 import statistics
+import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -28,6 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 APP_PREFIX = "bench:"  # application_name of each benchmark process's PostgreSQL connections
+REDIS = "redis://127.0.0.1:6379/0"
+# The shipping address of every order a benchmark places or writes to its log.
+ADDRESS = {"name": "Ada", "line1": "1 Road", "city": "Leeds", "postal_code": "LS1", "country": "GB"}
 
 
 def machine() -> str:
@@ -53,6 +60,10 @@ def machine() -> str:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def median(values: Sequence[float]) -> float:
@@ -143,6 +154,28 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(headers), rule, *(line(row) for row in rows)])
 
 
+def verdict(flat: Mapping[str, Any], metric: str, targets: Mapping[str, tuple[Any, ...]]) -> str:
+    """Whether the metric met its target in `targets` (comparison, value, ...): "met" or
+    "MISSED", "-" if it was not measured."""
+    if metric not in flat:
+        return "-"
+    comparison, target = targets[metric][:2]
+    met = flat[metric] >= target if comparison == ">=" else flat[metric] <= target
+    return "met" if met else "MISSED"
+
+
+def score_targets(flat: dict[str, Any], targets: Mapping[str, tuple[Any, ...]]) -> tuple[int, int]:
+    """Note in `flat` which targets were met (<metric>_target_met, targets_met,
+    targets_total); returns (met, measured)."""
+    met = sum(verdict(flat, metric, targets) == "met" for metric in targets)
+    total = sum(metric in flat for metric in targets)
+    flat.update({"targets_met": met, "targets_total": total})
+    for metric in targets:
+        if metric in flat:
+            flat[f"{metric}_target_met"] = int(verdict(flat, metric, targets) == "met")
+    return met, total
+
+
 def write_results(name: str, results: Mapping[str, Any], path: Path | None = None) -> Path:
     """Write the flat metric -> number object (plus "machine" and "when")."""
     path = path or RESULTS / f"{name}.json"
@@ -190,6 +223,21 @@ def wait_for_log(url: str, store: Any, timeout: float = 120.0) -> None:
 
 
 # --------------------------------------------------------------------------- processes
+
+
+def sigterm_after(seconds: float) -> threading.Timer:
+    """Make SIGTERM raise KeyboardInterrupt, so that `finally` blocks stop what the run
+    started, and send this process one after `seconds`: the whole run's time limit.
+    Cancel the returned timer when the run ends."""
+
+    def abort(signum: int, _: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, abort)
+    alarm = threading.Timer(seconds, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    alarm.daemon = True
+    alarm.start()
+    return alarm
 
 
 def machine_cpu_seconds() -> tuple[float, float]:

@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from _common import ADDRESS
+
 from inventory.events import (
     OrderReservationCommitted,
     OrderReservationPlaced,
@@ -52,7 +54,6 @@ from shipping.events import (
     ShipmentDispatched,
 )
 
-ADDRESS = {"name": "Ada", "line1": "1 Road", "city": "Leeds", "postal_code": "LS1", "country": "GB"}
 PRODUCTS = 300
 CUSTOMERS = 500
 ORDERS_PER_TX = 100
