@@ -27,6 +27,7 @@ def register_product(command: RegisterProduct, *, stock: Repository[StockItem]) 
         name=command.name,
         price=command.price,
         initial_stock=command.initial_stock,
+        clock=stock.clock,
     )
     stock.save(item)
 
@@ -47,7 +48,7 @@ def reserve_stock(
         return
     items = _load(stock, (line.sku for line in command.lines))
     reservation = OrderReservation.place(
-        order_id=command.order_id, lines=command.lines, stock=items
+        order_id=command.order_id, lines=command.lines, stock=items, clock=reservations.clock
     )
     _save(stock, items.values(), reservations, reservation)
 
@@ -59,7 +60,7 @@ def release_stock(
     reservations: Repository[OrderReservation],
 ) -> None:
     key = str(command.order_id)
-    reservation = reservations.find(key) or OrderReservation(key)
+    reservation = reservations.find(key) or reservations.new(key)
     items = _load(stock, (*reservation.skus, *command.skus))
     reservation.release(items)
     _save(stock, items.values(), reservations, reservation)
@@ -72,7 +73,7 @@ def commit_stock(
     reservations: Repository[OrderReservation],
 ) -> None:
     key = str(command.order_id)
-    reservation = reservations.find(key) or OrderReservation(key)
+    reservation = reservations.find(key) or reservations.new(key)
     items = _load(stock, (*reservation.skus, *command.skus))
     reservation.commit(items)
     _save(stock, items.values(), reservations, reservation)

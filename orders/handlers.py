@@ -23,6 +23,7 @@ def place_order(command: PlaceOrder, *, orders: Repository[Order], catalog: Cata
         shipping_address=command.shipping_address,
         payment_token=command.payment_token,
         catalog=catalog,
+        clock=orders.clock,
     )
     orders.save(order)
 

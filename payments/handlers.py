@@ -12,7 +12,7 @@ def process_payment(
     command: ProcessPayment, *, payments: Repository[Payment], gateway: PaymentGateway
 ) -> None:
     key = str(command.order_id)
-    payment = payments.find(key) or Payment(key)
+    payment = payments.find(key) or payments.new(key)
     payment.charge(amount=command.amount, token=command.token, gateway=gateway)
     payments.save(payment)
 
@@ -21,6 +21,6 @@ def refund_payment(
     command: RefundPayment, *, payments: Repository[Payment], gateway: PaymentGateway
 ) -> None:
     key = str(command.order_id)
-    payment = payments.find(key) or Payment(key)
+    payment = payments.find(key) or payments.new(key)
     payment.refund(gateway=gateway)
     payments.save(payment)

@@ -19,6 +19,7 @@ def create_shipment(
         order_id=command.order_id,
         address=command.address,
         carrier=carrier,
+        clock=shipments.clock,
     )
     shipments.save(shipment)
 
@@ -27,7 +28,10 @@ def cancel_shipment(command: CancelShipment, *, shipments: Repository[Shipment])
     shipment = shipments.find(command.shipment_id)
     if shipment is None and command.order_id is not None:
         shipment = Shipment.void(
-            shipment_id=command.shipment_id, order_id=command.order_id, reason=command.reason
+            shipment_id=command.shipment_id,
+            order_id=command.order_id,
+            reason=command.reason,
+            clock=shipments.clock,
         )
     else:
         shipment = shipment or shipments.get(command.shipment_id)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -39,7 +38,7 @@ from inventory.events import (
     OrderReservationReleased,
     ReservationLine,
 )
-from platform_core.eventsourcing.aggregate import Aggregate
+from platform_core.eventsourcing.aggregate import Aggregate, Clock, utc_now
 from platform_core.eventsourcing.errors import Conflict
 
 
@@ -66,10 +65,6 @@ class ReservationState:
     @property
     def skus(self) -> tuple[str, ...]:
         return tuple(line.sku for line in self.lines)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def merged_lines(lines: Sequence[ReservationLine]) -> tuple[ReservationLine, ...]:
@@ -113,24 +108,25 @@ class OrderReservation(Aggregate[ReservationState]):
         order_id: UUID,
         lines: Sequence[ReservationLine],
         stock: Mapping[str, StockItem],
+        clock: Clock = utc_now,
     ) -> OrderReservation:
         """Reserve every line on its StockItem (`stock`, by SKU; an unknown SKU is absent),
         or record why not, changing none."""
         wanted = merged_lines(lines)
-        reservation = cls(str(order_id))
+        reservation = cls(str(order_id), clock=clock)
         shortages = _shortages(order_id, wanted, stock)
         if shortages:
             reason = "Insufficient stock: " + " ".join(shortages)
             reservation._record(
                 OrderReservationRejected(
-                    order_id=order_id, lines=wanted, reason=reason, rejected_at=_now()
+                    order_id=order_id, lines=wanted, reason=reason, rejected_at=reservation._now()
                 )
             )
             return reservation
         for line in wanted:
             stock[line.sku].reserve(order_id, line.quantity)
         reservation._record(
-            OrderReservationPlaced(order_id=order_id, lines=wanted, placed_at=_now())
+            OrderReservationPlaced(order_id=order_id, lines=wanted, placed_at=reservation._now())
         )
         return reservation
 
@@ -156,7 +152,7 @@ class OrderReservation(Aggregate[ReservationState]):
             item.release(self.order_id)
         lines = self.state.lines if self.exists else ()
         self._record(
-            OrderReservationReleased(order_id=self.order_id, lines=lines, released_at=_now())
+            OrderReservationReleased(order_id=self.order_id, lines=lines, released_at=self._now())
         )
 
     def commit(self, stock: Mapping[str, StockItem]) -> None:
@@ -170,7 +166,7 @@ class OrderReservation(Aggregate[ReservationState]):
             item.commit(self.order_id)
         self._record(
             OrderReservationCommitted(
-                order_id=self.order_id, lines=self.state.lines, committed_at=_now()
+                order_id=self.order_id, lines=self.state.lines, committed_at=self._now()
             )
         )
 

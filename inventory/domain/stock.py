@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -17,7 +16,7 @@ from inventory.events import (
     StockReplenished,
     StockReserved,
 )
-from platform_core.eventsourcing.aggregate import Aggregate
+from platform_core.eventsourcing.aggregate import Aggregate, Clock, utc_now
 from platform_core.eventsourcing.errors import Conflict, InvalidCommand
 
 SKU_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9-]{0,63}")
@@ -72,10 +71,6 @@ class StockState:
         return tuple(r for r in self.reservations if r.order_id != order_id)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class StockItem(Aggregate[StockState]):
     """Stock never goes negative: reserved never exceeds on hand. Price is kept to the cent.
 
@@ -87,7 +82,9 @@ class StockItem(Aggregate[StockState]):
     snapshot_schema = 2
 
     @classmethod
-    def register(cls, *, sku: str, name: str, price: Decimal, initial_stock: int) -> StockItem:
+    def register(
+        cls, *, sku: str, name: str, price: Decimal, initial_stock: int, clock: Clock = utc_now
+    ) -> StockItem:
         if not SKU_PATTERN.fullmatch(sku):
             raise InvalidProduct("A SKU is 1-64 upper-case letters, digits or dashes.")
         if not name.strip():
@@ -96,14 +93,14 @@ class StockItem(Aggregate[StockState]):
             raise InvalidProduct("A price is positive, in whole cents.")
         if initial_stock < 0:
             raise InvalidProduct("Initial stock cannot be negative.")
-        item = cls(sku)
+        item = cls(sku, clock=clock)
         item._record(
             ProductRegistered(
                 sku=sku,
                 name=name.strip(),
                 price=price,
                 initial_stock=initial_stock,
-                registered_at=_now(),
+                registered_at=item._now(),
             )
         )
         return item
@@ -116,7 +113,7 @@ class StockItem(Aggregate[StockState]):
                 sku=self.id,
                 quantity=quantity,
                 on_hand=self.state.on_hand + quantity,
-                replenished_at=_now(),
+                replenished_at=self._now(),
             )
         )
 
@@ -140,7 +137,7 @@ class StockItem(Aggregate[StockState]):
                 order_id=order_id,
                 quantity=quantity,
                 reserved=self.state.reserved + quantity,
-                reserved_at=_now(),
+                reserved_at=self._now(),
             )
         )
 
@@ -154,7 +151,7 @@ class StockItem(Aggregate[StockState]):
                 order_id=order_id,
                 quantity=quantity,
                 reserved=self.state.reserved - quantity,
-                released_at=_now(),
+                released_at=self._now(),
             )
         )
 
@@ -169,7 +166,7 @@ class StockItem(Aggregate[StockState]):
                 quantity=quantity,
                 on_hand=self.state.on_hand - quantity,
                 reserved=self.state.reserved - quantity,
-                committed_at=_now(),
+                committed_at=self._now(),
             )
         )
 

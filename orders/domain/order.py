@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
@@ -22,7 +21,7 @@ from orders.events import (
     OrderShipped,
     ShippingAddress,
 )
-from platform_core.eventsourcing.aggregate import Aggregate
+from platform_core.eventsourcing.aggregate import Aggregate, Clock, utc_now
 from platform_core.eventsourcing.errors import Conflict, InvalidCommand
 
 MAX_REASON_LENGTH = 500
@@ -85,10 +84,6 @@ class OrderState:
     cancellation_requested: str = ""
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _valid_reason(reason: str) -> str:
     reason = reason.strip()
     if not reason or len(reason) > MAX_REASON_LENGTH:
@@ -144,9 +139,10 @@ class Order(Aggregate[OrderState]):
         shipping_address: ShippingAddress,
         payment_token: str,
         catalog: Catalog,
+        clock: Clock = utc_now,
     ) -> Order:
         lines = _priced_lines(items, catalog)
-        order = cls(str(order_id))
+        order = cls(str(order_id), clock=clock)
         order._record(
             OrderPlaced(
                 order_id=order_id,
@@ -155,7 +151,7 @@ class Order(Aggregate[OrderState]):
                 shipping_address=shipping_address,
                 payment_token=payment_token,
                 total=sum((line.unit_price * line.quantity for line in lines), Decimal("0")),
-                placed_at=_now(),
+                placed_at=order._now(),
             )
         )
         return order
@@ -169,7 +165,7 @@ class Order(Aggregate[OrderState]):
         arrives after the customer cancelled (the cancellation has undone the rest)."""
         if self.state.status is not OrderStatus.PENDING:
             return
-        self._record(OrderConfirmed(order_id=self.order_id, confirmed_at=_now()))
+        self._record(OrderConfirmed(order_id=self.order_id, confirmed_at=self._now()))
 
     def request_cancellation(self, reason: str) -> None:
         reason = _valid_reason(reason)
@@ -179,7 +175,9 @@ class Order(Aggregate[OrderState]):
         if status not in (OrderStatus.PENDING, OrderStatus.CONFIRMED):
             raise OrderCannotBeCancelled(f"An order that is {status} can no longer be cancelled.")
         self._record(
-            OrderCancellationRequested(order_id=self.order_id, reason=reason, requested_at=_now())
+            OrderCancellationRequested(
+                order_id=self.order_id, reason=reason, requested_at=self._now()
+            )
         )
 
     def cancel(self, reason: str) -> None:
@@ -192,14 +190,16 @@ class Order(Aggregate[OrderState]):
             return
         if status not in (OrderStatus.PENDING, OrderStatus.CONFIRMED):
             raise OrderCannotBeCancelled(f"An order that is {status} can no longer be cancelled.")
-        self._record(OrderCancelled(order_id=self.order_id, reason=reason, cancelled_at=_now()))
+        self._record(
+            OrderCancelled(order_id=self.order_id, reason=reason, cancelled_at=self._now())
+        )
 
     def refuse_cancellation(self, reason: str) -> None:
         if not self.exists or not self.state.cancellation_requested:
             return
         self._record(
             OrderCancellationRefused(
-                order_id=self.order_id, reason=_shortened(reason), refused_at=_now()
+                order_id=self.order_id, reason=_shortened(reason), refused_at=self._now()
             )
         )
 
@@ -218,7 +218,7 @@ class Order(Aggregate[OrderState]):
                 order_id=self.order_id,
                 shipment_id=shipment_id,
                 tracking_number=tracking_number,
-                shipped_at=_now(),
+                shipped_at=self._now(),
             )
         )
 
@@ -226,7 +226,7 @@ class Order(Aggregate[OrderState]):
         if self.state.status is OrderStatus.DELIVERED:
             return
         self._require(OrderStatus.SHIPPED, "deliver")
-        self._record(OrderDelivered(order_id=self.order_id, delivered_at=_now()))
+        self._record(OrderDelivered(order_id=self.order_id, delivered_at=self._now()))
 
     def _require(self, status: OrderStatus, action: str) -> None:
         if self.state.status is not status:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -44,10 +43,6 @@ class PaymentState:
     amount: Decimal
     charge_id: str = ""
     decline_reason: str = ""
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def charge_key(order_id: UUID) -> str:
@@ -101,7 +96,7 @@ class Payment(Aggregate[PaymentState]):
                     order_id=self.order_id,
                     amount=amount,
                     reason=declined.reason,
-                    declined_at=_now(),
+                    declined_at=self._now(),
                 )
             )
             return
@@ -145,7 +140,7 @@ class Payment(Aggregate[PaymentState]):
                     order_id=self.order_id,
                     charge_id=charge_id,
                     reason=refused.reason,
-                    failed_at=_now(),
+                    failed_at=self._now(),
                 )
             )
             return
@@ -155,7 +150,7 @@ class Payment(Aggregate[PaymentState]):
                 amount=self.state.amount,
                 charge_id=charge_id,
                 refund_id=result.refund_id,
-                refunded_at=_now(),
+                refunded_at=self._now(),
             )
         )
 
@@ -165,12 +160,12 @@ class Payment(Aggregate[PaymentState]):
                 order_id=self.order_id,
                 amount=result.amount,
                 charge_id=result.charge_id,
-                captured_at=_now(),
+                captured_at=self._now(),
             )
         )
 
     def _void(self, reason: str) -> None:
-        self._record(PaymentVoided(order_id=self.order_id, reason=reason, voided_at=_now()))
+        self._record(PaymentVoided(order_id=self.order_id, reason=reason, voided_at=self._now()))
 
     def _apply(self, event: Any) -> None:
         match event:

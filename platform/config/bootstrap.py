@@ -21,6 +21,7 @@ from orders import events as orders_events
 from orders.sagas import order_fulfillment
 from payments import events as payments_events
 from platform_core.commands.command_outbox import CeleryCommandPublisher, relay_lanes
+from platform_core.eventsourcing.aggregate import utc_now
 from platform_core.eventsourcing.serialization import EventCodec
 from platform_core.messaging.consumers import ConsumerGroup
 from platform_core.messaging.envelope import Publisher
@@ -71,6 +72,7 @@ def build_runtime() -> Runtime:
     store, codec = event_store_for(), build_codec()
     log_changed, outbox_changed = threading.Event(), threading.Event()
     outbox = Outbox(wake=outbox_changed)
+    clock = utc_now  # the one clock of events and saga deadlines
     bus = build_bus(
         store=store,
         codec=codec,
@@ -78,13 +80,14 @@ def build_runtime() -> Runtime:
         log_changed=log_changed,
         outbox=outbox,
         gateway=build_gateway(),
+        clock=clock,
     )
     fulfillment = order_fulfillment(
         step_deadline=timedelta(seconds=settings.SAGA_STEP_SECONDS),
         give_up_after=timedelta(seconds=settings.SAGA_GIVE_UP_SECONDS),
         stuck_after=settings.SAGA_STUCK_AFTER,
     )
-    sagas = {fulfillment.name: SagaManager(fulfillment, send=send_to_context)}
+    sagas = {fulfillment.name: SagaManager(fulfillment, send=send_to_context, now=clock)}
     groups = build_consumer_groups(bus.handle, sagas)
     return Runtime(
         bus=bus,

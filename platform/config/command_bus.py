@@ -41,7 +41,7 @@ from payments.commands import ProcessPayment, RefundPayment
 from payments.domain.gateway import PaymentGateway
 from payments.domain.payment import Payment
 from payments.gateway import FakeGateway
-from platform_core.eventsourcing.aggregate import Aggregate
+from platform_core.eventsourcing.aggregate import Aggregate, Clock, utc_now
 from platform_core.eventsourcing.bus import CommandBus, Handler, record_append
 from platform_core.eventsourcing.eventstore import AppendResult, EventStore
 from platform_core.eventsourcing.repository import Repository
@@ -92,6 +92,7 @@ def build_bus(
     log_changed: threading.Event,
     outbox: Outbox,
     gateway: PaymentGateway,
+    clock: Clock = utc_now,
 ) -> CommandBus:
     def after_append(result: AppendResult) -> None:
         record_append(result)
@@ -118,6 +119,7 @@ def build_bus(
             snapshot_every=settings.SNAPSHOT_EVERY,
             on_append=after_append,
             publish=publisher.publish,
+            clock=clock,
         )
 
     handlers = build_handlers(

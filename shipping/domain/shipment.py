@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
 
-from platform_core.eventsourcing.aggregate import Aggregate
+from platform_core.eventsourcing.aggregate import Aggregate, Clock, utc_now
 from platform_core.eventsourcing.errors import Conflict, InvalidCommand
 from shipping.events import (
     Address,
@@ -59,10 +58,6 @@ class ShipmentState:
     cancellation_reason: str = ""
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _validate(shipment_id: str, address: Address) -> None:
     if not SHIPMENT_ID_PATTERN.fullmatch(shipment_id):
         raise InvalidShipment("A shipment id is 1-64 letters, digits, dashes or underscores.")
@@ -88,29 +83,40 @@ class Shipment(Aggregate[ShipmentState]):
 
     @classmethod
     def create(
-        cls, *, shipment_id: str, order_id: UUID, address: Address, carrier: Carrier
+        cls,
+        *,
+        shipment_id: str,
+        order_id: UUID,
+        address: Address,
+        carrier: Carrier,
+        clock: Clock = utc_now,
     ) -> Shipment:
         _validate(shipment_id, address)
-        shipment = cls(shipment_id)
+        shipment = cls(shipment_id, clock=clock)
         shipment._record(
             ShipmentCreated(
                 shipment_id=shipment_id,
                 order_id=order_id,
                 address=address,
                 tracking_number=carrier.book(shipment_id=shipment_id, address=address),
-                created_at=_now(),
+                created_at=shipment._now(),
             )
         )
         return shipment
 
     @classmethod
-    def void(cls, *, shipment_id: str, order_id: UUID, reason: str) -> Shipment:
+    def void(
+        cls, *, shipment_id: str, order_id: UUID, reason: str, clock: Clock = utc_now
+    ) -> Shipment:
         """Cancel a shipment that was never booked: a compensation that overtook the
         booking. A booking arriving afterwards then finds it cancelled and does nothing."""
-        shipment = cls(shipment_id)
+        shipment = cls(shipment_id, clock=clock)
         shipment._record(
             ShipmentCancelled(
-                shipment_id=shipment_id, order_id=order_id, reason=reason, cancelled_at=_now()
+                shipment_id=shipment_id,
+                order_id=order_id,
+                reason=reason,
+                cancelled_at=shipment._now(),
             )
         )
         return shipment
@@ -135,7 +141,7 @@ class Shipment(Aggregate[ShipmentState]):
                     shipment_id=self.id,
                     order_id=self.state.order_id,
                     reason=f"the shipment is {status}",
-                    refused_at=_now(),
+                    refused_at=self._now(),
                 )
             )
             return
@@ -144,7 +150,7 @@ class Shipment(Aggregate[ShipmentState]):
                 shipment_id=self.id,
                 order_id=self.state.order_id,
                 reason=reason,
-                cancelled_at=_now(),
+                cancelled_at=self._now(),
             )
         )
 
@@ -157,7 +163,7 @@ class Shipment(Aggregate[ShipmentState]):
                 shipment_id=self.id,
                 order_id=self.state.order_id,
                 tracking_number=self.state.tracking_number,
-                dispatched_at=_now(),
+                dispatched_at=self._now(),
             )
         )
 
@@ -167,7 +173,7 @@ class Shipment(Aggregate[ShipmentState]):
         self._require(ShipmentStatus.DISPATCHED, "deliver")
         self._record(
             ShipmentDelivered(
-                shipment_id=self.id, order_id=self.state.order_id, delivered_at=_now()
+                shipment_id=self.id, order_id=self.state.order_id, delivered_at=self._now()
             )
         )
 

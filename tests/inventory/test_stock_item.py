@@ -2,7 +2,6 @@
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from unittest.mock import ANY
 
 import pytest
 
@@ -15,11 +14,13 @@ AT = datetime(2025, 1, 2, tzinfo=UTC)
 def register(
     sku: str = "MUG-1", name: str = "Mug", price: str = "7.50", initial_stock: int = 10
 ) -> StockItem:
-    return StockItem.register(sku=sku, name=name, price=Decimal(price), initial_stock=initial_stock)
+    return StockItem.register(
+        sku=sku, name=name, price=Decimal(price), initial_stock=initial_stock, clock=lambda: AT
+    )
 
 
 def given(*events: object) -> StockItem:
-    item = StockItem("MUG-1")
+    item = StockItem("MUG-1", clock=lambda: AT)
     for event in events:
         item.replay(event)
     return item
@@ -35,7 +36,7 @@ def test_registering_a_product_records_it_with_its_initial_stock():
 
     assert item.collect_pending() == [
         ProductRegistered(
-            sku="MUG-1", name="Mug", price=Decimal("7.50"), initial_stock=10, registered_at=ANY
+            sku="MUG-1", name="Mug", price=Decimal("7.50"), initial_stock=10, registered_at=AT
         )
     ]
     assert item.state.on_hand == 10
@@ -82,8 +83,8 @@ def test_restocking_adds_to_stock_on_hand():
     item.restock(2)
 
     assert item.collect_pending() == [
-        StockReplenished(sku="MUG-1", quantity=5, on_hand=15, replenished_at=ANY),
-        StockReplenished(sku="MUG-1", quantity=2, on_hand=17, replenished_at=ANY),
+        StockReplenished(sku="MUG-1", quantity=5, on_hand=15, replenished_at=AT),
+        StockReplenished(sku="MUG-1", quantity=2, on_hand=17, replenished_at=AT),
     ]
     assert item.state.on_hand == 17
 

@@ -4,7 +4,6 @@ id, and never more than is on hand."""
 import contextlib
 from datetime import UTC, datetime
 from decimal import Decimal
-from unittest.mock import ANY
 from uuid import UUID
 
 import hypothesis
@@ -44,7 +43,7 @@ def reserved(quantity: int, total: int, order_id: UUID = ORDER) -> StockReserved
 
 
 def given(*events: object) -> StockItem:
-    item = StockItem("MUG-1")
+    item = StockItem("MUG-1", clock=lambda: AT)
     for event in (registered(), *events):
         item.replay(event)
     return item
@@ -56,7 +55,7 @@ def test_reserving_holds_stock_for_the_order_without_touching_stock_on_hand():
     item.reserve(ORDER, 3)
 
     assert item.collect_pending() == [
-        StockReserved(sku="MUG-1", order_id=ORDER, quantity=3, reserved=3, reserved_at=ANY)
+        StockReserved(sku="MUG-1", order_id=ORDER, quantity=3, reserved=3, reserved_at=AT)
     ]
     assert (item.state.on_hand, item.state.reserved, item.state.available) == (10, 3, 7)
 
@@ -67,7 +66,7 @@ def test_reservations_of_several_orders_add_up():
     item.reserve(OTHER, 4)
 
     assert item.collect_pending() == [
-        StockReserved(sku="MUG-1", order_id=OTHER, quantity=4, reserved=7, reserved_at=ANY)
+        StockReserved(sku="MUG-1", order_id=OTHER, quantity=4, reserved=7, reserved_at=AT)
     ]
     assert item.state.available == 3
 
@@ -115,7 +114,7 @@ def test_releasing_gives_the_orders_stock_back():
     item.release(ORDER)
 
     assert item.collect_pending() == [
-        ReservationReleased(sku="MUG-1", order_id=ORDER, quantity=3, reserved=2, released_at=ANY)
+        ReservationReleased(sku="MUG-1", order_id=ORDER, quantity=3, reserved=2, released_at=AT)
     ]
     assert (item.state.on_hand, item.state.reserved) == (10, 2)
 
@@ -138,7 +137,7 @@ def test_committing_takes_the_reserved_stock_off_the_stock_on_hand():
 
     assert item.collect_pending() == [
         ReservationCommitted(
-            sku="MUG-1", order_id=ORDER, quantity=3, on_hand=7, reserved=2, committed_at=ANY
+            sku="MUG-1", order_id=ORDER, quantity=3, on_hand=7, reserved=2, committed_at=AT
         )
     ]
     assert (item.state.on_hand, item.state.reserved, item.state.available) == (7, 2, 5)

@@ -3,7 +3,6 @@
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from unittest.mock import ANY
 from uuid import UUID
 
 import pytest
@@ -78,7 +77,7 @@ DELIVERED = OrderDelivered(order_id=ORDER_ID, delivered_at=AT)
 
 
 def given(*events: object) -> Order:
-    order = Order(str(ORDER_ID))
+    order = Order(str(ORDER_ID), clock=lambda: AT)
     for event in events:
         order.replay(event)
     return order
@@ -92,6 +91,7 @@ def place(*items: OrderItem) -> Order:
         shipping_address=ADDRESS,
         payment_token="tok_visa",
         catalog=CATALOG,
+        clock=lambda: AT,
     )
 
 
@@ -109,7 +109,7 @@ def test_placing_an_order_records_priced_lines_and_their_total():
             shipping_address=ADDRESS,
             payment_token="tok_visa",
             total=Decimal("26.97"),
-            placed_at=ANY,
+            placed_at=AT,
         )
     ]
     assert order.state.status is OrderStatus.PENDING
@@ -137,7 +137,7 @@ def test_a_pending_order_can_be_confirmed():
 
     order.confirm()
 
-    assert order.collect_pending() == [OrderConfirmed(order_id=ORDER_ID, confirmed_at=ANY)]
+    assert order.collect_pending() == [OrderConfirmed(order_id=ORDER_ID, confirmed_at=AT)]
     assert order.state.status is OrderStatus.CONFIRMED
 
 
@@ -156,7 +156,7 @@ def test_an_order_not_yet_shipped_can_be_cancelled_with_a_reason(history):
     order.cancel("  found it cheaper  ")
 
     assert order.collect_pending() == [
-        OrderCancelled(order_id=ORDER_ID, reason="found it cheaper", cancelled_at=ANY)
+        OrderCancelled(order_id=ORDER_ID, reason="found it cheaper", cancelled_at=AT)
     ]
     assert order.state.status is OrderStatus.CANCELLED
     assert order.state.cancellation_reason == "found it cheaper"
@@ -218,7 +218,7 @@ def test_a_customer_asks_to_cancel_and_the_order_waits_for_the_decision(history,
     order.request_cancellation("asked twice")
 
     assert order.collect_pending() == [
-        OrderCancellationRequested(order_id=ORDER_ID, reason="changed my mind", requested_at=ANY)
+        OrderCancellationRequested(order_id=ORDER_ID, reason="changed my mind", requested_at=AT)
     ]
     assert order.state.status is status, "the saga decides"
     assert order.state.cancellation_requested == "changed my mind"
@@ -244,7 +244,7 @@ def test_a_refused_cancellation_is_recorded_once_and_the_order_goes_on():
 
     refused, shipped = order.collect_pending()
     assert refused == OrderCancellationRefused(
-        order_id=ORDER_ID, reason="the shipment is dispatched", refused_at=ANY
+        order_id=ORDER_ID, reason="the shipment is dispatched", refused_at=AT
     )
     assert isinstance(shipped, OrderShipped)
     assert order.state.cancellation_requested == ""
@@ -267,8 +267,8 @@ def test_a_confirmed_order_ships_then_is_delivered():
     order.mark_delivered()
 
     assert order.collect_pending() == [
-        OrderShipped(order_id=ORDER_ID, shipment_id="S-1", tracking_number="TRK1", shipped_at=ANY),
-        OrderDelivered(order_id=ORDER_ID, delivered_at=ANY),
+        OrderShipped(order_id=ORDER_ID, shipment_id="S-1", tracking_number="TRK1", shipped_at=AT),
+        OrderDelivered(order_id=ORDER_ID, delivered_at=AT),
     ]
     assert order.state.status is OrderStatus.DELIVERED
 
@@ -279,7 +279,7 @@ def test_shipping_or_delivering_twice_records_nothing():
     order.mark_delivered()
     order.mark_delivered()
 
-    assert order.collect_pending() == [OrderDelivered(order_id=ORDER_ID, delivered_at=ANY)]
+    assert order.collect_pending() == [OrderDelivered(order_id=ORDER_ID, delivered_at=AT)]
 
 
 def _confirm(order: Order) -> None:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, NoReturn, Self, TypeVar
 
 State = TypeVar("State")
+# What an aggregate reads the time from (tests give a fixed one).
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class UnknownEvent(TypeError):
@@ -25,8 +33,9 @@ class Aggregate(Generic[State]):
     # Bump when `state_type` changes shape: older snapshots are then ignored.
     snapshot_schema: ClassVar[int] = 1
 
-    def __init__(self, aggregate_id: str) -> None:
+    def __init__(self, aggregate_id: str, *, clock: Clock = utc_now) -> None:
         self.id = aggregate_id
+        self._clock = clock
         self.version = 0
         self._state: State | None = None
         self._pending: list[Any] = []
@@ -46,8 +55,10 @@ class Aggregate(Generic[State]):
         return f"{cls.category}-{aggregate_id}"
 
     @classmethod
-    def from_snapshot(cls, aggregate_id: str, version: int, state: State) -> Self:
-        aggregate = cls(aggregate_id)
+    def from_snapshot(
+        cls, aggregate_id: str, version: int, state: State, *, clock: Clock = utc_now
+    ) -> Self:
+        aggregate = cls(aggregate_id, clock=clock)
         aggregate._state = state
         aggregate.version = version
         return aggregate
@@ -56,6 +67,10 @@ class Aggregate(Generic[State]):
         """Evolve state with an event that is already stored."""
         self._apply(event)
         self.version += 1
+
+    def _now(self) -> datetime:
+        """The time a recorded event says it happened, from the aggregate's clock."""
+        return self._clock()
 
     def _record(self, event: Any) -> None:
         self.replay(event)

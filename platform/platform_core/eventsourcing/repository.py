@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from platform_core.eventsourcing.aggregate import Aggregate
+from platform_core.eventsourcing.aggregate import Aggregate, Clock, utc_now
 from platform_core.eventsourcing.errors import NotFound
 from platform_core.eventsourcing.eventstore import AppendResult, EventMetadata, EventStore, NewEvent
 from platform_core.eventsourcing.messages import ensure_context
@@ -37,8 +37,10 @@ class Repository(Generic[A]):
         snapshot_every: int = 100,
         on_append: Callable[[AppendResult], None] | None = None,
         publish: Callable[[str, Sequence[Any]], None] | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self._type = aggregate_type
+        self.clock = clock
         self._store = store
         self._codec = codec
         self._snapshots = snapshots
@@ -46,9 +48,13 @@ class Repository(Generic[A]):
         self._on_append = on_append
         self._publish = publish
 
+    def new(self, aggregate_id: str) -> A:
+        """An aggregate with no events yet, on this repository's clock."""
+        return self._type(aggregate_id, clock=self.clock)
+
     def find(self, aggregate_id: str) -> A | None:
         stream_id = self._type.stream_id_for(aggregate_id)
-        aggregate = self._from_snapshot(aggregate_id, stream_id) or self._type(aggregate_id)
+        aggregate = self._from_snapshot(aggregate_id, stream_id) or self.new(aggregate_id)
         decode = self._codec.decode
         for recorded in self._store.read_stream(stream_id, after_version=aggregate.version):
             aggregate.replay(decode(recorded.event_type, recorded.schema_version, recorded.data))
@@ -100,7 +106,7 @@ class Repository(Generic[A]):
         if snapshot is None or snapshot.schema != self._type.snapshot_schema:
             return None
         state = from_json(snapshot.state, self._type.state_type)
-        return self._type.from_snapshot(aggregate_id, snapshot.version, state)
+        return self._type.from_snapshot(aggregate_id, snapshot.version, state, clock=self.clock)
 
     def _new_event(self, event: Any) -> NewEvent:
         event_type, schema_version, data = self._codec.encode(event)

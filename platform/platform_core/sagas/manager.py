@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import close_old_connections, connection, transaction
-from django.utils import timezone
 
+from platform_core.eventsourcing.aggregate import Clock, utc_now
 from platform_core.eventsourcing.messages import message_context
 from platform_core.messaging.envelope import Envelope
 from platform_core.messaging.outbox import gathered
@@ -44,7 +44,7 @@ class SagaManager:
         definition: SagaDefinition,
         *,
         send: Callable[[Any], None],
-        now: Callable[[], datetime] = timezone.now,
+        now: Clock = utc_now,
     ) -> None:
         self.definition = definition
         self._send = send

@@ -1,6 +1,7 @@
 """Loading aggregates by replay (from a snapshot when there is one) and saving them."""
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -222,3 +223,35 @@ def test_an_aggregate_loaded_from_a_snapshot_saves_at_the_right_version(store, s
 
     assert [e.version for e in store.read_stream("stock-MUG-1")] == [1, 2, 3]
     assert stock.get("MUG-1").state.on_hand == 12
+
+
+def test_new_and_loaded_aggregates_read_the_time_from_the_repositorys_clock(store, snapshots):
+    at = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+    stock = Repository(
+        StockItem,
+        store=store,
+        codec=EventCodec(inventory.events.EVENTS),
+        snapshots=snapshots,
+        snapshot_every=1,
+        clock=lambda: at,
+    )
+    stock.save(
+        StockItem.register(
+            sku="MUG-1", name="Mug", price=Decimal("7.50"), initial_stock=1, clock=stock.clock
+        )
+    )
+    from_snapshot = stock.get("MUG-1")
+    from_snapshot.restock(2)
+    stock.save(from_snapshot)
+    replayed = Repository(
+        StockItem, store=store, codec=EventCodec(inventory.events.EVENTS), clock=lambda: at
+    ).get("MUG-1")
+    replayed.restock(3)
+
+    assert [e.replenished_at for e in replayed.collect_pending()] == [at]
+    codec = EventCodec(inventory.events.EVENTS)
+    times = [
+        codec.decode(e.event_type, e.schema_version, e.data)
+        for e in store.read_stream("stock-MUG-1")
+    ]
+    assert [times[0].registered_at, times[1].replenished_at] == [at, at]
