@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import UTC, datetime
+
+import pythonjsonlogger.json
 
 from platform_core.eventsourcing.messages import current_context
 
@@ -20,17 +20,14 @@ class MessageContextFilter(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "correlation_id": getattr(record, "correlation_id", None),
-            "causation_id": getattr(record, "causation_id", None),
-            "actor": getattr(record, "actor", None),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+class JsonFormatter(pythonjsonlogger.json.JsonFormatter):
+    """One JSON object a line: time (UTC), level, logger, message, the message context,
+    every field given with `extra=`, and the exception's traceback when there is one."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s %(correlation_id)s %(causation_id)s %(actor)s",
+            rename_fields={"levelname": "level", "name": "logger", "exc_info": "exception"},
+            timestamp="time",
+            json_default=str,
+        )

@@ -35,3 +35,16 @@ def test_a_log_line_outside_any_message_says_so():
     logger, stream = _logger()
     logger.warning("starting up")
     assert json.loads(stream.getvalue())["correlation_id"] == "-"
+
+
+def test_a_json_line_keeps_the_extra_fields_and_the_exception():
+    logger, stream = _logger()
+    try:
+        raise ValueError("no such sku")
+    except ValueError:
+        logger.exception("restock failed", extra={"sku": "MUG-1", "attempt": 3})
+    line = json.loads(stream.getvalue())
+    assert (line["message"], line["sku"], line["attempt"]) == ("restock failed", "MUG-1", 3)
+    assert (line["level"], line["logger"]) == ("ERROR", "tests.logs")
+    assert "ValueError: no such sku" in line["exception"]
+    assert line["time"].endswith("+00:00")
