@@ -20,13 +20,15 @@ from platform_core.commands.celery_queues import DeclareDeadLetterQueues, celery
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 CONTEXT_QUEUES = ("orders", "inventory", "payments", "shipping")
+# The platform's own periodic jobs (platform_core.tasks), scheduled by Celery beat.
+QUEUES = (*CONTEXT_QUEUES, "maintenance")
 
 
 def platform_defaults() -> dict[str, Any]:
     """The platform's settings less those Django's settings give (Celery would rank
     added defaults above the configuration source)."""
     broker_url = getattr(settings, "CELERY_BROKER_URL", "") or "memory://"
-    defaults = celery_settings(queues=CONTEXT_QUEUES, broker_url=broker_url)
+    defaults = celery_settings(queues=QUEUES, broker_url=broker_url)
     return {k: v for k, v in defaults.items() if not hasattr(settings, f"CELERY_{k.upper()}")}
 
 

@@ -182,6 +182,14 @@ WEBSOCKET_PING_INTERVAL = float(os.environ.get("WEBSOCKET_PING_INTERVAL", "20"))
 WEBSOCKET_PING_TIMEOUT = float(os.environ.get("WEBSOCKET_PING_TIMEOUT", "30"))
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
+# Celery beat's jobs: old outbox and inbox rows and expired Idempotency-Keys go once a day
+# (PRUNE_EVERY_SECONDS), on the worker that consumes the `maintenance` queue.
+CELERY_BEAT_SCHEDULE = {
+    "prune-messages": {
+        "task": "platform_core.prune_messages",
+        "schedule": float(os.environ.get("PRUNE_EVERY_SECONDS", str(24 * 60 * 60))),
+    },
+}
 # A worker process reconnects to the database for every task unless this is set (with
 # CONN_MAX_AGE > 0 for the worker): then it keeps its connection for this many tasks.
 if os.environ.get("CELERY_DB_REUSE_MAX"):

@@ -8,12 +8,15 @@ from io import StringIO
 from uuid import uuid4
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from config.celery import app
 from platform_core.messaging.inbox import claim
 from platform_core.models import IdempotencyRecord, InboxMessage, OutboxMessage
 from platform_core.operations.retention import prune
+from platform_core.tasks import MAINTENANCE_QUEUE, prune_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -120,3 +123,26 @@ def test_nonsense_arguments_are_refused_and_nothing_is_deleted(
         call_command("prune_messages", argument, value, stdout=StringIO())
 
     assert OutboxMessage.objects.count() == 3
+
+
+def test_celery_beat_prunes_daily_on_the_queue_the_worker_consumes():
+    app.loader.import_default_modules()
+    job = settings.CELERY_BEAT_SCHEDULE["prune-messages"]
+
+    assert job["task"] in app.tasks
+    route = app.amqp.router.route({}, job["task"], task_type=app.tasks[job["task"]])
+    assert route["queue"].name == MAINTENANCE_QUEUE
+    assert MAINTENANCE_QUEUE in {queue.name for queue in app.conf.task_queues}
+    assert job["schedule"] == 24 * 60 * 60
+
+
+def test_the_beat_task_prunes_as_the_command_does():
+    old = _outbox_row(created_days_ago=30, published_days_ago=30)
+    recent = _outbox_row(created_days_ago=1, published_days_ago=1)
+    waiting = _outbox_row(created_days_ago=30, published_days_ago=None)
+
+    deleted = prune_messages.apply().get()
+
+    assert deleted["outbox"] == 1
+    assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {recent, waiting}
+    assert old not in set(OutboxMessage.objects.values_list("pk", flat=True))
