@@ -44,6 +44,7 @@ from payments.domain.gateway import (
 )
 from payments.models import GatewayAttempt
 from platform_core.storage import pg
+from platform_core.storage.backends import backend
 
 T = TypeVar("T")
 
@@ -258,7 +259,7 @@ class _DjangoLog:
         self._rows = GatewayAttempt.objects.using(using)
 
     def of_key(self, operation: str, idempotency_key: str) -> list[Attempt]:
-        if connections[self._using].vendor == "postgresql":
+        if backend(self._using).prepared:
             found = pg.fetchall(_PG_OF_KEY, [operation, idempotency_key], using=self._using)
             return [Attempt(**dict(zip(_ATTEMPT_FIELDS, row, strict=True))) for row in found]
         rows = self._rows.filter(operation=operation, idempotency_key=idempotency_key)
@@ -321,8 +322,7 @@ class FakeGateway(_FakeGateway):
                 return decide(log)
 
     def _refuse_a_locked_sqlite_file(self) -> None:
-        caller = connections[self._using]
-        if caller.vendor == "sqlite" and caller.in_atomic_block:
+        if backend(self._using).single_writer and connections[self._using].in_atomic_block:
             raise ImproperlyConfigured(
                 f"FakeGateway(using={self._using!r}) cannot write to a SQLite database the"
                 " current transaction holds; give it a database alias of its own."

@@ -6,11 +6,11 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
 from django.db.models import Count, QuerySet
 
 from platform_core.models import SagaInstance
 from platform_core.storage import pg
+from platform_core.storage.backends import backend
 from projections.models import OrderSummary, ProductStock
 
 
@@ -28,7 +28,7 @@ def orders_visible_to(
     return orders
 
 
-# Every order placed asks for its prices: on PostgreSQL a prepared statement.
+# Every order placed asks for its prices: a prepared statement where the database has them.
 _PG_PRICES = (
     f"SELECT sku, name, price FROM {ProductStock._meta.db_table} WHERE sku = ANY(%s::text[])"
 )
@@ -36,7 +36,7 @@ _PG_PRICES = (
 
 def product_prices(skus: Sequence[str]) -> dict[str, tuple[str, Decimal]]:
     """Name and unit price of each known SKU among `skus`."""
-    if connection.vendor == "postgresql":
+    if backend().prepared:
         rows: Iterable[tuple[Any, ...]] = pg.fetchall(_PG_PRICES, [sorted(set(skus))], binary=True)
     else:
         rows = ProductStock.objects.filter(sku__in=set(skus)).values_list("sku", "name", "price")

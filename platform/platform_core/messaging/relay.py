@@ -30,6 +30,7 @@ from platform_core.messaging.outbox import ENVELOPE_COLUMNS, envelope_from_row
 from platform_core.messaging.retry import RetryPolicy
 from platform_core.models import OutboxMessage
 from platform_core.storage import pg
+from platform_core.storage.backends import backend
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ class OutboxRelay:
         """The next unpublished rows of each of `lanes` (up to a batch each) as plain
         tuples of `ENVELOPE_COLUMNS` and the index of the row's lane (model instances cost
         more to build than the publishing)."""
-        if connections[self._using].vendor != "postgresql":
+        if not backend(self._using).prepared:
             return [row for part in self._parts(lanes) for row in part]
         # One statement for every lane due (UNION ALL of a LIMIT each: a lane's backlog
         # never crowds out another's rows), compiled once for each set of lanes due and
@@ -172,18 +173,7 @@ class OutboxRelay:
     def _mark_published(self, row_ids: Sequence[int]) -> None:
         if not row_ids:
             return
-        connection = connections[self._using]
-        if connection.vendor != "postgresql":
-            OutboxMessage.objects.using(self._using).filter(id__in=row_ids).update(
-                published_at=timezone.now(), attempts=F("attempts") + 1
-            )
-            return
-        # One array parameter rather than `IN` with a placeholder per row.
-        pg.run(
-            "UPDATE outbox SET published_at = %s, attempts = attempts + 1 WHERE id = ANY(%s)",
-            [timezone.now(), list(row_ids)],
-            using=self._using,
-        )
+        backend(self._using).mark_published(row_ids, timezone.now())
 
     def drain(self) -> int:
         """Publish until the outbox is empty or a batch fails; the rows acknowledged."""
@@ -228,15 +218,14 @@ class OutboxRelay:
 
     def _lead(self) -> bool:
         """Whether this relay is the leader, taking the lock if it is free."""
+        database = backend(self._using)
+        if not database.advisory_locks:
+            return True  # no other process can relay: the single embedded one does
         connection = connections[self._using]
-        if connection.vendor != "postgresql":
-            return True  # SQLite: the single embedded process relays
         connection.ensure_connection()
         if self._leader_connection is connection.connection:
             return True  # a session lock lives as long as the connection that took it
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [LEADER_LOCK_KEY])
-            held = bool(cursor.fetchone()[0])
+        held = database.try_advisory_lock(LEADER_LOCK_KEY)
         self._leader_connection = connection.connection if held else None
         return held
 

@@ -35,6 +35,7 @@ from psycopg import sql
 
 from platform_core.messaging.retry import RetryPolicy
 from platform_core.storage import pg
+from platform_core.storage.backends import backend
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class CommitListener:
 
     @property
     def enabled(self) -> bool:
-        return connections[self._using].vendor == "postgresql"
+        return backend(self._using).notifies
 
     @property
     def backend_pid(self) -> int | None:
@@ -214,7 +215,7 @@ class CatchUpWatch:
         self._wake.set()
 
     def _behind(self) -> bool:
-        if connections[self._using].vendor != "postgresql":
+        if not backend(self._using).notifies:
             return False
         # Asked after every catch-up: prepared.
         rows = pg.fetchall(_PG_BEHIND, [self._names], using=self._using)

@@ -10,13 +10,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 
 from platform_core.eventsourcing.eventstore import LOG_START, LogPosition, RecordedEvent
 from platform_core.messaging import dead_letters
 from platform_core.models import DeadLetter, ProjectionCheckpoint
-from platform_core.storage import pg
+from platform_core.storage.backends import backend
 
 MAX_RETRY_PAUSE = timedelta(seconds=60)
 # What the projector and the rebuild write; the rebuild request fields belong to others.
@@ -42,19 +41,11 @@ class ProjectionFailed(Exception):
         self.name, self.recorded, self.before = name, recorded, before
 
 
-# The checkpoint is read and moved by every batch: on PostgreSQL in prepared statements,
-# without the ORM's query building.
-_PG_MOVE = (
-    f"UPDATE projection_checkpoints SET {', '.join(f'{name} = %s' for name in _MOVED)}"
-    " WHERE name = %s"
-)
-
-
 def locked_checkpoint(name: str) -> ProjectionCheckpoint:
-    if connection.vendor == "postgresql":
-        found = pg.instances(ProjectionCheckpoint, "name = %s FOR UPDATE", [name])
-        if found:
-            return found[0]
+    rows = ProjectionCheckpoint.objects.filter(name=name)
+    found = backend().locked(rows, "name = %s FOR UPDATE", [name])
+    if found:
+        return found[0]
     checkpoint, _ = ProjectionCheckpoint.objects.select_for_update().get_or_create(name=name)
     return checkpoint
 
@@ -133,11 +124,7 @@ def reset_to(
 
 def _save(checkpoint: ProjectionCheckpoint) -> None:
     """Write the fields the projector and the rebuild move (`_MOVED`)."""
-    if connection.vendor != "postgresql":
-        checkpoint.save(update_fields=_MOVED)
-        return
-    checkpoint.updated_at = timezone.now()
-    pg.run(_PG_MOVE, [*(getattr(checkpoint, name) for name in _MOVED), checkpoint.name])
+    backend().save_fields(checkpoint, _MOVED)
 
 
 def _clear_failure(checkpoint: ProjectionCheckpoint) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from platform_core.eventsourcing.eventstore import EventStore, LogPosition, RecordedEvent
@@ -36,6 +36,7 @@ from platform_core.projections.checkpoints import (
     waiting_to_retry,
 )
 from platform_core.projections.read_models import ReadState, Row
+from platform_core.storage.backends import backend
 
 logger = logging.getLogger(__name__)
 
@@ -262,9 +263,5 @@ class ProjectionRunner:
 def _stored_after(after: LogPosition) -> models.QuerySet[StoredEvent]:
     """Stored events after `after` in log order, committed or not (a row comparison; on
     PostgreSQL the transaction id is an xid8, which the ORM cannot compare)."""
-    params: list[Any] = [after.transaction_id, after.position]
-    where = "(transaction_id, position) > (%s, %s)"
-    if connection.vendor == "postgresql":
-        params[0] = str(after.transaction_id)
-        where = "(transaction_id, position) > (%s::text::xid8, %s)"
+    where, params = backend().after_position(after.transaction_id, after.position)
     return StoredEvent.objects.extra(where=[where], params=params)

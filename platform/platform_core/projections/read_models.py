@@ -18,6 +18,7 @@ from django.db import connection, models
 
 from platform_core.eventsourcing.eventstore import LOG_START, LogPosition
 from platform_core.storage import pg
+from platform_core.storage.backends import backend
 from platform_core.storage.row_writer import Row, RowWriter
 
 __all__ = ["ReadState", "Row", "TableRows", "quoted_columns", "shadow_model"]
@@ -64,7 +65,7 @@ class TableRows:
             self._rows.setdefault(key, None)
 
     def _select(self, keys: set[Any]) -> Iterable[Row]:
-        if connection.vendor != "postgresql" or not self._binary:
+        if not backend().prepared or not self._binary:
             return self.model._default_manager.filter(pk__in=keys).values(*self._fields)
         # One prepared statement for any number of keys. Binary results come back as
         # the ORM gives them (JSON decoded, numeric as Decimal), without its compiler.

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, transaction
 
 from platform_core.eventsourcing.aggregate import Clock, utc_now
 from platform_core.eventsourcing.messages import message_context
@@ -22,7 +22,7 @@ from platform_core.messaging.outbox import gathered
 from platform_core.models import SagaInstance, SagaStepEntry
 from platform_core.sagas.definition import Reply, SagaDefinition
 from platform_core.sagas.progress import SagaProgress
-from platform_core.storage import pg
+from platform_core.storage.backends import backend
 from platform_core.storage.row_writer import RowWriter
 
 logger = logging.getLogger(__name__)
@@ -133,15 +133,8 @@ class SagaManager:
         batches never wait on each other in a cycle)."""
         if not keys:
             return {}
-        if connection.vendor == "postgresql":
-            # Prepared, without the ORM's query building: every batch of replies does this.
-            found = pg.instances(SagaInstance, _LOCKED, [self.definition.name, list(keys)])
-        else:
-            found = list(
-                SagaInstance.objects.select_for_update()
-                .filter(saga=self.definition.name, key__in=sorted(keys))
-                .order_by("key")
-            )
+        rows = SagaInstance.objects.filter(saga=self.definition.name, key__in=sorted(keys))
+        found = backend().locked(rows.order_by("key"), _LOCKED, [self.definition.name, list(keys)])
         return {instance.key: instance for instance in found}
 
     def _write(self, progress: SagaProgress) -> None:

@@ -18,18 +18,17 @@ import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import transaction
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from platform_core.models import IdempotencyRecord
-from platform_core.storage import pg
+from platform_core.storage.backends import backend
 from platform_core.web.http import POSITION_HEADER
 
 HEADER = "Idempotency-Key"
@@ -83,36 +82,43 @@ def idempotent(request: Request, handle: Callable[[], Response]) -> Response:
         return _error(400, "invalid_idempotency_key", f"{HEADER} must be 1-255 characters.")
     owner = str(request.user.pk)
     fingerprint = _fingerprint(request)
-    if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
-        return _run_once(owner, key, fingerprint, handle, postgresql=True)
+    if backend().advisory_locks:
+        return _run_once(owner, key, fingerprint, handle, held_in_database=True)
     lock = f"idem:{owner}:{key}"
     locked = cache.add(lock, 1, LOCK_SECONDS)
     if not locked:
         _wait_for_first(owner, key)
     try:
-        return _run_once(owner, key, fingerprint, handle, postgresql=False)
+        return _run_once(owner, key, fingerprint, handle, held_in_database=False)
     finally:
         if locked:  # never release another request's lock
             cache.delete(lock)
 
 
 def _run_once(
-    owner: str, key: str, fingerprint: str, handle: Callable[[], Response], *, postgresql: bool
+    owner: str,
+    key: str,
+    fingerprint: str,
+    handle: Callable[[], Response],
+    *,
+    held_in_database: bool,
 ) -> Response:
-    """On PostgreSQL the key is held with a lock in the database itself and the statements
-    run prepared; elsewhere the caller holds the key in the cache."""
+    """With advisory locks the key is held in the database itself; elsewhere the caller
+    holds it in the cache."""
     fresh_since = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
     with transaction.atomic():
-        if postgresql:
-            _hold(owner, key)
-        earlier = _record_of(owner, key, fresh_since, postgresql=postgresql)
+        if held_in_database:
+            # A duplicate waits here until this transaction ends, then finds the first
+            # response, before running anything.
+            backend().hold_for_transaction(f"{owner}\n{key}", IDEMPOTENCY_LOCK_SEED)
+        earlier = _record_of(owner, key, fresh_since)
         if earlier is not None:
             return _replay(earlier, fingerprint)
         response = handle()
         if not status.is_success(response.status_code):
             transaction.set_rollback(True)
             return response
-        if _keep(owner, key, fingerprint, response, fresh_since, postgresql=postgresql):
+        if _keep(owner, key, fingerprint, response, fresh_since):
             return response
         # A duplicate committed its record first (its insert came before ours): this
         # request's effects are undone and the first response is replayed.
@@ -120,24 +126,12 @@ def _run_once(
     return _replay(IdempotencyRecord.objects.get(owner=owner, key=key), fingerprint)
 
 
-def _hold(owner: str, key: str) -> None:
-    """Hold the key until this transaction ends (PostgreSQL): a duplicate waits here, then
-    finds the first response, before running anything."""
-    pg.fetchall(
-        "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))",
-        [f"{owner}\n{key}", IDEMPOTENCY_LOCK_SEED],
-    )
-
-
-def _record_of(
-    owner: str, key: str, fresh_since: datetime, *, postgresql: bool
-) -> IdempotencyRecord | None:
+def _record_of(owner: str, key: str, fresh_since: datetime) -> IdempotencyRecord | None:
     # Plain SQL: on every keyed request, the ORM's query building cost more than the query.
-    found = _fetch(
+    found = backend().fetch(
         f"SELECT fingerprint, status_code, body, location FROM {TABLE}"
         " WHERE owner = %s AND key = %s AND created_at >= %s",
         [owner, key, fresh_since],
-        postgresql=postgresql,
     )
     if not found:
         return None
@@ -159,12 +153,10 @@ def _keep(
     fingerprint: str,
     response: Response,
     fresh_since: datetime,
-    *,
-    postgresql: bool,
 ) -> bool:
     """Store the response under the key, replacing an expired record; False if a live
     record is there (committed by a concurrent duplicate)."""
-    stored = _fetch(
+    stored = backend().fetch(
         f"INSERT INTO {TABLE} AS r (owner, key, fingerprint, status_code, body, location,"
         " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
@@ -182,18 +174,5 @@ def _keep(
             timezone.now(),
             fresh_since,
         ],
-        postgresql=postgresql,
     )
     return bool(stored)
-
-
-def _fetch(sql: str, params: list[Any], *, postgresql: bool) -> list[tuple[Any, ...]]:
-    """Rows of `sql`: prepared on PostgreSQL (binary: JSON arrives decoded), else through
-    Django's cursor with its datetimes adapted as Django adapts them."""
-    if postgresql:
-        return pg.fetchall(sql, params, binary=True)
-    database = connections[DEFAULT_DB_ALIAS]
-    adapt = database.ops.adapt_datetimefield_value
-    with database.cursor() as cursor:
-        cursor.execute(sql, [adapt(p) if isinstance(p, datetime) else p for p in params])
-        return list(cursor.fetchall())

@@ -17,6 +17,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 
 from platform_core.storage import pg
+from platform_core.storage.backends import backend
 
 
 class PreparedTokenAuthentication(TokenAuthentication):
@@ -29,7 +30,7 @@ class PreparedTokenAuthentication(TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
         user_model = get_user_model()
         if (
-            connection.vendor != "postgresql"
+            not backend().prepared
             or self.get_model() is not Token
             or not pg.loads_as_the_orm(_fields(user_model))
         ):
