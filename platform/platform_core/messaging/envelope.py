@@ -1,7 +1,8 @@
 """Integration messages: the envelope (CloudEvents 1.0, Kafka binary mode) and the ports.
 
 An integration event is a context's public contract on the wire, versioned by its type
-(`orders.order-placed.v1`) and separate from the domain events in the event store.
+(`orders.order-placed.v1`) and separate from the domain events in the event store. A
+received message is read and validated by the CloudEvents SDK's Kafka binding.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+
+from cloudevents.core.bindings import kafka as ce_kafka
+from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.v1.event import CloudEvent
 
 KafkaHeaders = Sequence[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None]
 
@@ -44,7 +49,12 @@ class Envelope:
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def kafka_headers(self) -> list[tuple[str, str | bytes | None]]:
-        """CloudEvents Kafka protocol binding, binary content mode."""
+        """CloudEvents Kafka protocol binding, binary content mode.
+
+        Written here rather than by the SDK's `to_binary`: the relay does this for every
+        message, and the SDK takes 13 µs where this takes 3 (a third of the relay's whole
+        cost a message; `bench/messaging.py`). `from_kafka` reads it back with the SDK.
+        """
         headers = {
             "ce_specversion": SPEC_VERSION,
             "ce_id": self.id,
@@ -70,35 +80,71 @@ class Envelope:
         value: bytes | None,
         headers: KafkaHeaders | None,
     ) -> Envelope:
-        """The envelope of a received message; ValueError if it is not a CloudEvent."""
-        attrs = header_dict(headers)
-        missing = [a for a in ("ce_id", "ce_type", "ce_source", "ce_specversion") if a not in attrs]
+        """The envelope of a received message; ValueError if it is not a CloudEvent.
+
+        A message without `ce_time` gets the time it is read (the SDK's default)."""
+        raw = _header_bytes(headers)
+        # The SDK would make up an id and a spec version: an id made up on each delivery
+        # would defeat the inbox, so a message without them is refused here.
+        missing = [a for a in _REQUIRED if a not in raw]
         if missing:
             raise ValueError(f"not a CloudEvent: missing {', '.join(missing)}")
-        known = {
-            "ce_specversion",
-            "ce_id",
-            "ce_type",
-            "ce_source",
-            "ce_time",
-            "ce_subject",
-            "ce_correlationid",
-            "ce_causationid",
-            "content-type",
-        }
+        message = ce_kafka.KafkaMessage(headers=raw, key=None, value=value or b"{}")
+        try:
+            event = ce_kafka.from_binary(message, _DATA_AS_IS, CloudEvent)
+        except (BaseCloudEventException, ValueError, TypeError) as error:
+            raise ValueError(f"not a CloudEvent: {error}") from error
+        attrs = dict(event.get_attributes())
         return cls(
-            id=attrs["ce_id"],
-            type=attrs["ce_type"],
-            source=attrs["ce_source"],
-            time=datetime.fromisoformat(attrs["ce_time"]) if "ce_time" in attrs else datetime.min,
-            subject=attrs.get("ce_subject", ""),
+            id=attrs.pop("id"),
+            type=attrs.pop("type"),
+            source=attrs.pop("source"),
+            time=attrs.pop("time"),
+            subject=attrs.pop("subject", None) or "",
             topic=topic,
-            key=key.decode() if key else "",
+            key=key.decode(errors="replace") if key else "",
             data=value or b"{}",
-            correlation_id=attrs.get("ce_correlationid"),
-            causation_id=attrs.get("ce_causationid"),
-            extra={k[3:]: v for k, v in attrs.items() if k.startswith("ce_") and k not in known},
+            correlation_id=attrs.pop("correlationid", None),
+            causation_id=attrs.pop("causationid", None),
+            extra={
+                name: str(v)
+                for name, v in attrs.items()
+                if name not in ("specversion", "datacontenttype") and v is not None
+            },
         )
+
+
+class _DataAsIs:
+    """The SDK's data format for binary mode, keeping the JSON payload as the bytes it is:
+    handlers decode it themselves (msgspec), so it is never parsed twice."""
+
+    def read(self, event_factory: Any, data: str | bytes) -> Any:
+        raise NotImplementedError("binary content mode only")
+
+    def write(self, event: Any) -> bytes:
+        raise NotImplementedError("binary content mode only")
+
+    def write_data(self, data: Any, datacontenttype: str | None) -> bytes:
+        return bytes(data or b"")
+
+    def read_data(self, body: bytes, datacontenttype: str | None) -> bytes:
+        return body
+
+    def get_content_type(self) -> str:
+        return CONTENT_TYPE
+
+
+_DATA_AS_IS = _DataAsIs()
+_REQUIRED = ("ce_id", "ce_type", "ce_source", "ce_specversion")
+
+
+def _header_bytes(headers: KafkaHeaders | None) -> dict[str, bytes]:
+    items = headers.items() if isinstance(headers, Mapping) else headers or ()
+    return {
+        name: value if isinstance(value, bytes) else value.encode()
+        for name, value in items
+        if value is not None
+    }
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
