@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -13,8 +12,12 @@ from typing import Any
 
 from platform_core.eventsourcing.eventstore import AppendResult, ConcurrencyError, LogPosition
 from platform_core.eventsourcing.messages import MessageContext, ensure_context, message_context
+from platform_core.eventsourcing.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
+
+# Contending writers spread out: up to 10 ms before the second attempt, 20 before the third...
+CONFLICT_RETRY = RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=1.0)
 
 Handler = Callable[[Any], Any]
 TransactionFactory = Callable[[], AbstractContextManager[Any]]
@@ -46,10 +49,6 @@ def record_append(result: AppendResult) -> None:
         outcome.positions.append(result.log_position)
 
 
-def _jittered_pause(attempt: int) -> None:
-    time.sleep(random.uniform(0, 0.005 * 2**attempt))
-
-
 class CommandBus:
     """Routes each command to its handler inside a fresh transaction.
 
@@ -64,13 +63,13 @@ class CommandBus:
         handlers: Mapping[type[Any], Handler],
         *,
         transaction: TransactionFactory,
-        max_attempts: int = 5,
-        pause: Callable[[int], None] | None = None,
+        retry: RetryPolicy = CONFLICT_RETRY,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._handlers = dict(handlers)
         self._transaction = transaction
-        self._max_attempts = max_attempts
-        self._pause = pause or _jittered_pause
+        self._retry = retry
+        self._sleep = sleep
 
     def handle(
         self,
@@ -86,7 +85,7 @@ class CommandBus:
         if handler is None:
             raise UnknownCommand(type(command).__name__)
         scope = (context or ensure_context()).caused_by(str(command.command_id))
-        for attempt in range(1, self._max_attempts + 1):
+        for attempt in range(1, self._retry.max_attempts + 1):
             outcome = CommandOutcome()
             token = _outcome.set(outcome)
             try:
@@ -96,10 +95,10 @@ class CommandBus:
                     outcome.result = handler(command)
                 return outcome
             except ConcurrencyError:
-                if attempt == self._max_attempts:
+                if attempt == self._retry.max_attempts:
                     raise
                 logger.info("retrying %s after a concurrent write", type(command).__name__)
-                self._pause(attempt)
+                self._sleep(self._retry.delay(attempt))
             finally:
                 _outcome.reset(token)
         raise AssertionError("unreachable")

@@ -1,4 +1,8 @@
-"""The retry policy every backoff in the platform shares."""
+"""The retry policy every backoff in the platform shares: command conflicts (the bus), a
+consumer's failing message, a broker a relay lane cannot reach, a lost LISTEN connection.
+
+Not tenacity or stamina: both draw their jitter from the `random` module's global state,
+and the tests need each policy's own seeded source to replay a run exactly."""
 
 from __future__ import annotations
 

@@ -5,7 +5,6 @@
 - `relay.OutboxRelay`: publishes outbox rows in order, per lane.
 - `kafka`: `KafkaPublisher` and `KafkaConsumerRunner`; `local.LocalPublisher` in process.
 - `consumers.ConsumerGroup`: idempotent handling through the `inbox`, retries, dead letters.
-- `retry.RetryPolicy`: the backoff every retry loop shares.
 - `dead_letters`: the store of messages that kept failing, and their retry.
 - `wakeups`: wake the relay and the projector when another process commits.
 """

@@ -19,11 +19,11 @@ from contextlib import AbstractContextManager as ContextManager
 from django.db import transaction
 
 from platform_core.eventsourcing.messages import MessageContext, message_context, new_correlation_id
+from platform_core.eventsourcing.retry import RetryPolicy
 from platform_core.messaging import dead_letters
 from platform_core.messaging.dead_letters import envelope_from, envelope_headers
 from platform_core.messaging.envelope import Envelope, MessageHandler
 from platform_core.messaging.inbox import claim
-from platform_core.messaging.retry import RetryPolicy
 from platform_core.models import DeadLetter
 
 logger = logging.getLogger(__name__)

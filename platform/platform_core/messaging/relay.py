@@ -25,9 +25,9 @@ from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, tran
 from django.db.models import F, IntegerField, Q, QuerySet, Value
 from django.utils import timezone
 
+from platform_core.eventsourcing.retry import RetryPolicy
 from platform_core.messaging.envelope import Outgoing, Publisher, PublishReport
 from platform_core.messaging.outbox import ENVELOPE_COLUMNS, envelope_from_row
-from platform_core.messaging.retry import RetryPolicy
 from platform_core.models import OutboxMessage
 from platform_core.storage import pg
 from platform_core.storage.backends import backend

@@ -33,7 +33,7 @@ import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg import sql
 
-from platform_core.messaging.retry import RetryPolicy
+from platform_core.eventsourcing.retry import RetryPolicy
 from platform_core.storage import pg
 from platform_core.storage.backends import backend
 

@@ -31,6 +31,7 @@ from platform_core.eventsourcing.eventstore import (
 from platform_core.eventsourcing.memory import InMemoryEventStore
 from platform_core.eventsourcing.messages import MessageContext, current_context
 from platform_core.eventsourcing.repository import Repository
+from platform_core.eventsourcing.retry import RetryPolicy
 from platform_core.eventsourcing.serialization import EventCodec
 
 CODEC = EventCodec(inventory.events.EVENTS)
@@ -98,7 +99,7 @@ def build_bus(
             StockUp: partial(stock_up, stock=stock),
         },
         transaction=transaction,
-        max_attempts=max_attempts,
+        retry=RetryPolicy(max_attempts=max_attempts, base_delay=0.01),
     )
 
 

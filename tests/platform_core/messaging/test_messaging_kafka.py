@@ -14,6 +14,7 @@ from inventory.commands import RegisterProduct, RestockProduct
 from inventory.events import TOPIC as INVENTORY_TOPIC
 from platform_core.eventsourcing.errors import InvalidCommand
 from platform_core.eventsourcing.messages import MessageContext, current_context
+from platform_core.eventsourcing.retry import RetryPolicy
 from platform_core.messaging import dead_letters
 from platform_core.messaging.consumers import ConsumerGroup
 from platform_core.messaging.envelope import Envelope, Outgoing, PublishReport
@@ -21,7 +22,6 @@ from platform_core.messaging.kafka import KafkaPublisher
 from platform_core.messaging.local import LocalPublisher
 from platform_core.messaging.outbox import envelope_of
 from platform_core.messaging.relay import OutboxRelay
-from platform_core.messaging.retry import RetryPolicy
 from platform_core.models import DeadLetter, OutboxMessage
 from platform_core.testing.kafka_mock import MockKafkaCluster
 from tests.platform_core.messaging.messaging_support import (

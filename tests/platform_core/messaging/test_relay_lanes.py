@@ -17,11 +17,11 @@ from config.celery import app
 from inventory.tasks import restock_product
 from platform_core.commands.celery_commands import send_command
 from platform_core.commands.command_outbox import CeleryCommandPublisher, relay_lanes
+from platform_core.eventsourcing.retry import RetryPolicy
 from platform_core.messaging.envelope import Envelope, Outgoing, PublishReport
 from platform_core.messaging.local import LocalPublisher
 from platform_core.messaging.outbox import Outbox
 from platform_core.messaging.relay import OutboxRelay
-from platform_core.messaging.retry import RetryPolicy
 from platform_core.models import OutboxMessage
 from tests.platform_core.messaging.messaging_support import wait_until
 

@@ -44,10 +44,10 @@ from platform_core.eventsourcing.eventstore import (
 )
 from platform_core.eventsourcing.memory import InMemoryEventStore
 from platform_core.eventsourcing.repository import Repository
+from platform_core.eventsourcing.retry import RetryPolicy
 from platform_core.messaging.consumers import ConsumerGroup
 from platform_core.messaging.envelope import Envelope
 from platform_core.messaging.outbox import IntegrationEvents
-from platform_core.messaging.retry import RetryPolicy
 from platform_core.sagas.manager import SagaManager
 from shipping.carrier import FakeCarrier
 from shipping.commands import DispatchShipment
@@ -199,7 +199,7 @@ class Fulfillment:
             catalog=FixedCatalog(),
             carrier=FakeCarrier(),
         )
-        self.bus = CommandBus(handlers, transaction=self.store.transaction, pause=_no_pause)
+        self.bus = CommandBus(handlers, transaction=self.store.transaction, sleep=_no_pause)
         self.definition = order_fulfillment(step_deadline=STEP, give_up_after=GIVE_UP)
         self.saga = SagaManager(self.definition, send=self._sent_after_commit, now=self.clock)
         self.consumer = ConsumerGroup(
