@@ -15,6 +15,16 @@ statements are prepared, and Django's own cursors never prepare.
 
 A test capturing queries (`CaptureQueriesContext`) sees these statements as it sees
 Django's.
+
+What it buys, measured by `bench/statements.py` (2026-12-07, AMD EPYC 2 cores, PostgreSQL
+15; 20 statements a transaction, ratios to Django's default cursor in the same run): the
+inbox claim 1.23x and an Idempotency-Key lookup 1.19x. Django's own OPTIONS
+`server_side_binding=True` with `prepare_threshold=1` did better on both (1.44x, 1.72x),
+so for single statements this module is not the fastest way: moving the hot statements to
+Django's cursor with those options (checked against the whole suite, and with
+`DATABASE_PREPARED_STATEMENTS=0` for a pooler) is the open step. What this module keeps
+alone is `instances` (model instances from binary rows, without the ORM's compiler) and the
+row writer's batches (4.9x a batch of 500 upserts; `row_writer.py`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,12 @@ value the ORM would refuse or convert (NaN, a Decimal inside a JSON field, True 
 integer) is stored as msgspec encodes it or refused by PostgreSQL, so the callers give
 values of their fields' types. Per value, psycopg's array dumping and Django's
 `get_db_prep_save` had cost several times the JSON encoding. An executemany sent one
-statement a row, each rendered into SQL text by Django's client-side binding."""
+statement a row, each rendered into SQL text by Django's client-side binding.
+
+Measured by `bench/statements.py` (2026-12-07, AMD EPYC 2 cores, PostgreSQL 15): 500
+saga-instance rows upserted whole run 4.9x the rows a second of Django's
+`bulk_create(update_conflicts=True)` from the same dicts, and 4.3x the same with Django's
+`server_side_binding` and `prepare_threshold` options (1.13x)."""
 
 from __future__ import annotations
 
