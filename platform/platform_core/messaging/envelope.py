@@ -24,12 +24,22 @@ CONTENT_TYPE = "application/json"
 
 def header_dict(headers: KafkaHeaders | None) -> dict[str, str]:
     """Kafka headers as text (undecodable bytes replaced)."""
-    items = headers.items() if isinstance(headers, Mapping) else headers or ()
     return {
         name: value.decode(errors="replace") if isinstance(value, bytes) else value
-        for name, value in items
-        if value is not None
+        for name, value in _present(headers)
     }
+
+
+def _header_bytes(headers: KafkaHeaders | None) -> dict[str, bytes]:
+    return {
+        name: value if isinstance(value, bytes) else value.encode()
+        for name, value in _present(headers)
+    }
+
+
+def _present(headers: KafkaHeaders | None) -> list[tuple[str, str | bytes]]:
+    items = headers.items() if isinstance(headers, Mapping) else headers or ()
+    return [(name, value) for name, value in items if value is not None]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -136,15 +146,6 @@ class _DataAsIs:
 
 _DATA_AS_IS = _DataAsIs()
 _REQUIRED = ("ce_id", "ce_type", "ce_source", "ce_specversion")
-
-
-def _header_bytes(headers: KafkaHeaders | None) -> dict[str, bytes]:
-    items = headers.items() if isinstance(headers, Mapping) else headers or ()
-    return {
-        name: value if isinstance(value, bytes) else value.encode()
-        for name, value in items
-        if value is not None
-    }
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
