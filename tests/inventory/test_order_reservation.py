@@ -5,7 +5,6 @@ import contextlib
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
-from unittest.mock import ANY
 from uuid import UUID
 
 import pytest
@@ -55,9 +54,16 @@ class Warehouse:
         self.store = InMemoryEventStore()
         self.snapshots = InMemorySnapshotStore()
         self.stock = Repository(
-            StockItem, store=self.store, codec=CODEC, snapshots=self.snapshots, snapshot_every=2
+            StockItem,
+            store=self.store,
+            codec=CODEC,
+            snapshots=self.snapshots,
+            snapshot_every=2,
+            clock=lambda: AT,
         )
-        self.reservations = Repository(OrderReservation, store=self.store, codec=CODEC)
+        self.reservations = Repository(
+            OrderReservation, store=self.store, codec=CODEC, clock=lambda: AT
+        )
         repositories = {"stock": self.stock, "reservations": self.reservations}
         self.bus = CommandBus(
             {
@@ -102,7 +108,7 @@ def test_an_order_reserves_every_line_and_records_one_outcome():
     assert warehouse.levels("TEA-2") == (5, 5)
     assert warehouse.outcome() == [
         OrderReservationPlaced(
-            order_id=ORDER, lines=(line("MUG-1", 2), line("TEA-2", 5)), placed_at=ANY
+            order_id=ORDER, lines=(line("MUG-1", 2), line("TEA-2", 5)), placed_at=AT
         )
     ]
 
@@ -187,7 +193,7 @@ def test_releasing_an_order_gives_back_every_line_once():
     assert warehouse.levels("TEA-2") == (5, 0)
     assert warehouse.outcome()[1:] == [
         OrderReservationReleased(
-            order_id=ORDER, lines=(line("MUG-1", 2), line("TEA-2", 1)), released_at=ANY
+            order_id=ORDER, lines=(line("MUG-1", 2), line("TEA-2", 1)), released_at=AT
         )
     ]
 
@@ -200,7 +206,7 @@ def test_a_release_before_any_reservation_keeps_a_late_reservation_from_holding_
 
     assert warehouse.levels("MUG-1") == (10, 0)
     assert warehouse.outcome() == [
-        OrderReservationReleased(order_id=ORDER, lines=(), released_at=ANY)
+        OrderReservationReleased(order_id=ORDER, lines=(), released_at=AT)
     ]
 
 
@@ -225,7 +231,7 @@ def test_committing_an_order_takes_its_stock_off_the_shelf_once():
     assert warehouse.levels("TEA-2") == (0, 0)
     assert warehouse.outcome()[1:] == [
         OrderReservationCommitted(
-            order_id=ORDER, lines=(line("MUG-1", 2), line("TEA-2", 5)), committed_at=ANY
+            order_id=ORDER, lines=(line("MUG-1", 2), line("TEA-2", 5)), committed_at=AT
         )
     ]
 

@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
-from unittest.mock import ANY
 from uuid import UUID
 
 import pytest
@@ -54,7 +53,7 @@ REFUNDED = PaymentRefunded(
 
 
 def given(*events: object) -> Payment:
-    payment = Payment(str(ORDER))
+    payment = Payment(str(ORDER), clock=lambda: AT)
     for event in events:
         payment.replay(event)
     return payment
@@ -103,7 +102,7 @@ class Payments:
     def __init__(self, store: InMemoryEventStore | None = None) -> None:
         self.store = store or InMemoryEventStore()
         self.gateway = InterruptedGateway()
-        self.payments = Repository(Payment, store=self.store, codec=CODEC)
+        self.payments = Repository(Payment, store=self.store, codec=CODEC, clock=lambda: AT)
         collaborators = {"payments": self.payments, "gateway": self.gateway}
         self.bus = CommandBus(
             {
@@ -136,7 +135,7 @@ def test_a_payment_with_a_good_card_is_captured():
 
     [charge] = payments.gateway.attempts()
     assert payments.events() == [
-        PaymentCaptured(order_id=ORDER, amount=AMOUNT, charge_id=charge.charge_id, captured_at=ANY)
+        PaymentCaptured(order_id=ORDER, amount=AMOUNT, charge_id=charge.charge_id, captured_at=AT)
     ]
     assert charge.idempotency_key == charge_key(ORDER)
     assert payments.status() is PaymentStatus.CAPTURED
@@ -149,7 +148,7 @@ def test_a_declined_card_is_recorded_as_a_declined_payment_not_raised():
 
     assert payments.events() == [
         PaymentDeclined(
-            order_id=ORDER, amount=AMOUNT, reason="Your card was declined.", declined_at=ANY
+            order_id=ORDER, amount=AMOUNT, reason="Your card was declined.", declined_at=AT
         )
     ]
     assert payments.status() is PaymentStatus.DECLINED
@@ -243,7 +242,7 @@ def test_a_captured_payment_is_refunded():
         amount=AMOUNT,
         charge_id=captured.charge_id,
         refund_id=refund.refund_id,
-        refunded_at=ANY,
+        refunded_at=AT,
     )
     assert payments.status() is PaymentStatus.REFUNDED
 
@@ -266,7 +265,7 @@ def test_refunding_a_declined_payment_voids_it_without_touching_the_gateway():
     payment.refund(gateway=gateway)
 
     assert payment.collect_pending() == [
-        PaymentVoided(order_id=ORDER, reason="declined", voided_at=ANY)
+        PaymentVoided(order_id=ORDER, reason="declined", voided_at=AT)
     ]
     assert gateway.refunds_made(ORDER) == 0
 
@@ -322,7 +321,7 @@ def test_a_refund_the_gateway_refuses_is_recorded_and_published_and_can_be_tried
         order_id=ORDER,
         charge_id=captured.charge_id,
         reason="The charge cannot be refunded.",
-        failed_at=ANY,
+        failed_at=AT,
     )
     assert type(failed_again) is PaymentRefundFailed
     assert payments.status() is PaymentStatus.REFUND_FAILED

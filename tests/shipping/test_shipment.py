@@ -3,7 +3,6 @@
 import contextlib
 from datetime import UTC, datetime
 from functools import partial
-from unittest.mock import ANY
 from uuid import UUID
 
 import pytest
@@ -63,7 +62,7 @@ DELIVERED = ShipmentDelivered(shipment_id="S-1", order_id=ORDER, delivered_at=AT
 
 
 def given(*events: object) -> Shipment:
-    shipment = Shipment("S-1")
+    shipment = Shipment("S-1", clock=lambda: AT)
     for event in (CREATED, *events):
         shipment.replay(event)
     return shipment
@@ -75,7 +74,7 @@ class Shipping:
     def __init__(self) -> None:
         self.store = InMemoryEventStore()
         self.carrier = FakeCarrier()
-        self.shipments = Repository(Shipment, store=self.store, codec=CODEC)
+        self.shipments = Repository(Shipment, store=self.store, codec=CODEC, clock=lambda: AT)
         shipments = self.shipments
         self.bus = CommandBus(
             {
@@ -108,7 +107,7 @@ def test_creating_a_shipment_books_it_with_the_carrier_for_a_tracking_number():
             order_id=ORDER,
             address=ADDRESS,
             tracking_number=tracking_number_for("S-1"),
-            created_at=ANY,
+            created_at=AT,
         )
     ]
     assert shipping.shipments.get("S-1").state.status is ShipmentStatus.CREATED
@@ -168,9 +167,9 @@ def test_a_shipment_is_dispatched_then_delivered():
             shipment_id="S-1",
             order_id=ORDER,
             tracking_number=tracking_number_for("S-1"),
-            dispatched_at=ANY,
+            dispatched_at=AT,
         ),
-        ShipmentDelivered(shipment_id="S-1", order_id=ORDER, delivered_at=ANY),
+        ShipmentDelivered(shipment_id="S-1", order_id=ORDER, delivered_at=AT),
     ]
     assert shipping.shipments.get("S-1").state.status is ShipmentStatus.DELIVERED
 
@@ -182,7 +181,7 @@ def test_a_created_shipment_can_be_cancelled_with_a_reason():
 
     assert shipment.collect_pending() == [
         ShipmentCancelled(
-            shipment_id="S-1", order_id=ORDER, reason="payment refunded", cancelled_at=ANY
+            shipment_id="S-1", order_id=ORDER, reason="payment refunded", cancelled_at=AT
         )
     ]
     assert shipment.state.cancellation_reason == "payment refunded"
@@ -203,7 +202,7 @@ def test_a_cancellation_after_dispatch_is_refused_and_the_refusal_recorded(histo
 
     [refused] = shipment.collect_pending()
     assert refused == ShipmentCancellationRefused(
-        shipment_id="S-1", order_id=ORDER, reason=f"the shipment is {before}", refused_at=ANY
+        shipment_id="S-1", order_id=ORDER, reason=f"the shipment is {before}", refused_at=AT
     )
     assert shipment.state.status is before
     assert outbound(refused) == [
