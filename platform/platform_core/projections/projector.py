@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from django.db import models, transaction
+from django.db import close_old_connections, models, transaction
 from django.utils import timezone
 
 from platform_core.eventsourcing.eventstore import EventStore, LogPosition, RecordedEvent
+from platform_core.eventsourcing.retry import RetryPolicy
 from platform_core.eventsourcing.serialization import EventCodec
 from platform_core.messaging import dead_letters
 from platform_core.models import ProjectionCheckpoint, StoredEvent
@@ -39,6 +40,9 @@ from platform_core.projections.read_models import ReadState, Row
 from platform_core.storage.backends import backend
 
 logger = logging.getLogger(__name__)
+
+# After a failed round (the database gone, a connection killed): retry soon, then less often.
+ROUND_BACKOFF = RetryPolicy(max_attempts=1_000_000, base_delay=0.5, max_delay=30)
 
 EventHandler = Callable[[Any, RecordedEvent, ReadState], None]
 Changes = Mapping[type[models.Model], Sequence[Row]]
@@ -92,8 +96,10 @@ class ProjectionRunner:
         codec: EventCodec,
         batch_size: int = 500,
         max_batch_size: int = 8000,
+        backoff: RetryPolicy = ROUND_BACKOFF,
     ) -> None:
         self._store = store
+        self._backoff = backoff
         self._codec = codec
         self._batch_size, self._max_batch_size = batch_size, max(batch_size, max_batch_size)
         # Far behind, batches grow (a full batch doubles the next one) so that the
@@ -218,15 +224,19 @@ class ProjectionRunner:
     ) -> None:
         """Catch up whenever woken (or every `idle_seconds`) until `stop` is set; call
         `on_idle` (e.g. to start requested rebuilds) after each catch-up."""
+        failures = 0
         while not stop.is_set():
             wake.clear()
             try:
                 self.catch_up()
                 if on_idle is not None:
                     on_idle()
+                failures = 0
             except Exception:
-                logger.exception("projection batch failed; retrying")
-                stop.wait(idle_seconds)
+                failures += 1
+                logger.exception("projection round failed (%d in a row); retrying", failures)
+                close_old_connections()  # a connection that broke is reopened next round
+                stop.wait(self._backoff.delay(failures))
             wake.wait(idle_seconds)
 
     def _stop_at(self, failure: ProjectionFailed, started: LogPosition) -> Changes:

@@ -270,21 +270,55 @@ def test_a_relay_process_publishes_a_new_outbox_row_without_waiting_for_its_poll
         stop(relay)
 
 
-def test_a_projector_process_projects_new_events_without_waiting_for_its_poll(
-    platform_runtime: Runtime,
-) -> None:
+def registering(runtime: Runtime) -> Callable[[], Callable[[], bool]]:
     def register_a_product() -> Callable[[], bool]:
         """Register a product; the check that the read model shows it."""
         sku = f"MUG-{uuid4().hex[:8].upper()}"
-        platform_runtime.bus.handle(
+        runtime.bus.handle(
             RegisterProduct(sku=sku, name="Mug", price=Decimal("7.50"), initial_stock=3)
         )
         return ProductStock.objects.filter(sku=sku).exists
 
+    return register_a_product
+
+
+def kill_other_sessions() -> int:
+    """Terminate every other client session on the test database; how many there were."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend'"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def test_a_projector_process_projects_new_events_without_waiting_for_its_poll(
+    platform_runtime: Runtime,
+) -> None:
+    register_a_product = registering(platform_runtime)
     projector = manage_py("run_projections", "--poll", "60")
     try:
         wait_until_idle(projector, register_a_product)
 
         wait_for(register_a_product(), "the projector to project a new product", projector)
+    finally:
+        stop(projector)
+
+
+def test_a_projector_process_heals_after_its_connections_are_killed(
+    platform_runtime: Runtime,
+) -> None:
+    register_a_product = registering(platform_runtime)
+    projector = manage_py("run_projections", "--poll", "60")
+    try:
+        wait_until_idle(projector, register_a_product)
+
+        assert kill_other_sessions() == 2, "the fault: its session and its listener's"
+        listening = "application_name = %s AND state = 'idle' AND query LIKE 'LISTEN%%'"
+        wait_for(
+            lambda: other_sessions(listening, APPLICATION_NAME) == 1, "it to listen", projector
+        )
+        wait_for(register_a_product(), "the projector to project on a new connection", projector)
     finally:
         stop(projector)
