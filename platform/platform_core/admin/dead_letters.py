@@ -64,16 +64,19 @@ class DeadLetterAdmin(admin.ModelAdmin):
     def retry(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         rt = runtime()
         paths = redelivery_paths(rt.consumer_groups, rt.projections)
-        retried = failed = 0
+        retried = failed = refused = 0
         for letter in queryset.filter(status=DeadLetter.Status.PENDING):
             try:
                 ok = dead_letters.retry(letter, paths)
             except dead_letters.CannotRetry as error:
-                self.message_user(request, str(error), messages.ERROR)
-                return
+                refused += 1
+                self.message_user(request, f"{letter.pk}: {error}", messages.ERROR)
+                continue
             retried, failed = retried + ok, failed + (not ok)
-        level = messages.SUCCESS if not failed else messages.WARNING
-        self.message_user(request, f"{retried} retried, {failed} failed again", level)
+        level = messages.SUCCESS if not (failed or refused) else messages.WARNING
+        self.message_user(
+            request, f"{retried} retried, {failed} failed again, {refused} cannot be", level
+        )
 
     @admin.action(description="Purge (delete) selected dead letters")
     def purge(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 
-from django.db import transaction
+from django.db import close_old_connections, transaction
 
 from platform_core.eventsourcing.messages import MessageContext, message_context, new_correlation_id
 from platform_core.eventsourcing.retry import RetryPolicy
@@ -109,6 +109,7 @@ class ConsumerGroup:
                     self._run([envelope])
                 return Outcome.PROCESSED
             except Exception as error:
+                close_old_connections()  # a connection that broke is reopened next attempt
                 if attempt == self._retry.max_attempts:
                     self._dead_letter(envelope, error, attempt)
                     return Outcome.DEAD_LETTERED
@@ -147,14 +148,35 @@ class ConsumerGroup:
 
     def _dead_letter(self, envelope: Envelope, error: Exception, attempts: int) -> None:
         logger.error("%s dead-lettered %s %s: %s", self.name, envelope.type, envelope.id, error)
-        dead_letters.record(
+        payload, encoding = dead_letters.payload_of(envelope.data)
+        self.dead_letter(
             dead_letters.Failure(
                 source=self.source,
                 destination=envelope.topic,
                 message_id=envelope.id,
-                payload=envelope.data.decode(),
-                headers=envelope_headers(envelope),
+                payload=payload,
+                headers={**envelope_headers(envelope), **encoding},
                 attempts=attempts,
             ),
             error,
         )
+
+    def dead_letter(self, failure: dead_letters.Failure, error: Exception) -> None:
+        """Record a dead letter, retrying (with backoff, reconnecting) until the store takes
+        it: the message is not let go, nor the consumer stopped, by a database outage."""
+        attempt = 0
+        while True:
+            try:
+                dead_letters.record(failure, error)
+                return
+            except Exception as failed:
+                attempt += 1
+                logger.warning(
+                    "%s could not store the dead letter of %s (attempt %d): %s",
+                    self.name,
+                    failure.message_id,
+                    attempt,
+                    failed,
+                )
+                close_old_connections()
+                self._sleep(self._retry.delay(attempt))

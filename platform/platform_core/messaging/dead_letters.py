@@ -3,6 +3,7 @@ source (Kafka consumer, Celery command, projection, saga step)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import traceback as tb
@@ -41,20 +42,39 @@ class Failure:
     attempts: int
 
 
+def payload_of(raw: bytes) -> tuple[str, dict[str, str]]:
+    """A received payload as text PostgreSQL stores, and the header that says how: UTF-8
+    text without NUL as it is, anything else in base64 (`payload_encoding`)."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and "\x00" not in text:
+        return text, {}
+    return base64.b64encode(raw).decode(), {"payload_encoding": "base64"}
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL's text and JSON refuse NUL: an error message or a header may hold one."""
+    return text.replace("\x00", "\ufffd")
+
+
 def record(failure: Failure, error: BaseException) -> DeadLetter:
     """Store (or update) the dead letter of a message that exhausted its attempts."""
     now = timezone.now()
-    text = tb.format_exception(error)
+    text = _storable("".join(tb.format_exception(error)))
+    message = _storable(f"{type(error).__name__}: {error}")
+    headers = {_storable(str(k)): _storable(str(v)) for k, v in failure.headers.items()}
     with transaction.atomic():
         letter, created = DeadLetter.objects.select_for_update().get_or_create(
             source=failure.source,
             message_id=failure.message_id,
             defaults={
                 "destination": failure.destination,
-                "payload": failure.payload,
-                "headers": dict(failure.headers),
-                "error": f"{type(error).__name__}: {error}",
-                "traceback": "".join(text),
+                "payload": _storable(failure.payload),
+                "headers": headers,
+                "error": message,
+                "traceback": text,
                 "fingerprint": fingerprint(error),
                 "attempts": failure.attempts,
                 "first_failed_at": now,
@@ -63,8 +83,8 @@ def record(failure: Failure, error: BaseException) -> DeadLetter:
         )
         if not created:
             DeadLetter.objects.filter(pk=letter.pk).update(
-                error=f"{type(error).__name__}: {error}",
-                traceback="".join(text),
+                error=message,
+                traceback=text,
                 fingerprint=fingerprint(error),
                 attempts=F("attempts") + failure.attempts,
                 last_failed_at=now,
@@ -119,7 +139,15 @@ def envelope_headers(envelope: Envelope) -> dict[str, str]:
 
 
 def envelope_from(headers: Mapping[str, str], payload: str) -> Envelope:
+    """The envelope a dead letter was made from; CannotRetry for a letter that never was
+    an integration message (bytes that were not a CloudEvent)."""
     attrs = dict(headers)
+    missing = [name for name in ("id", "type", "source", "time") if name not in attrs]
+    if missing or "payload_encoding" in attrs:
+        raise CannotRetry(
+            "not an integration message (it came without "
+            f"{', '.join(missing) or 'a text payload'}): nothing to deliver again; purge it"
+        )
     known = ("id", "type", "source", "time", "subject", "topic", "key")
     return Envelope(
         id=attrs["id"],

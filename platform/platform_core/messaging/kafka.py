@@ -136,13 +136,14 @@ class KafkaConsumerRunner:
             )
         except ValueError as error:
             where = f"{message.topic()}/{message.partition()}/{message.offset()}"
-            dead_letters.record(
+            payload, encoding = dead_letters.payload_of(message.value() or b"")
+            self._group.dead_letter(
                 dead_letters.Failure(
                     source=self._group.source,
                     destination=message.topic() or "",
                     message_id=where,
-                    payload=(message.value() or b"").decode(errors="replace"),
-                    headers=header_dict(message.headers()),
+                    payload=payload,
+                    headers={**header_dict(message.headers()), **encoding},
                     attempts=1,
                 ),
                 error,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import threading
+import uuid
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
-from django.db import connections, transaction
+from confluent_kafka import Consumer, Producer, TopicPartition
+from django.db import connection, connections, transaction
+from django.utils import timezone
 
 from inventory.commands import RegisterProduct, RestockProduct
 from inventory.events import TOPIC as INVENTORY_TOPIC
@@ -16,7 +19,7 @@ from platform_core.eventsourcing.errors import InvalidCommand
 from platform_core.eventsourcing.messages import MessageContext, current_context
 from platform_core.eventsourcing.retry import RetryPolicy
 from platform_core.messaging import dead_letters
-from platform_core.messaging.consumers import ConsumerGroup
+from platform_core.messaging.consumers import ConsumerGroup, Outcome
 from platform_core.messaging.envelope import Envelope, Outgoing, PublishReport
 from platform_core.messaging.kafka import KafkaPublisher
 from platform_core.messaging.local import LocalPublisher
@@ -389,3 +392,60 @@ def _committed(kafka: dict[str, Any], group: str) -> int:
         return sum(max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=10))
     finally:
         consumer.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("value", "headers"),
+    [
+        (b"\x00\xff\xfe garbage", None),  # NUL and invalid UTF-8, no headers at all
+        (b'{"ok": true}', [("ce_id", b"x\x00y"), ("ce_type", b"\xff")]),  # NUL in a header
+        (b"\x00" * 900_000, [("ce_specversion", b"1.0")]),  # large, half a CloudEvent
+    ],
+    ids=["bytes-no-headers", "bad-headers", "large"],
+)
+def test_bytes_that_are_no_cloudevent_are_dead_lettered_and_the_partition_goes_on(
+    platform_runtime, cluster, kafka, table, value, headers
+):
+    producer = Producer(quiet(kafka))
+    producer.produce(INVENTORY_TOPIC, key=b"A-0", value=value, headers=headers, partition=0)
+    producer.flush(10)
+    register(platform_runtime.bus, 3, prefix="A")
+    OutboxRelay(KafkaPublisher(quiet(kafka))).drain()
+
+    with running_consumer(effects_group(retry=FAST_RETRY), kafka):
+        wait_until(lambda: len(effects()) == 3 and DeadLetter.objects.exists(), what="3 + 1")
+
+    letter = DeadLetter.objects.get()
+    assert letter.source == "consumer:effects"
+    assert letter.message_id.startswith(f"{INVENTORY_TOPIC}/0/")
+    if letter.headers.get("payload_encoding") == "base64":
+        assert base64.b64decode(letter.payload) == value  # the raw bytes kept
+    else:
+        assert letter.payload.encode() == value
+    with pytest.raises(dead_letters.CannotRetry, match="not an integration message"):
+        dead_letters.envelope_from(letter.headers, letter.payload)
+
+
+@pytest.mark.postgres
+def test_a_consumer_whose_connection_is_killed_reconnects_and_applies_the_message(table):
+    killed: list[int] = []
+
+    def handler(envelope: Envelope) -> None:
+        if not killed:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                killed.append(cursor.fetchone()[0])
+            with connections["default"].cursor() as cursor:  # the handler's own session dies
+                cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        record_effect(envelope)
+
+    group = effects_group(handler, retry=FAST_RETRY, sleep=lambda _: None)
+    envelope = Envelope(
+        id=str(uuid.uuid4()), type=STOCK_CHANGED, source="/inventory", time=timezone.now()
+    )
+
+    assert group.handle(envelope) == Outcome.PROCESSED
+    assert killed, "the fault happened: the first attempt's connection was terminated"
+    assert effects() == [envelope.id]
+    assert not DeadLetter.objects.exists()

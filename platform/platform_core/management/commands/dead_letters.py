@@ -75,7 +75,7 @@ class Command(BaseCommand):
         letters = list(_filtered(source, pending_only=True)) if every else [_get(letter_id or 0)]
         rt = runtime()
         paths = redelivery_paths(rt.consumer_groups, rt.projections)
-        done = failed = 0
+        done = failed = refused = 0
         for letter in letters:
             if dry_run:
                 self.stdout.write(f"would retry {letter.pk} ({letter.source} {letter.message_id})")
@@ -83,11 +83,15 @@ class Command(BaseCommand):
             try:
                 ok = dead_letters.retry(letter, paths)
             except dead_letters.CannotRetry as error:
-                raise CommandError(str(error)) from error
+                if not every:
+                    raise CommandError(str(error)) from error
+                refused += 1
+                self.stdout.write(f"cannot retry {letter.pk}: {error}")
+                continue
             done, failed = done + ok, failed + (not ok)
             self.stdout.write(f"{'retried' if ok else 'failed again'}: {letter.pk}")
         if not dry_run:
-            self.stdout.write(f"{done} retried, {failed} failed again")
+            self.stdout.write(f"{done} retried, {failed} failed again, {refused} cannot be retried")
 
     def _purge(self, *, older_than: int, source: str | None, **_: Any) -> None:
         letters = _filtered(source, pending_only=False).filter(
