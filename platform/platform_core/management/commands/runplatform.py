@@ -5,6 +5,7 @@ This is what `make run` starts on the embedded defaults."""
 from __future__ import annotations
 
 import faulthandler
+import logging
 import os
 import signal
 import sys
@@ -19,11 +20,19 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
 from django.utils.module_loading import import_string
+from twisted.internet import reactor  # Daphne's asyncio reactor, installed by daphne.server
 
 from platform_core.messaging.wakeups import OUTBOX_CHANNEL, CatchUpWatch, CommitListener
 from platform_core.projections.rebuild_requests import CHECK_EVERY_SECONDS, RebuildRequests
 from platform_core.runtime import Runtime, runtime
 from platform_core.sagas.manager import run_timers
+
+logger = logging.getLogger(__name__)
+
+# How long Daphne may take to end its connections' applications once asked to stop. Past
+# it the process stops its workers and exits anyway: one application that ignores its
+# cancellation would otherwise keep the process (and `make run`) up for ever.
+SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 class Command(BaseCommand):
@@ -68,26 +77,52 @@ class Command(BaseCommand):
         listener = CommitListener({OUTBOX_CHANNEL: (rt.log_changed, rt.outbox_changed)}).start()
         for worker in workers:
             worker.start()
+        served = threading.Event()  # Daphne's run() has returned
+        finishing = threading.Lock()
+
+        def finish(how: str) -> None:
+            with finishing:  # the main thread or the watchdog, whichever comes first
+                stop.set()
+                rt.log_changed.set()
+                rt.outbox_changed.set()
+                listener.close()
+                for worker in workers:
+                    worker.join(timeout=10)
+                self.stdout.write(f"Stopped{how}.")
+                _exit_at_once()
+
+        def watchdog() -> None:
+            if not served.wait(SHUTDOWN_GRACE_SECONDS):
+                logger.warning(
+                    "open connections did not close within %.0f s of the stop; stopping anyway",
+                    SHUTDOWN_GRACE_SECONDS,
+                )
+                faulthandler.dump_traceback(all_threads=True)  # what they were waiting for
+                finish(" (connections still open)")
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if stop.is_set():
+                return
+            stop.set()
+            reactor.callFromThread(reactor.stop)  # type: ignore[misc]
+            threading.Thread(target=watchdog, name="shutdown-watchdog", daemon=True).start()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
         self.stdout.write(f"Serving on http://{host}:{port}/  (Ctrl-C to stop)")
         try:
             Server(
                 application=import_string(settings.ASGI_APPLICATION),
                 endpoints=build_endpoint_description_strings(host=host, port=port),
-                signal_handlers=True,
+                signal_handlers=False,  # on_signal above: a stop with a deadline
                 # Daphne's send never waits for the client, so pings are what find a client
                 # that stopped reading (docs/live-updates.md).
                 ping_interval=getattr(settings, "WEBSOCKET_PING_INTERVAL", 20),
                 ping_timeout=getattr(settings, "WEBSOCKET_PING_TIMEOUT", 30),
             ).run()
         finally:
-            stop.set()
-            rt.log_changed.set()
-            rt.outbox_changed.set()
-            listener.close()
-            for worker in workers:
-                worker.join(timeout=10)
-            self.stdout.write("Stopped.")
-        _exit_at_once()
+            served.set()
+            finish("")
 
 
 def _exit_at_once() -> None:
