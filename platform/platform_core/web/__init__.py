@@ -5,4 +5,5 @@
 - `token_auth.PreparedTokenAuthentication`.
 - `read_your_writes`: a read waits for a projection to pass `min_position`.
 - `drf.route_by_method`: one URL, reads and writes from different apps.
+- `parsers.StrictJSONParser`: malformed or hostilely nested JSON is a 400.
 """

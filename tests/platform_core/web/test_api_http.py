@@ -101,6 +101,17 @@ def test_malformed_json_is_a_bad_request(customer_client):
     assert stored_events() == before
 
 
+@pytest.mark.parametrize("path", [ORDERS, f"{ORDERS}{UUID(int=1)}/cancel/", TOKEN])
+def test_json_nested_ten_thousand_deep_is_a_bad_request_everywhere(customer_client, path):
+    before = stored_events()
+    body = "[" * 10_000 + "]" * 10_000  # about 20 KB, far under the size limit
+
+    response = customer_client.post(path, body, content_type="application/json")
+
+    assert assert_json_error(response, 400)["code"] == "parse_error"
+    assert stored_events() == before
+
+
 @pytest.mark.parametrize(
     ("content_type", "body"),
     [
