@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from inventory.commands import RegisterProduct, RestockProduct
 from platform_core.runtime import runtime
+from platform_core.web.fields import StrictCharField, StrictIntegerField, StrictRegexField
 from platform_core.web.http import accepted, dispatch_command
 
 _Accepted = inline_serializer("ProductAccepted", {"sku": serializers.CharField()})
@@ -25,10 +26,10 @@ class ProductRegisterApi(APIView):
 
     @extend_schema_serializer(component_name="ProductRegisterInput")
     class InputSerializer(serializers.Serializer):
-        sku = serializers.RegexField(r"^[A-Z0-9][A-Z0-9-]{0,63}$", help_text="upper-case SKU")
-        name = serializers.CharField(max_length=200)
+        sku = StrictRegexField(r"^[A-Z0-9][A-Z0-9-]{0,63}$", help_text="upper-case SKU")
+        name = StrictCharField(max_length=200)
         price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
-        initial_stock = serializers.IntegerField(min_value=0, max_value=1_000_000)
+        initial_stock = StrictIntegerField(min_value=0, max_value=1_000_000)
 
     @extend_schema(request=InputSerializer, responses={202: _Accepted})
     def post(self, request: Request) -> Response:
@@ -47,7 +48,7 @@ class ProductRestockApi(APIView):
 
     @extend_schema_serializer(component_name="ProductRestockInput")
     class InputSerializer(serializers.Serializer):
-        quantity = serializers.IntegerField(min_value=1, max_value=1_000_000)
+        quantity = StrictIntegerField(min_value=1, max_value=1_000_000)
 
     @extend_schema(request=InputSerializer, responses={202: _Accepted})
     def post(self, request: Request, sku: str) -> Response:

@@ -22,6 +22,7 @@ from orders.commands import OrderItem, PlaceOrder, RequestOrderCancellation
 from orders.events import ShippingAddress
 from orders.queries import order_events
 from platform_core.runtime import runtime
+from platform_core.web.fields import StrictCharField, StrictIntegerField, StrictRegexField
 from platform_core.web.http import accepted, dispatch_command
 from platform_core.web.idempotency import idempotent
 
@@ -44,23 +45,21 @@ class OrderPlaceApi(APIView):
     class InputSerializer(serializers.Serializer):
         @extend_schema_serializer(component_name="OrderPlaceItem")
         class ItemSerializer(serializers.Serializer):
-            sku = serializers.CharField(max_length=64)
-            quantity = serializers.IntegerField(min_value=1, max_value=10_000)
+            sku = StrictCharField(max_length=64)
+            quantity = StrictIntegerField(min_value=1, max_value=10_000)
 
         @extend_schema_serializer(component_name="OrderPlaceAddress")
         class AddressSerializer(serializers.Serializer):
-            name = serializers.CharField(max_length=200)
-            line1 = serializers.CharField(max_length=200)
-            line2 = serializers.CharField(
-                max_length=200, required=False, allow_blank=True, default=""
-            )
-            city = serializers.CharField(max_length=100)
-            postal_code = serializers.CharField(max_length=20)
-            country = serializers.RegexField(r"^[A-Z]{2}$", help_text="ISO 3166-1 alpha-2")
+            name = StrictCharField(max_length=200)
+            line1 = StrictCharField(max_length=200)
+            line2 = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
+            city = StrictCharField(max_length=100)
+            postal_code = StrictCharField(max_length=20)
+            country = StrictRegexField(r"^[A-Z]{2}$", help_text="ISO 3166-1 alpha-2")
 
         items = ItemSerializer(many=True, allow_empty=False, max_length=MAX_LINES)  # type: ignore[call-arg]
         shipping_address = AddressSerializer()
-        payment_token = serializers.CharField(max_length=100)
+        payment_token = StrictCharField(max_length=100)
 
     @extend_schema_serializer(component_name="OrderPlaceOutput")
     class OutputSerializer(serializers.Serializer):
@@ -100,7 +99,7 @@ class OrderCancelApi(APIView):
 
     @extend_schema_serializer(component_name="OrderCancelInput")
     class InputSerializer(serializers.Serializer):
-        reason = serializers.CharField(max_length=500)
+        reason = StrictCharField(max_length=500)
 
     @extend_schema(
         request=InputSerializer,

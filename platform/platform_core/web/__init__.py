@@ -6,4 +6,5 @@
 - `read_your_writes`: a read waits for a projection to pass `min_position`.
 - `drf.route_by_method`: one URL, reads and writes from different apps.
 - `parsers.StrictJSONParser`: malformed or hostilely nested JSON is a 400.
+- `fields`: serializer fields that take their own JSON type only (no 123 for a string).
 """

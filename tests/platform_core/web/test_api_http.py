@@ -176,6 +176,12 @@ def test_an_order_for_an_unknown_product_is_refused_and_changes_nothing(customer
         ({"shipping_address": {**ADDRESS, "country": "gb"}}, "shipping_address"),
         ({"shipping_address": {"name": "Ada"}}, "shipping_address"),
         ({"payment_token": ""}, "payment_token"),
+        ({"payment_token": 123}, "payment_token"),
+        ({"items": [{"sku": "MUG-1", "quantity": "2"}]}, "items"),
+        ({"items": [{"sku": "MUG-1", "quantity": 2.0}]}, "items"),
+        ({"items": [{"sku": "MUG-1", "quantity": True}]}, "items"),
+        ({"items": [{"sku": 1, "quantity": 1}]}, "items"),
+        ({"shipping_address": {**ADDRESS, "postal_code": 19}}, "shipping_address"),
     ],
     ids=[
         "no-items",
@@ -185,6 +191,12 @@ def test_an_order_for_an_unknown_product_is_refused_and_changes_nothing(customer
         "lower-case-country",
         "partial-address",
         "blank-payment-token",
+        "number-payment-token",
+        "string-quantity",
+        "float-quantity",
+        "boolean-quantity",
+        "number-sku",
+        "number-postal-code",
     ],
 )
 def test_an_invalid_order_is_refused_with_the_field_named(customer_client, change, field):
