@@ -67,6 +67,35 @@ def test_a_session_without_origin_or_from_a_foreign_origin_is_refused(customer):
     converse(scenario)
 
 
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://localhost:9999",
+        "https://localhost:8000",
+        "http://127.0.0.1:8000",
+        "http://localhost",
+    ],
+)
+def test_a_session_from_our_host_on_another_port_or_scheme_is_refused(customer, origin):
+    headers = session_auth(customer, origin=origin)
+
+    async def scenario() -> None:
+        assert await is_refused("/ws/orders/", headers)
+
+    converse(scenario)
+
+
+def test_a_session_from_a_trusted_origin_of_another_port_is_accepted(customer, settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["http://localhost:3000"]
+    headers = session_auth(customer, origin="http://localhost:3000")
+
+    async def scenario() -> None:
+        socket = await open_socket("/ws/orders/", headers)
+        await socket.disconnect()
+
+    converse(scenario)
+
+
 def test_an_anonymous_client_is_refused():
     async def scenario() -> None:
         assert await is_refused("/ws/orders/", origin_header(GOOD_ORIGIN))

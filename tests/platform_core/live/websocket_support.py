@@ -23,6 +23,7 @@ from projections.models import OrderSummary
 from tests.orders.test_api_orders import order_body
 
 GOOD_ORIGIN = "http://localhost:8000"
+HOST = (b"host", b"localhost:8000")  # the handshake's own origin is GOOD_ORIGIN
 FOREIGN_ORIGIN = "https://evil.example"
 WAIT = 5  # seconds to wait for something that is bound to happen
 
@@ -36,7 +37,7 @@ def converse(scenario: Callable[[], Awaitable[None]]) -> None:
 
 def token_auth(user: Any, origin: str | None = None) -> Headers:
     token, _ = Token.objects.get_or_create(user=user)
-    return [(b"authorization", f"Token {token.key}".encode()), *origin_header(origin)]
+    return [HOST, (b"authorization", f"Token {token.key}".encode()), *origin_header(origin)]
 
 
 def session_auth(user: Any, origin: str | None = GOOD_ORIGIN) -> Headers:
@@ -44,7 +45,7 @@ def session_auth(user: Any, origin: str | None = GOOD_ORIGIN) -> Headers:
     browser.force_login(user)
     name = settings.SESSION_COOKIE_NAME
     cookie = f"{name}={browser.cookies[name].value}"
-    return [(b"cookie", cookie.encode()), *origin_header(origin)]
+    return [HOST, (b"cookie", cookie.encode()), *origin_header(origin)]
 
 
 def origin_header(origin: str | None) -> Headers:
