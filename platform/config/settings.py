@@ -260,6 +260,8 @@ SAGA_STEP_SECONDS = float(os.environ.get("SAGA_STEP_SECONDS", "30"))
 SAGA_GIVE_UP_SECONDS = float(os.environ.get("SAGA_GIVE_UP_SECONDS", "600"))
 SAGA_STUCK_AFTER = int(os.environ.get("SAGA_STUCK_AFTER", "3"))
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
+# The bearer token a Prometheus scraper sends for /metrics (closed without it unless DEBUG).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # How long a read given `min_position` waits for the projection
 # (platform_core.web.read_your_writes).
 READ_YOUR_WRITES_TIMEOUT = float(os.environ.get("READ_YOUR_WRITES_TIMEOUT", "5"))

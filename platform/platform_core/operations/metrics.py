@@ -1,13 +1,18 @@
 """`/metrics`: what an operator alerts on, read from the database at scrape time.
 
+Only a scraper with the credential may read it: `Authorization: Bearer <METRICS_TOKEN>`.
+Without METRICS_TOKEN set it answers only while DEBUG is on (the embedded default).
+
 Outbox backlog, pending dead letters, each projection's lag behind the log head, and
 saga instances by status, in the Prometheus text format.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Iterator
 
+from django.conf import settings
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -17,6 +22,7 @@ from prometheus_client.registry import Collector
 from platform_core.commands.command_outbox import COMMAND_TOPIC
 from platform_core.models import DeadLetter, OutboxMessage, ProjectionCheckpoint, SagaInstance
 from platform_core.projections.projector import LAG_CAP, ProjectionRunner
+from platform_core.web.http import json_error_view
 
 
 class PlatformCollector(Collector):
@@ -64,11 +70,30 @@ def metrics_view(
     """The `/metrics` view over the projections `projections()` gives at scrape time."""
 
     def view(request: HttpRequest) -> HttpResponse:
+        refusal = _refusal(request)
+        if refusal is not None:
+            return refusal
         registry = CollectorRegistry()
         registry.register(PlatformCollector(projections()))
         return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
     return view
+
+
+def _refusal(request: HttpRequest) -> HttpResponse | None:
+    token = getattr(settings, "METRICS_TOKEN", "")
+    if not token:
+        if settings.DEBUG:
+            return None
+        return json_error_view(403, "metrics_closed", "Set METRICS_TOKEN to scrape /metrics.")(
+            request
+        )
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return json_error_view(401, "not_authenticated", "A scraper's bearer token is needed.")(
+            request
+        )
+    return None
 
 
 def _projection_metrics(runner: ProjectionRunner) -> Iterator[Metric]:
