@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import platform
+import secrets
 import signal
 import statistics
 import sys
@@ -189,6 +190,7 @@ def setup_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ["DEBUG"] = "0"
+    os.environ.setdefault("SECRET_KEY", f"bench-{secrets.token_hex(32)}")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django
 

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -28,6 +29,18 @@ _secret_key = os.environ.get("SECRET_KEY", "")
 # Without a real secret key this is a development machine: DEBUG defaults on.
 DEBUG = env_bool("DEBUG", default=not _secret_key)
 SECRET_KEY = _secret_key or "django-insecure-embedded-default-do-not-use-in-production"
+if not DEBUG and (
+    len(SECRET_KEY) < 50
+    or len(set(SECRET_KEY)) < 5
+    or SECRET_KEY.startswith("django-insecure")
+    or "change-me" in SECRET_KEY
+):
+    # Sessions, password resets and signed values are only as safe as this key.
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be a random value of at least 50 characters when DEBUG is off "
+        "(not a placeholder), for example from: "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
