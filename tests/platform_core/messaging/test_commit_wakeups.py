@@ -293,32 +293,35 @@ def kill_other_sessions() -> int:
         return int(cursor.fetchone()[0])
 
 
-def test_a_projector_process_projects_new_events_without_waiting_for_its_poll(
-    platform_runtime: Runtime,
-) -> None:
-    register_a_product = registering(platform_runtime)
+@contextmanager
+def an_idle_projector(
+    runtime: Runtime,
+) -> Iterator[tuple[subprocess.Popen[bytes], Callable[[], Callable[[], bool]]]]:
+    """`run_projections` polling every 60 s, listening and idle; and how to register a
+    product (it answers the check that the read model shows it)."""
+    register_a_product = registering(runtime)
     projector = manage_py("run_projections", "--poll", "60")
     try:
         wait_until_idle(projector, register_a_product)
-
-        wait_for(register_a_product(), "the projector to project a new product", projector)
+        yield projector, register_a_product
     finally:
         stop(projector)
+
+
+def test_a_projector_process_projects_new_events_without_waiting_for_its_poll(
+    platform_runtime: Runtime,
+) -> None:
+    with an_idle_projector(platform_runtime) as (projector, register_a_product):
+        wait_for(register_a_product(), "the projector to project a new product", projector)
 
 
 def test_a_projector_process_heals_after_its_connections_are_killed(
     platform_runtime: Runtime,
 ) -> None:
-    register_a_product = registering(platform_runtime)
-    projector = manage_py("run_projections", "--poll", "60")
-    try:
-        wait_until_idle(projector, register_a_product)
-
+    with an_idle_projector(platform_runtime) as (projector, register_a_product):
         assert kill_other_sessions() == 2, "the fault: its session and its listener's"
         listening = "application_name = %s AND state = 'idle' AND query LIKE 'LISTEN%%'"
         wait_for(
             lambda: other_sessions(listening, APPLICATION_NAME) == 1, "it to listen", projector
         )
         wait_for(register_a_product(), "the projector to project on a new connection", projector)
-    finally:
-        stop(projector)
