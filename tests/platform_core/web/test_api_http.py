@@ -12,27 +12,12 @@ from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpResponse
 from rest_framework.test import APIClient
 
+from tests.orders.test_api_orders import ADDRESS, ORDERS, order_body
 from tests.support import stored_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ORDERS = "/api/orders/"
 TOKEN = "/api/auth/token/"
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "1 Analytical St",
-    "city": "London",
-    "postal_code": "N1 9GU",
-    "country": "GB",
-}
-
-
-def order_body(*items: tuple[str, int]) -> dict[str, Any]:
-    return {
-        "items": [{"sku": sku, "quantity": quantity} for sku, quantity in items or [("MUG-1", 2)]],
-        "shipping_address": ADDRESS,
-        "payment_token": "tok_visa",
-    }
 
 
 def fresh_client() -> APIClient:
