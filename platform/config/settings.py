@@ -275,6 +275,9 @@ SAGA_STUCK_AFTER = int(os.environ.get("SAGA_STUCK_AFTER", "3"))
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 # The bearer token a Prometheus scraper sends for /metrics (closed without it unless DEBUG).
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# A loop (projector, relay, consumer, saga timers) without a good round for this long is
+# reported stalled in /metrics and /readyz (platform_core.operations.loops).
+LOOP_STALL_SECONDS = float(os.environ.get("LOOP_STALL_SECONDS", "30"))
 # How long a read given `min_position` waits for the projection
 # (platform_core.web.read_your_writes).
 READ_YOUR_WRITES_TIMEOUT = float(os.environ.get("READ_YOUR_WRITES_TIMEOUT", "5"))

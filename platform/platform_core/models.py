@@ -255,3 +255,26 @@ class SagaStepEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step}: {self.kind}"
+
+
+class LoopHeartbeat(models.Model):
+    """When a long-running loop (projector, relay, consumer, saga timers) last finished a
+    round, written by the loop itself (`storage.heartbeats`) and read by `/metrics` and
+    `/readyz`: a loop whose beat grows old is stalled, whatever its lag says."""
+
+    loop = models.CharField(max_length=150)
+    instance = models.CharField(max_length=255, help_text="host:pid of the process")
+    beat_at = models.DateTimeField(help_text="end of the last round that succeeded")
+    failing_since = models.DateTimeField(
+        null=True, blank=True, help_text="first failed round since the last that succeeded"
+    )
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "loop_heartbeats"
+        constraints = [
+            models.UniqueConstraint(fields=["loop", "instance"], name="loop_heartbeat_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.loop} on {self.instance}"

@@ -21,4 +21,5 @@ def prune_messages() -> dict[str, int]:
         "outbox": result.outbox,
         "inbox": result.inbox,
         "idempotency_keys": result.idempotency_keys,
+        "loop_heartbeats": result.loop_heartbeats,
     }

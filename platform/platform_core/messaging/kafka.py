@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer
 from platform_core.messaging import dead_letters
 from platform_core.messaging.consumers import ConsumerGroup
 from platform_core.messaging.envelope import Envelope, Outgoing, PublishReport, header_dict
+from platform_core.storage.heartbeats import SILENT, Heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +94,11 @@ class KafkaConsumerRunner:
         self._config = {**CONSUMER_DEFAULTS, **config, "group.id": group.name}
         self._batch_size = batch_size
 
-    def run(self, stop: threading.Event, poll_seconds: float = 0.5) -> None:
-        """Consume until `stop` is set; then commit what was processed and leave."""
+    def run(
+        self, stop: threading.Event, poll_seconds: float = 0.5, heartbeat: Heartbeat = SILENT
+    ) -> None:
+        """Consume until `stop` is set; then commit what was processed and leave. A poll
+        that found nothing is a good round too: `heartbeat` hears of each."""
         consumer = Consumer(self._config)
         consumer.subscribe(self._group.topics)
         try:
@@ -103,14 +107,15 @@ class KafkaConsumerRunner:
                 # held a lone message for up to poll_seconds: wait for the first message
                 # only, then take whatever else has been fetched already.
                 first = consumer.poll(poll_seconds)
-                if first is None:
-                    continue
-                messages = [first]
-                if self._batch_size > 1:
-                    messages += consumer.consume(self._batch_size - 1, 0)
-                self._process(consumer, messages)
+                if first is not None:
+                    messages = [first]
+                    if self._batch_size > 1:
+                        messages += consumer.consume(self._batch_size - 1, 0)
+                    self._process(consumer, messages)
+                heartbeat.beat()
         finally:
             consumer.close()  # commits the stored offsets and leaves the group
+            heartbeat.stop()
 
     def _process(self, consumer: Consumer, messages: list[Message]) -> None:
         envelopes = []

@@ -31,6 +31,7 @@ from platform_core.messaging.outbox import ENVELOPE_COLUMNS, envelope_from_row
 from platform_core.models import OutboxMessage
 from platform_core.storage import pg
 from platform_core.storage.backends import backend
+from platform_core.storage.heartbeats import SILENT, Heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +189,11 @@ class OutboxRelay:
         return OutboxMessage.objects.using(self._using).filter(published_at__isnull=True).count()
 
     def run_forever(
-        self, stop: threading.Event, wake: threading.Event, idle_seconds: float = 1.0
+        self,
+        stop: threading.Event,
+        wake: threading.Event,
+        idle_seconds: float = 1.0,
+        heartbeat: Heartbeat = SILENT,
     ) -> None:
         """Relay while leader, woken after commits or every `idle_seconds`; a lane whose
         broker fails backs off exponentially while the others go on.
@@ -200,17 +205,24 @@ class OutboxRelay:
             wake.clear()
             try:
                 if not self._lead():
+                    heartbeat.beat()  # a standby's round is asking for the lead
                     stop.wait(min(idle_seconds, STANDBY_RETRY_SECONDS))
                     continue
-                delivered, _ = self.relay_once(waiting=True)
-            except Exception:
+                delivered, failed = self.relay_once(waiting=True)
+            except Exception as error:
                 logger.exception("outbox relay batch failed")
                 close_old_connections()
+                heartbeat.failed(error)
                 stop.wait(self._backoff.delay(1))
                 continue
+            if delivered or not failed:
+                heartbeat.beat()  # a broker failing every lane is no progress
+            else:
+                heartbeat.failed(RuntimeError(f"the broker refused {failed} message(s)"))
             if not (delivered and self._left_behind):
                 wake.wait(self._until_a_lane_is_due(idle_seconds))
         self._resign()
+        heartbeat.stop()
 
     def _until_a_lane_is_due(self, idle_seconds: float) -> float:
         waits = [lane.retry_at - self._clock() for lane in self._lanes if lane.retry_at]

@@ -3,8 +3,9 @@
 Only a scraper with the credential may read it: `Authorization: Bearer <METRICS_TOKEN>`.
 Without METRICS_TOKEN set it answers only while DEBUG is on (the embedded default).
 
-Outbox backlog, pending dead letters, each projection's lag behind the log head, and
-saga instances by status, in the Prometheus text format.
+Outbox backlog, pending dead letters, each projection's lag behind the log head, saga
+instances by status, and whether each long-running loop makes progress (`loops`), in the
+Prometheus text format.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from prometheus_client.registry import Collector
 
 from platform_core.commands.command_outbox import COMMAND_TOPIC
 from platform_core.models import DeadLetter, OutboxMessage, ProjectionCheckpoint, SagaInstance
+from platform_core.operations.loops import loop_health
 from platform_core.projections.projector import LAG_CAP, ProjectionRunner
 from platform_core.web.http import json_error_view
 
@@ -62,6 +64,24 @@ class PlatformCollector(Collector):
         for flagged_row in flagged.values("saga").annotate(n=Count("id")):
             stuck.add_metric([flagged_row["saga"]], flagged_row["n"])
         yield stuck
+        yield from _loop_metrics()
+
+
+def _loop_metrics() -> Iterator[Metric]:
+    since = GaugeMetricFamily(
+        "loop_seconds_since_progress",
+        "Seconds since any process of the loop last finished a good round",
+        labels=["loop"],
+    )
+    stalled = GaugeMetricFamily(
+        "loop_stalled",
+        "1 while no process of the loop has finished a good round for LOOP_STALL_SECONDS",
+        labels=["loop"],
+    )
+    for health in loop_health():
+        since.add_metric([health.loop], health.seconds_since_progress)
+        stalled.add_metric([health.loop], int(health.stalled))
+    yield from (since, stalled)
 
 
 def metrics_view(

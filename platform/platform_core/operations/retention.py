@@ -1,5 +1,6 @@
 """Deleting what the messaging tables no longer need: outbox rows published long ago, inbox
-records older than any redelivery, and Idempotency-Key records past their time.
+records older than any redelivery, Idempotency-Key records past their time, and the
+heartbeats of loop processes long replaced by newer ones.
 
 Without it the three tables grow with every message and request for ever. The outbox's
 published rows are kept `older_than` for inspection; the inbox's records are what makes a
@@ -16,10 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Model, QuerySet
+from django.db.models import Exists, Model, OuterRef, QuerySet
 from django.utils import timezone
 
-from platform_core.models import IdempotencyRecord, InboxMessage, OutboxMessage
+from platform_core.models import IdempotencyRecord, InboxMessage, LoopHeartbeat, OutboxMessage
 
 DEFAULT_OLDER_THAN = timedelta(days=7)
 
@@ -31,6 +32,7 @@ class Prunable:
     outbox: int
     inbox: int
     idempotency_keys: int
+    loop_heartbeats: int
 
 
 def prune(
@@ -55,12 +57,20 @@ def prune(
         "outbox": OutboxMessage.objects.filter(published_at__lt=cutoff),
         "inbox": InboxMessage.objects.filter(processed_at__lt=cutoff),
         "idempotency_keys": IdempotencyRecord.objects.filter(created_at__lt=expired),
+        "loop_heartbeats": _replaced_heartbeats(cutoff),
     }
     counts = {
         table: rows.count() if dry_run else _delete_in_batches(table, rows, batch_size, progress)
         for table, rows in chosen.items()
     }
     return Prunable(**counts)
+
+
+def _replaced_heartbeats(cutoff: datetime) -> QuerySet[Model]:
+    """Beats older than `cutoff` of a loop another process has beaten for since: a killed
+    process's row. A loop's last row stays however old: it is what reports it stalled."""
+    newer = LoopHeartbeat.objects.filter(loop=OuterRef("loop"), beat_at__gt=OuterRef("beat_at"))
+    return LoopHeartbeat.objects.filter(Exists(newer), beat_at__lt=cutoff)
 
 
 def _delete_in_batches(

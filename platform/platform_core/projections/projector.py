@@ -38,6 +38,7 @@ from platform_core.projections.checkpoints import (
 )
 from platform_core.projections.read_models import ReadState, Row
 from platform_core.storage.backends import backend
+from platform_core.storage.heartbeats import SILENT, Heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -221,9 +222,11 @@ class ProjectionRunner:
         wake: threading.Event,
         idle_seconds: float = 1.0,
         on_idle: Callable[[], object] | None = None,
+        heartbeat: Heartbeat = SILENT,
     ) -> None:
         """Catch up whenever woken (or every `idle_seconds`) until `stop` is set; call
-        `on_idle` (e.g. to start requested rebuilds) after each catch-up."""
+        `on_idle` (e.g. to start requested rebuilds) after each catch-up, and tell
+        `heartbeat` how each round went."""
         failures = 0
         while not stop.is_set():
             wake.clear()
@@ -232,12 +235,15 @@ class ProjectionRunner:
                 if on_idle is not None:
                     on_idle()
                 failures = 0
-            except Exception:
+                heartbeat.beat()
+            except Exception as error:
                 failures += 1
                 logger.exception("projection round failed (%d in a row); retrying", failures)
                 close_old_connections()  # a connection that broke is reopened next round
+                heartbeat.failed(error)
                 stop.wait(self._backoff.delay(failures))
             wake.wait(idle_seconds)
+        heartbeat.stop()
 
     def _stop_at(self, failure: ProjectionFailed, started: LogPosition) -> Changes:
         """Commit the events before the failed one and record the failure."""

@@ -23,6 +23,7 @@ from platform_core.models import SagaInstance, SagaStepEntry
 from platform_core.sagas.definition import Reply, SagaDefinition
 from platform_core.sagas.progress import SagaProgress
 from platform_core.storage.backends import backend
+from platform_core.storage.heartbeats import SILENT, Heartbeat
 from platform_core.storage.row_writer import RowWriter
 
 logger = logging.getLogger(__name__)
@@ -184,14 +185,21 @@ _LOCKED = "saga = %s AND key = ANY(%s) ORDER BY key FOR UPDATE"  # key order: se
 
 
 def run_timers(
-    sagas: list[SagaManager], stop: threading.Event, wake: threading.Event, every: float = 1.0
+    sagas: list[SagaManager],
+    stop: threading.Event,
+    wake: threading.Event,
+    every: float = 1.0,
+    heartbeat: Heartbeat = SILENT,
 ) -> None:
     """Fire due deadlines of every saga every `every` seconds until `stop` is set."""
     while not stop.is_set():
         try:
             for saga in sagas:
                 saga.fire_deadlines()
-        except Exception:
+            heartbeat.beat()
+        except Exception as error:
             logger.exception("saga deadlines failed; retrying")
             close_old_connections()
+            heartbeat.failed(error)
         wake.wait(every)
+    heartbeat.stop()

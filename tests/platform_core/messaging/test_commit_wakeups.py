@@ -36,7 +36,7 @@ from platform_core.messaging.wakeups import (
     CatchUpWatch,
     CommitListener,
 )
-from platform_core.models import OutboxMessage
+from platform_core.models import LoopHeartbeat, OutboxMessage
 from platform_core.runtime import Runtime
 from platform_core.storage.sql_store import event_store_for
 from platform_core.testing.kafka_mock import MockKafkaCluster
@@ -325,3 +325,5 @@ def test_a_projector_process_heals_after_its_connections_are_killed(
             lambda: other_sessions(listening, APPLICATION_NAME) == 1, "it to listen", projector
         )
         wait_for(register_a_product(), "the projector to project on a new connection", projector)
+        healthy = LoopHeartbeat.objects.filter(loop="projector", failing_since__isnull=True)
+        wait_for(healthy.exists, "its heartbeat to say it makes progress again", projector)

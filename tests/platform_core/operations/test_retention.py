@@ -1,5 +1,6 @@
 """`manage.py prune_messages` (`platform_core.operations.retention`): published outbox rows
-and inbox records past their days go, expired Idempotency-Keys go, nothing else does."""
+and inbox records past their days go, expired Idempotency-Keys go, heartbeats of replaced
+loop processes go, nothing else does."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from config.celery import app
 from platform_core.messaging.inbox import claim
-from platform_core.models import IdempotencyRecord, InboxMessage, OutboxMessage
+from platform_core.models import IdempotencyRecord, InboxMessage, LoopHeartbeat, OutboxMessage
 from platform_core.operations.retention import prune
 from platform_core.tasks import MAINTENANCE_QUEUE, prune_messages
 
@@ -49,6 +50,12 @@ def _key(key: str, days_ago: float) -> None:
     IdempotencyRecord.objects.filter(key=key).update(created_at=timezone.now() - days_ago * DAY)
 
 
+def _beat(loop: str, instance: str, days_ago: float) -> None:
+    LoopHeartbeat.objects.create(
+        loop=loop, instance=instance, beat_at=timezone.now() - days_ago * DAY
+    )
+
+
 @pytest.fixture
 def history() -> dict[str, object]:
     return {
@@ -58,6 +65,11 @@ def history() -> dict[str, object]:
         "old_claim": _inbox_record("orders", 8),
         "recent_claim": _inbox_record("orders", 6),
         "keys": [_key("expired", 1.5), _key("live", 0.5)],
+        "beats": [
+            _beat("relay", "host:1", 9),  # killed; host:2 took over
+            _beat("relay", "host:2", 0),
+            _beat("projector", "host:3", 9),  # the projector's only row: it is stalled
+        ],
     }
 
 
@@ -65,6 +77,11 @@ def test_prune_deletes_only_what_is_past_its_time(history: dict[str, object]) ->
     pruned = prune(older_than=timedelta(days=7), batch_size=1)
 
     assert (pruned.outbox, pruned.inbox, pruned.idempotency_keys) == (1, 1, 1)
+    assert pruned.loop_heartbeats == 1
+    assert set(LoopHeartbeat.objects.values_list("loop", "instance")) == {
+        ("relay", "host:2"),
+        ("projector", "host:3"),
+    }, "a loop's freshest row stays however old"
     assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {
         history["old_unpublished"],
         history["recently_published"],
@@ -97,7 +114,7 @@ def test_the_command_deletes_in_batches_and_says_what_it_deleted(
         "  outbox: 3 deleted so far",
         "  idempotency_keys: 1 deleted so far",
         "deleted: 3 published outbox row(s), 0 inbox record(s), "
-        "1 expired Idempotency-Key record(s)",
+        "1 expired Idempotency-Key record(s), 0 replaced loop heartbeat(s)",
     ]
     assert OutboxMessage.objects.count() == 3
 
@@ -109,7 +126,7 @@ def test_a_dry_run_counts_and_deletes_nothing(history: dict[str, object]) -> Non
 
     assert out.getvalue().strip() == (
         "would delete: 1 published outbox row(s), 1 inbox record(s), "
-        "1 expired Idempotency-Key record(s)"
+        "1 expired Idempotency-Key record(s), 1 replaced loop heartbeat(s)"
     )
     assert (OutboxMessage.objects.count(), InboxMessage.objects.count()) == (3, 2)
     assert IdempotencyRecord.objects.count() == 2

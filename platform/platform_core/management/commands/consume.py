@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from platform_core.messaging.kafka import KafkaConsumerRunner
 from platform_core.runtime import runtime
+from platform_core.storage.heartbeats import Heartbeat
 
 
 def consumer_membership(instance_id: str) -> dict[str, Any]:
@@ -50,5 +51,7 @@ class Command(BaseCommand):
             f"consumer group {group} on {', '.join(rt.consumer_groups[group].topics)}"
         )
         config = {**rt.kafka_config, **consumer_membership(instance_id)}
-        KafkaConsumerRunner(rt.consumer_groups[group], config).run(stop)
+        KafkaConsumerRunner(rt.consumer_groups[group], config).run(
+            stop, heartbeat=Heartbeat(f"consumer:{group}")
+        )
         self.stdout.write("stopped; offsets committed")

@@ -47,5 +47,6 @@ class Command(BaseCommand):
         verb = "would delete" if dry_run else "deleted"
         self.stdout.write(
             f"{verb}: {result.outbox} published outbox row(s), {result.inbox} inbox "
-            f"record(s), {result.idempotency_keys} expired Idempotency-Key record(s)"
+            f"record(s), {result.idempotency_keys} expired Idempotency-Key record(s), "
+            f"{result.loop_heartbeats} replaced loop heartbeat(s)"
         )

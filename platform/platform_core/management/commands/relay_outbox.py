@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from platform_core.messaging.wakeups import OUTBOX_CHANNEL, CommitListener
 from platform_core.runtime import runtime
+from platform_core.storage.heartbeats import Heartbeat
 
 
 class Command(BaseCommand):
@@ -43,4 +44,4 @@ class Command(BaseCommand):
         self.stdout.write(f"relaying the outbox ({relay.backlog()} waiting); Ctrl-C stops")
         # Other processes' commits wake this one through PostgreSQL notifications.
         with CommitListener({OUTBOX_CHANNEL: wake}):
-            relay.run_forever(stop, wake, idle_seconds=poll)
+            relay.run_forever(stop, wake, idle_seconds=poll, heartbeat=Heartbeat("relay"))

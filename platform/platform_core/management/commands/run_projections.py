@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand
 from platform_core.messaging.wakeups import OUTBOX_CHANNEL, CatchUpWatch, CommitListener
 from platform_core.projections.rebuild_requests import CHECK_EVERY_SECONDS, RebuildRequests
 from platform_core.runtime import runtime
+from platform_core.storage.heartbeats import Heartbeat
 
 
 class Command(BaseCommand):
@@ -54,4 +55,6 @@ class Command(BaseCommand):
         # Other processes' commits that publish integration events (nearly all of them)
         # wake this one through PostgreSQL notifications; the rest are seen on the poll.
         with CommitListener({OUTBOX_CHANNEL: wake}):
-            runner.run_forever(stop, wake, idle_seconds=poll, on_idle=on_idle)
+            runner.run_forever(
+                stop, wake, idle_seconds=poll, on_idle=on_idle, heartbeat=Heartbeat("projector")
+            )

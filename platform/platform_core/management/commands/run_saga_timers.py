@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from platform_core.runtime import runtime
 from platform_core.sagas.manager import run_timers
+from platform_core.storage.heartbeats import Heartbeat
 
 
 class Command(BaseCommand):
@@ -29,4 +30,4 @@ class Command(BaseCommand):
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
         self.stdout.write(f"watching deadlines of {', '.join(s.definition.name for s in sagas)}")
-        run_timers(sagas, stop, threading.Event(), every)
+        run_timers(sagas, stop, threading.Event(), every, heartbeat=Heartbeat("saga-timers"))

@@ -26,6 +26,7 @@ from platform_core.messaging.wakeups import OUTBOX_CHANNEL, CatchUpWatch, Commit
 from platform_core.projections.rebuild_requests import CHECK_EVERY_SECONDS, RebuildRequests
 from platform_core.runtime import Runtime, runtime
 from platform_core.sagas.manager import run_timers
+from platform_core.storage.heartbeats import Heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,11 @@ class Command(BaseCommand):
             threading.Thread(
                 target=_work,
                 args=(
-                    partial(rt.projections.run_forever, on_idle=_projector_idle(rt)),
+                    partial(
+                        rt.projections.run_forever,
+                        on_idle=_projector_idle(rt),
+                        heartbeat=Heartbeat("projector"),
+                    ),
                     stop,
                     rt.log_changed,
                 ),
@@ -61,13 +66,23 @@ class Command(BaseCommand):
             ),
             threading.Thread(
                 target=_work,
-                args=(rt.relay.run_forever, stop, rt.outbox_changed),
+                args=(
+                    partial(rt.relay.run_forever, heartbeat=Heartbeat("relay")),
+                    stop,
+                    rt.outbox_changed,
+                ),
                 name="outbox-relay",
                 daemon=True,
             ),
             threading.Thread(
                 target=_work,
-                args=(partial(run_timers, list(rt.sagas.values())), stop, threading.Event()),
+                args=(
+                    partial(
+                        run_timers, list(rt.sagas.values()), heartbeat=Heartbeat("saga-timers")
+                    ),
+                    stop,
+                    threading.Event(),
+                ),
                 name="saga-timers",
                 daemon=True,
             ),
