@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BENCHES := eventstore messaging fulfillment projections statements
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-faults test-model test-stress lint check bench $(addprefix bench-,$(BENCHES)) clean
+.PHONY: install run test test-faults chaos chaos-smoke test-model test-stress lint check bench $(addprefix bench-,$(BENCHES)) clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,17 @@ test: install
 # from DATABASE_URL and CELERY_BROKER_URL; a few minutes).
 test-faults: install
 	$(BIN)/python -m pytest -m faults -s tests/e2e/test_saga_faults.py $(PYTEST_ARGS)
+
+# The fault harness (tests/e2e/test_chaos.py): each fault injected into the deployment's
+# processes under a mix of orders, proven, restored, then verify_consistency; one line of
+# figures per scenario. Full size: 20 orders after each fault, 30 s outages (about 25 min).
+chaos: install
+	$(BIN)/python -m pytest -m chaos -s tests/e2e/test_chaos.py $(PYTEST_ARGS)
+
+# The same scenarios at a size CI can afford (about 10 minutes).
+chaos-smoke: install
+	CHAOS_ORDERS=$${CHAOS_ORDERS:-4} CHAOS_OUTAGE_SECONDS=$${CHAOS_OUTAGE_SECONDS:-10} \
+	  $(BIN)/python -m pytest -m chaos -s tests/e2e/test_chaos.py $(PYTEST_ARGS)
 
 # The suite while two busy loops keep both cores loaded (tracked by pid, ended on exit):
 # a test whose outcome depends on the machine's speed fails here first.

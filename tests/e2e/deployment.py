@@ -31,7 +31,7 @@ STOCK = 100_000
 SKU = "FAULT-TEA"
 
 
-def _roles(port: int, worker_name: str) -> dict[str, list[str]]:
+def _roles(port: int, worker_name: str, worker_pool: str) -> dict[str, list[str]]:
     manage = [sys.executable, str(ROOT / "manage.py")]
     roles = {
         "web": [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
@@ -41,7 +41,8 @@ def _roles(port: int, worker_name: str) -> dict[str, list[str]]:
         "worker": [
             str(BIN / "celery"),
             *("-A", "config.celery:app", "worker", "-Q", "orders,inventory,payments,shipping"),
-            *("-P", "threads", "-c", "8", "--without-mingle", "--without-gossip"),
+            *("-P", worker_pool, "-c", "8" if worker_pool == "threads" else "3"),
+            *("--without-mingle", "--without-gossip"),
             *("-n", worker_name, "--loglevel", "INFO"),
         ],
     }
@@ -102,6 +103,24 @@ class Deployment:
         except RuntimeError as failed:
             raise AssertionError(f"verify_consistency found violations:\n{failed}") from None
 
+    def orders_by_status(self) -> dict[str, int]:
+        return dict(self.query("SELECT status, count(*) FROM read_order_summary GROUP BY status"))
+
+    def settle(self, timeout: float = 240) -> str:
+        """Wait until every saga has ended, the outbox is empty and every placed order is
+        projected and past `pending`; then `verify_consistency`'s report."""
+        self.wait_until(self.settled, "every saga ended and the outbox empty", timeout)
+
+        def all_projected() -> bool:
+            by_status = self.orders_by_status()
+            [(placed,)] = self.query(
+                "SELECT count(*) FROM event_store WHERE event_type = 'orders.OrderPlaced'"
+            )
+            return sum(by_status.values()) == placed and not by_status.get("pending")
+
+        self.wait_until(all_projected, "every order projected and none pending", timeout)
+        return self.verify()
+
     def logs(self, lines: int = 12) -> str:
         return "\n".join(f"--- {p.role}\n{p.tail(lines)}" for p in self.procs.values())
 
@@ -133,9 +152,12 @@ def _environment(database: str, bootstrap: str, vhost: str, settings: Mapping[st
 
 
 @contextlib.contextmanager
-def deployment(scratch: Path, **settings: str) -> Iterator[Deployment]:
+def deployment(
+    scratch: Path, *, worker_pool: str = "threads", **settings: str
+) -> Iterator[Deployment]:
     """Run the deployment until the block ends, with `settings` in every process's
-    environment (SAGA_STEP_SECONDS=5, say)."""
+    environment (SAGA_STEP_SECONDS=5, say) and the Celery worker on `worker_pool`
+    (`threads`, as docker-compose runs it, or `prefork`)."""
     vhost = f"deploy-{os.getpid()}"
     recreate_vhost(vhost)
     kafka = MockKafkaProcess(dict.fromkeys(TOPICS, 3), log=scratch / "kafka.log")
@@ -149,7 +171,7 @@ def deployment(scratch: Path, **settings: str) -> Iterator[Deployment]:
         port = free_port()
         procs = {
             role: fleet.start(role, argv)
-            for role, argv in _roles(port, f"deploy-{os.getpid()}@%h").items()
+            for role, argv in _roles(port, f"deploy-{os.getpid()}@%h", worker_pool).items()
         }
         running = Deployment(fleet, procs, f"http://127.0.0.1:{port}", database, kafka)
         _stock_a_product(running)

@@ -27,10 +27,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.rabbitmq]
 ORDERS = int(os.environ.get("FAULT_ORDERS", "30"))
 
 
-def orders_by_status(running: Deployment) -> dict[str, int]:
-    return dict(running.query("SELECT status, count(*) FROM read_order_summary GROUP BY status"))
-
-
 def ever_confirmed(running: Deployment) -> set[str]:
     rows = running.query(
         "SELECT stream_id FROM event_store WHERE event_type = 'orders.OrderConfirmed'"
@@ -45,21 +41,6 @@ def charged_and_refunded(running: Deployment) -> tuple[int, int]:
         " FROM payments_gateway_attempts WHERE outcome = 'succeeded'"
     )
     return charged, refunded
-
-
-def settle(running: Deployment, timeout: float = 240) -> str:
-    running.wait_until(running.settled, "every saga ended and the outbox empty", timeout)
-    running.wait_until(
-        lambda: (
-            sum(orders_by_status(running).values())
-            == len(
-                running.query("SELECT 1 FROM event_store WHERE event_type = 'orders.OrderPlaced'")
-            )
-            and not orders_by_status(running).get("pending")
-        ),
-        "every order projected and none pending",
-    )
-    return running.verify()
 
 
 @pytest.fixture
@@ -91,9 +72,9 @@ def test_cancels_racing_every_step_leave_no_money_and_no_stock_behind(fast_deadl
     for cancel in cancels:
         cancel.join()
 
-    report = settle(running)
+    report = running.settle()
 
-    assert orders_by_status(running) == {"cancelled": ORDERS}, report
+    assert running.orders_by_status() == {"cancelled": ORDERS}, report
     charged, refunded = charged_and_refunded(running)
     assert charged == refunded, "every charge refunded"
     [(held,)] = running.query("SELECT reserved FROM read_product_stock WHERE sku = %s", [SKU])
@@ -114,7 +95,7 @@ def test_a_killed_saga_consumer_is_replaced_and_the_saga_goes_on(fast_deadlines)
     print(
         f"\nkilled and restarted: the next order confirmed {time.monotonic() - began:.1f} s later"
     )
-    settle(running)
+    running.settle()
 
 
 STUCK = "SELECT count(*) FROM saga_instances WHERE stuck_since IS NOT NULL"
@@ -142,9 +123,9 @@ def test_a_worker_outage_longer_than_the_deadlines_strands_no_order(fast_deadlin
     assert flagged == len(placed), "flagged for a person, but still going"
 
     running.start("worker")
-    report = settle(running)
+    report = running.settle()
 
-    assert orders_by_status(running) == {"confirmed": len(placed)}, report
+    assert running.orders_by_status() == {"confirmed": len(placed)}, report
     assert running.query(STUCK) == [(0,)]
 
 
@@ -164,9 +145,9 @@ def test_a_worker_outage_past_the_give_up_time_cancels_consistently(scratch):
         )
 
         running.start("worker")
-        report = settle(running)
+        report = running.settle()
 
-        assert orders_by_status(running) == {"cancelled": len(placed)}, report
+        assert running.orders_by_status() == {"cancelled": len(placed)}, report
         charged, refunded = charged_and_refunded(running)
         assert charged == refunded
 
@@ -225,7 +206,7 @@ def test_a_long_saga_consumer_outage_cancels_no_confirmed_order(scratch):
         )
 
         running.start("consumer-order-fulfillment")
-        settle(running)
+        running.settle()
 
         confirmed = ever_confirmed(running)
         [(cancelled_after_confirming,)] = running.query(
@@ -265,9 +246,9 @@ def test_dispatch_racing_a_cancel_ships_or_cancels_and_keeps_no_money(fast_deadl
         racers.append(racer)
     for racer in racers:
         racer.join()
-    report = settle(running)
+    report = running.settle()
 
-    outcomes = orders_by_status(running)
+    outcomes = running.orders_by_status()
     assert set(outcomes) <= {"shipped", "cancelled"}, report
     [(cancelled,)] = running.query(
         "SELECT count(*) FROM read_order_summary WHERE status = 'cancelled'"

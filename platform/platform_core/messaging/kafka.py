@@ -100,7 +100,7 @@ class KafkaConsumerRunner:
         """Consume until `stop` is set; then commit what was processed and leave. A poll
         that found nothing is a good round too: `heartbeat` hears of each."""
         consumer = Consumer(self._config)
-        consumer.subscribe(self._group.topics)
+        consumer.subscribe(self._group.topics, on_assign=self._assigned, on_revoke=self._revoked)
         try:
             while not stop.is_set():
                 # consume() waits out its whole timeout unless the batch fills up, which
@@ -116,6 +116,12 @@ class KafkaConsumerRunner:
         finally:
             consumer.close()  # commits the stored offsets and leaves the group
             heartbeat.stop()
+
+    def _assigned(self, consumer: Consumer, partitions: list[Any]) -> None:
+        logger.info("consumer %s assigned %s", self._group.name, _named(partitions))
+
+    def _revoked(self, consumer: Consumer, partitions: list[Any]) -> None:
+        logger.info("consumer %s revoked %s", self._group.name, _named(partitions))
 
     def _process(self, consumer: Consumer, messages: list[Message]) -> None:
         envelopes = []
@@ -154,3 +160,7 @@ class KafkaConsumerRunner:
                 error,
             )
             return None
+
+
+def _named(partitions: list[Any]) -> str:
+    return ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"

@@ -20,6 +20,10 @@ from types import TracebackType
 import confluent_kafka
 
 _RD_KAFKA_PRODUCER = 0
+PRODUCE_API_KEY = 0
+# Kafka protocol error codes a producer retries (the broker's answer, not a lost connection).
+NOT_LEADER_OR_FOLLOWER = 6
+REQUEST_TIMED_OUT = 7
 
 
 def _library() -> ctypes.CDLL:
@@ -40,6 +44,14 @@ def _library() -> ctypes.CDLL:
         "rd_kafka_mock_broker_set_up": ([p, ctypes.c_int32], i),
         "rd_kafka_mock_topic_create": ([p, s, i, i], i),
         "rd_kafka_mock_group_initial_rebalance_delay_ms": ([p, ctypes.c_int32], None),
+        "rd_kafka_mock_push_request_errors_array": (
+            [p, ctypes.c_int16, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)],
+            None,
+        ),
+        "rd_kafka_mock_start_request_tracking": ([p], None),
+        "rd_kafka_mock_get_requests": ([p, ctypes.POINTER(ctypes.c_size_t)], ctypes.POINTER(p)),
+        "rd_kafka_mock_request_api_key": ([p], ctypes.c_int16),
+        "rd_kafka_mock_request_destroy_array": ([ctypes.POINTER(p), ctypes.c_size_t], None),
     }
     for name, (argtypes, restype) in signatures.items():
         function = getattr(lib, name)
@@ -84,6 +96,29 @@ class MockKafkaCluster:
         for broker in self._ids(broker_id):
             self._lib.rd_kafka_mock_broker_set_up(self._cluster, broker)
 
+    def fail_produce_requests(self, errors: list[int]) -> None:
+        """Answer the next len(errors) Produce requests with these error codes, in order,
+        and count Produce requests from now on (`produce_requests`)."""
+        self._lib.rd_kafka_mock_start_request_tracking(self._cluster)
+        codes = (ctypes.c_int * len(errors))(*errors)
+        self._lib.rd_kafka_mock_push_request_errors_array(
+            self._cluster, PRODUCE_API_KEY, len(errors), codes
+        )
+
+    def produce_requests(self) -> int:
+        """Produce requests received since `fail_produce_requests` (the first ones were
+        answered with its errors: more requests than errors proves they were all met)."""
+        count = ctypes.c_size_t(0)
+        requests = self._lib.rd_kafka_mock_get_requests(self._cluster, ctypes.byref(count))
+        try:
+            return sum(
+                self._lib.rd_kafka_mock_request_api_key(requests[i]) == PRODUCE_API_KEY
+                for i in range(count.value)
+            )
+        finally:
+            if requests:
+                self._lib.rd_kafka_mock_request_destroy_array(requests, count.value)
+
     def _ids(self, broker_id: int | None) -> range:
         return range(1, self.brokers + 1) if broker_id is None else range(broker_id, broker_id + 1)
 
@@ -112,7 +147,7 @@ class MockKafkaProcess:
     platform_core.testing.kafka_mock`), for deployments whose processes outlive the
     test's own: it answers until `close`. Topics are created before anyone subscribes
     (the mock's CreateTopics call times out); `take_down`/`bring_up` inject a broker
-    outage."""
+    outage, `fail_produce_requests` broker errors."""
 
     def __init__(self, topics: Mapping[str, int] | None = None, log: Path | None = None) -> None:
         self._process = subprocess.Popen(
@@ -144,6 +179,12 @@ class MockKafkaProcess:
     def bring_up(self) -> None:
         self._ask("up")
 
+    def fail_produce_requests(self, errors: list[int]) -> None:
+        self._ask("fail-produce " + " ".join(map(str, errors)))
+
+    def produce_requests(self) -> int:
+        return int(self._ask("produce-requests"))
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._stdin.close()
@@ -153,16 +194,20 @@ class MockKafkaProcess:
             os.killpg(self.pid, signal.SIGKILL)
             self._process.wait(timeout=5)
 
-    def _ask(self, line: str) -> None:
+    def _ask(self, line: str) -> str:
+        """Send one command; what follows the child's `ok`."""
         self._stdin.write(line + "\n")
         self._stdin.flush()
-        if self._stdout.readline().strip() != "ok":
-            raise RuntimeError(f"the mock Kafka cluster refused {line!r}")
+        answer = self._stdout.readline().split(maxsplit=1)
+        if not answer or answer[0] != "ok":
+            raise RuntimeError(f"the mock Kafka cluster refused {line!r}: {answer}")
+        return answer[1].strip() if len(answer) > 1 else ""
 
 
 def serve() -> None:
     """The child process of MockKafkaProcess: prints the bootstrap servers, then answers
-    `topic NAME PARTITIONS`, `down` and `up` with `ok`, until stdin closes."""
+    `topic NAME PARTITIONS`, `down`, `up`, `fail-produce CODE...` with `ok` and
+    `produce-requests` with `ok N`, until stdin closes."""
     with MockKafkaCluster(brokers=1) as cluster:
         print(cluster.bootstrap_servers, flush=True)
         for line in sys.stdin:
@@ -173,6 +218,11 @@ def serve() -> None:
                     cluster.take_down()
                 case ["up"]:
                     cluster.bring_up()
+                case ["fail-produce", *codes]:
+                    cluster.fail_produce_requests([int(code) for code in codes])
+                case ["produce-requests"]:
+                    print(f"ok {cluster.produce_requests()}", flush=True)
+                    continue
                 case _:
                     print(f"unknown: {line.strip()}", flush=True)
                     continue
