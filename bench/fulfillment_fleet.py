@@ -126,7 +126,8 @@ def start_system(
         )
     fleet.run("seed_demo", "seed_demo")
     web_port, control_port = free_port(), free_port()
-    daphne = [str(BIN / "daphne")]
+    # The server the Dockerfile runs (Daphne with its body limit), for both.
+    daphne = [str(BIN / "python"), "-m", "platform_core.web.server"]
     asgi_env = dict(CONNECTION_ENVS[args.connections]["web"])
     web = fleet.start(
         "web",

@@ -15,7 +15,6 @@ from functools import partial
 from typing import Any
 
 from daphne.endpoints import build_endpoint_description_strings
-from daphne.server import Server
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
@@ -26,6 +25,7 @@ from platform_core.messaging.wakeups import OUTBOX_CHANNEL, CatchUpWatch, Commit
 from platform_core.projections.rebuild_requests import CHECK_EVERY_SECONDS, RebuildRequests
 from platform_core.runtime import Runtime, runtime
 from platform_core.sagas.manager import run_timers
+from platform_core.web.server import Server
 
 logger = logging.getLogger(__name__)
 
