@@ -64,6 +64,8 @@ class TokenObtainApi(ObtainAuthToken):
     many failures from the client's address or for the username, 429 with `Retry-After`
     until the lockout ends, whatever the password."""
 
+    # A client logging in again still sends its old token: the password decides here.
+    authentication_classes = ()
     parser_classes = (FormParser, MultiPartParser, StrictJSONParser)
     serializer_class = TokenInputSerializer
 
