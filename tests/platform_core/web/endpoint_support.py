@@ -12,13 +12,11 @@ from uuid import UUID, uuid4
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from orders.commands import OrderItem, PlaceOrder
-from orders.events import ShippingAddress
 from platform_core.models import OutboxMessage, StoredEvent
 from platform_core.runtime import Runtime
 from shipping.commands import CreateShipment
 from shipping.events import Address
-from tests.orders.test_api_orders import ADDRESS, order_body
+from tests.orders.test_api_orders import ADDRESS, order_body, place_order
 
 SHIPMENT = "SHP-1"
 
@@ -32,15 +30,7 @@ class World:
 def build_world(runtime: Runtime, alice: Any, project: Callable[[], None]) -> World:
     """Needs the `catalog` fixture (MUG-1 and TEA-2 in stock)."""
     order_id = uuid4()
-    runtime.bus.handle(
-        PlaceOrder(
-            order_id=order_id,
-            customer_id=alice.pk,
-            items=(OrderItem(sku="MUG-1", quantity=1),),
-            shipping_address=ShippingAddress(**ADDRESS),
-            payment_token="tok_visa",
-        )
-    )
+    runtime.bus.handle(place_order(order_id, alice.pk))
     runtime.bus.handle(
         CreateShipment(order_id=order_id, shipment_id=SHIPMENT, address=Address(**ADDRESS))
     )

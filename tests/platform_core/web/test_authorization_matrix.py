@@ -150,6 +150,20 @@ SOCKET_ANSWERS = {  # accepted?, for the list and for alice's order
 }
 
 
+def assert_sockets(world: World, headers: list[Any], accepted: tuple[bool, bool]) -> None:
+    """Whether the list and alice's order accept a handshake with `headers`."""
+
+    async def scenario() -> None:
+        for path, expected in zip(ORDER_SOCKETS, accepted, strict=True):
+            path = path.format(order=world.order_id)
+            if expected:
+                await (await open_socket(path, headers)).disconnect()
+            else:
+                assert await is_refused(path, headers), f"{headers} opened {path}"
+
+    converse(scenario)
+
+
 def _handshake(who: str, users: dict[str, Any]) -> list[tuple[bytes, bytes]]:
     if who == "anonymous":
         return [(b"origin", GOOD_ORIGIN.encode())]
@@ -163,15 +177,7 @@ def test_each_identity_may_follow_what_it_may_see(world, customer, other_custome
     users = {"customer-a": customer, "customer-b": other_customer, "staff": staff_user}
     headers = _handshake(who, users)
 
-    async def scenario() -> None:
-        for path, accepted in zip(ORDER_SOCKETS, SOCKET_ANSWERS[who], strict=True):
-            path = path.format(order=world.order_id)
-            if accepted:
-                await (await open_socket(path, headers)).disconnect()
-            else:
-                assert await is_refused(path, headers), f"{who} opened {path}"
-
-    converse(scenario)
+    assert_sockets(world, headers, SOCKET_ANSWERS[who])
 
 
 @pytest.mark.parametrize(
@@ -195,12 +201,4 @@ def test_a_websocket_needs_its_own_origin_port_included(
     auth = session_auth if credential == "session" else token_auth
     headers = auth(customer, origin=origin)
 
-    async def scenario() -> None:
-        for path in ORDER_SOCKETS:
-            path = path.format(order=world.order_id)
-            if accepted:
-                await (await open_socket(path, headers)).disconnect()
-            else:
-                assert await is_refused(path, headers), f"{credential} from {origin} opened {path}"
-
-    converse(scenario)
+    assert_sockets(world, headers, (accepted, accepted))
