@@ -12,4 +12,5 @@ COPY manage.py ./
 RUN pip install --no-cache-dir . && SECRET_KEY=build python manage.py collectstatic --noinput
 USER nobody
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+# Daphne, refusing a body over MAX_REQUEST_BYTES before reading it (platform_core.web.server).
+CMD ["python", "-m", "platform_core.web.server", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]

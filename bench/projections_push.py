@@ -56,6 +56,7 @@ def server_env(url: str) -> dict[str, str]:
             "DEBUG": "0",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "SECURE_SSL_REDIRECT": "0",
+            "ORDER_RATE_LIMIT": "off",  # one customer places every order of the load
             # Django under ASGI: no persistent connections (see bench/fulfillment.py).
             "CONN_MAX_AGE": "0",
             "LOG_LEVEL": "WARNING",

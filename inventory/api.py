@@ -12,9 +12,30 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inventory.commands import RegisterProduct, RestockProduct
+from inventory.domain.stock import SKU_PATTERN
 from platform_core.runtime import runtime
-from platform_core.web.fields import StrictCharField, StrictIntegerField, StrictRegexField
+from platform_core.web.fields import (
+    StrictCharField,
+    StrictDecimalField,
+    StrictIntegerField,
+    StrictRegexField,
+)
 from platform_core.web.http import accepted, dispatch_command
+from platform_core.web.serializers import StrictSerializer
+
+
+class SkuConverter:
+    """A SKU in a URL path; anything else (a NUL byte, 5,000 characters) is a 404 before
+    it reaches the stock's stream."""
+
+    regex = SKU_PATTERN.pattern
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
 
 _Accepted = inline_serializer("ProductAccepted", {"sku": serializers.CharField()})
 
@@ -25,10 +46,10 @@ class ProductRegisterApi(APIView):
     permission_classes = [IsAdminUser]
 
     @extend_schema_serializer(component_name="ProductRegisterInput")
-    class InputSerializer(serializers.Serializer):
-        sku = StrictRegexField(r"^[A-Z0-9][A-Z0-9-]{0,63}$", help_text="upper-case SKU")
+    class InputSerializer(StrictSerializer):
+        sku = StrictRegexField(rf"^{SKU_PATTERN.pattern}$", help_text="upper-case SKU")
         name = StrictCharField(max_length=200)
-        price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
+        price = StrictDecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
         initial_stock = StrictIntegerField(min_value=0, max_value=1_000_000)
 
     @extend_schema(request=InputSerializer, responses={202: _Accepted})
@@ -47,7 +68,7 @@ class ProductRestockApi(APIView):
     permission_classes = [IsAdminUser]
 
     @extend_schema_serializer(component_name="ProductRestockInput")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
         quantity = StrictIntegerField(min_value=1, max_value=1_000_000)
 
     @extend_schema(request=InputSerializer, responses={202: _Accepted})

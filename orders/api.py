@@ -25,6 +25,8 @@ from platform_core.runtime import runtime
 from platform_core.web.fields import StrictCharField, StrictIntegerField, StrictRegexField
 from platform_core.web.http import accepted, dispatch_command
 from platform_core.web.idempotency import idempotent
+from platform_core.web.serializers import StrictSerializer
+from platform_core.web.throttles import UserRateFromSettings
 
 MAX_LINES = 100
 
@@ -38,18 +40,26 @@ def _viewer(request: Request) -> int | None:
     return None if request.user.is_staff else _customer_id(request)
 
 
+class OrderPlaceThrottle(UserRateFromSettings):
+    scope = "orders"
+    rate_setting = "ORDER_RATE_LIMIT"
+
+
 class OrderPlaceApi(APIView):
-    """Place an order. Send `Idempotency-Key` to make retries safe."""
+    """Place an order. Send `Idempotency-Key` to make retries safe. A user placing more
+    than ORDER_RATE_LIMIT orders gets 429 with `Retry-After`."""
+
+    throttle_classes = [OrderPlaceThrottle]
 
     @extend_schema_serializer(component_name="OrderPlaceInput")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
         @extend_schema_serializer(component_name="OrderPlaceItem")
-        class ItemSerializer(serializers.Serializer):
+        class ItemSerializer(StrictSerializer):
             sku = StrictCharField(max_length=64)
             quantity = StrictIntegerField(min_value=1, max_value=10_000)
 
         @extend_schema_serializer(component_name="OrderPlaceAddress")
-        class AddressSerializer(serializers.Serializer):
+        class AddressSerializer(StrictSerializer):
             name = StrictCharField(max_length=200)
             line1 = StrictCharField(max_length=200)
             line2 = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
@@ -98,7 +108,7 @@ class OrderCancelApi(APIView):
     refuses, and the order then goes on (its history says the cancellation was refused)."""
 
     @extend_schema_serializer(component_name="OrderCancelInput")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
         reason = StrictCharField(max_length=500)
 
     @extend_schema(

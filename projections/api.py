@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from platform_core.web.fields import QueryIntegerField
 from platform_core.web.read_your_writes import (
     MIN_POSITION_HEADER,
     MIN_POSITION_PARAM,
@@ -185,7 +186,7 @@ class OrderListApi(ReadsYourWrites, ListAPIView):
     @extend_schema_serializer(component_name="OrderFilter")
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=ORDER_STATUSES, required=False)
-        customer = serializers.IntegerField(required=False, min_value=1)
+        customer = QueryIntegerField(required=False, min_value=1, max_value=2**63 - 1)
 
     @extend_schema(
         parameters=[
@@ -198,7 +199,8 @@ class OrderListApi(ReadsYourWrites, ListAPIView):
         return super().get(request)
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        filters = self.FilterSerializer(data=self.request.query_params)
+        # A plain dict, not the QueryDict: DRF reads `?status=` from a form as not sent.
+        filters = self.FilterSerializer(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
         wanted = filters.validated_data
         return orders_visible_to(self.request.user, wanted.get("status"), wanted.get("customer"))

@@ -18,7 +18,22 @@ from rest_framework.views import APIView
 
 from platform_core.runtime import runtime
 from platform_core.web.http import accepted, dispatch_command
+from platform_core.web.serializers import StrictSerializer
 from shipping.commands import DeliverShipment, DispatchShipment
+
+
+class ShipmentIdConverter:
+    """A shipment id in a URL path (letters, digits, `-_.:`, as the saga and carriers make
+    them); anything else (a NUL byte, a 5,000-character id) is a 404 before it reaches a
+    stream."""
+
+    regex = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
 
 
 @extend_schema_serializer(component_name="ShipmentAccepted")
@@ -29,6 +44,8 @@ class ShipmentAcceptedSerializer(serializers.Serializer):
 
 
 def _step(request: Request, command: Any, status: str) -> Response:
+    # No body is taken: anything but none or `{}` is refused rather than ignored.
+    StrictSerializer(data=request.data).is_valid(raise_exception=True)
     outcome = dispatch_command(request, runtime().bus, command)
     return accepted({"id": command.shipment_id, "status": status}, outcome)
 

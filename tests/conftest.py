@@ -67,6 +67,12 @@ def fast_password_hashing() -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def no_order_rate_limit(settings) -> None:  # type: ignore[no-untyped-def]
+    """Tests place orders as fast as they like; the throttle's own tests set a rate."""
+    settings.ORDER_RATE_LIMIT = None
+
+
 @pytest.fixture
 def staff_user(django_user_model):  # type: ignore[no-untyped-def]
     return django_user_model.objects.create_user("staff", password="staff-pass-123", is_staff=True)

@@ -4,7 +4,9 @@ SQLite, local-memory cache, in-memory channel layer, in-process transports."""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -23,6 +25,16 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF rate such as "60/minute", or None for "off"; anything else stops the start."""
+    value = os.environ.get(name, default).strip().lower()
+    if value in {"", "off", "none"}:
+        return None
+    if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate like '60/minute' or 'off'")
+    return value
 
 
 _secret_key = os.environ.get("SECRET_KEY", "")
@@ -56,6 +68,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     # The composition root, an app for its deployment-wide commands (verify_consistency).
     "config",
     "platform_core",
@@ -83,6 +96,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
     "platform_core.web.http.RequestSizeLimitMiddleware",
 ]
 
@@ -217,6 +231,22 @@ KAFKA_SESSION_TIMEOUT_MS = int(os.environ.get("KAFKA_SESSION_TIMEOUT_MS", "6000"
 # gets its partitions back without a rebalance (`manage.py consume --instance-id` too).
 KAFKA_GROUP_INSTANCE_ID = os.environ.get("KAFKA_GROUP_INSTANCE_ID", "")
 
+AUTHENTICATION_BACKENDS = [
+    "platform_core.web.logins.LoginAttemptsBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed logins (platform_core.web.logins, django-axes): LOGIN_FAILURE_LIMIT failures from
+# one client address, or for one username, lock it out of the token endpoint and the login
+# forms for LOGIN_LOCKOUT_MINUTES (429). Counted in the database, shared by every process.
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_LOCKOUT_TEMPLATE = "projections/locked_out.html"
+AXES_DISABLE_ACCESS_LOG = True  # no row for each successful login, failures only
+# Orders one user may place (POST /api/orders/), a DRF rate like "60/minute"; "off" for none.
+# Counted in the cache: Redis (shared by every web process) when REDIS_URL is set.
+ORDER_RATE_LIMIT = env_rate("ORDER_RATE_LIMIT", "60/minute")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -243,7 +273,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["platform_core.web.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "platform_core.web.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "platform_core.web.http.exception_handler",
@@ -255,6 +285,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Event-sourced order fulfillment: place, follow and cancel orders.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The document and the docs page are public: a stale or wrong token is not looked at
+    # (else a 401 in YAML or HTML), and the answer is the same for everyone.
+    "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

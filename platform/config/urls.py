@@ -1,19 +1,17 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, register_converter
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.parsers import FormParser, MultiPartParser
 
 from config import health
-from inventory.api import ProductRegisterApi, ProductRestockApi
+from inventory.api import ProductRegisterApi, ProductRestockApi, SkuConverter
 from orders.api import OrderCancelApi, OrderEventsApi, OrderPlaceApi
 from platform_core.operations.metrics import metrics_view
 from platform_core.runtime import runtime
 from platform_core.web.drf import route_by_method
 from platform_core.web.http import json_error_view
-from platform_core.web.parsers import StrictJSONParser
+from platform_core.web.logins import TokenObtainApi
 from projections.api import (
     FulfillmentOverviewApi,
     OrderDetailApi,
@@ -21,30 +19,29 @@ from projections.api import (
     ProductListApi,
 )
 from projections.pages import board_page, order_page
-from shipping.api import ShipmentDeliverApi, ShipmentDispatchApi
+from shipping.api import ShipmentDeliverApi, ShipmentDispatchApi, ShipmentIdConverter
+
+register_converter(SkuConverter, "sku")
+register_converter(ShipmentIdConverter, "shipment_id")
 
 ProductCollectionApi = route_by_method("ProductCollectionApi", ProductListApi, ProductRegisterApi)
 OrderCollectionApi = route_by_method("OrderCollectionApi", OrderListApi, OrderPlaceApi)
 
 urlpatterns = [
-    path(
-        "api/auth/token/",
-        ObtainAuthToken.as_view(parser_classes=(FormParser, MultiPartParser, StrictJSONParser)),
-        name="auth-token",
-    ),
+    path("api/auth/token/", TokenObtainApi.as_view(), name="auth-token"),
     path("api/products/", ProductCollectionApi.as_view(), name="product-list"),
-    path("api/products/<str:sku>/restock/", ProductRestockApi.as_view(), name="product-restock"),
+    path("api/products/<sku:sku>/restock/", ProductRestockApi.as_view(), name="product-restock"),
     path("api/orders/", OrderCollectionApi.as_view(), name="order-list"),
     path("api/orders/<uuid:order_id>/", OrderDetailApi.as_view(), name="order-detail"),
     path("api/orders/<uuid:order_id>/cancel/", OrderCancelApi.as_view(), name="order-cancel"),
     path("api/orders/<uuid:order_id>/events/", OrderEventsApi.as_view(), name="order-events"),
     path(
-        "api/shipments/<str:shipment_id>/dispatch/",
+        "api/shipments/<shipment_id:shipment_id>/dispatch/",
         ShipmentDispatchApi.as_view(),
         name="shipment-dispatch",
     ),
     path(
-        "api/shipments/<str:shipment_id>/deliver/",
+        "api/shipments/<shipment_id:shipment_id>/deliver/",
         ShipmentDeliverApi.as_view(),
         name="shipment-deliver",
     ),

@@ -79,6 +79,7 @@ def platform_environment(scratch: Path, embedded: bool = False) -> dict[str, str
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
         PYTHONFAULTHANDLER="1",  # a crash leaves its traceback in the log
+        ORDER_RATE_LIMIT="off",  # the tests place orders faster than a person would
     )
     return env
 

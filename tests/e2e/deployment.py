@@ -34,7 +34,11 @@ SKU = "FAULT-TEA"
 def _roles(port: int, worker_name: str, worker_pool: str) -> dict[str, list[str]]:
     manage = [sys.executable, str(ROOT / "manage.py")]
     roles = {
-        "web": [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        # The server the Dockerfile runs: Daphne refusing oversized bodies unread.
+        "web": [
+            *(sys.executable, "-m", "platform_core.web.server"),
+            *("-b", "127.0.0.1", "-p", str(port), "config.asgi:application"),
+        ],
         "relay": [*manage, "relay_outbox"],
         "projector": [*manage, "run_projections"],
         "saga-timers": [*manage, "run_saga_timers"],
@@ -146,6 +150,7 @@ def _environment(database: str, bootstrap: str, vhost: str, settings: Mapping[st
         LOG_LEVEL="INFO",
         PYTHONUNBUFFERED="1",
         PYTHONFAULTHANDLER="1",
+        ORDER_RATE_LIMIT="off",  # one customer places every order of a test
         **settings,
     )
     return env

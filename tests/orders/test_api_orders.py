@@ -37,6 +37,17 @@ def order_body(*items: tuple[str, int]) -> dict[str, Any]:
     }
 
 
+def place_order(order_id: UUID, customer_id: int) -> PlaceOrder:
+    """The command the API sends for `order_body()`, for a test to handle on the bus."""
+    return PlaceOrder(
+        order_id=order_id,
+        customer_id=customer_id,
+        items=(OrderItem(sku="MUG-1", quantity=1),),
+        shipping_address=ShippingAddress(**ADDRESS),
+        payment_token="tok_visa",
+    )
+
+
 def place(client: APIClient, *items: tuple[str, int]) -> str:
     response = client.post(ORDERS, order_body(*items), format="json")
     assert response.status_code == 202, response.content
@@ -139,15 +150,7 @@ def test_the_order_list_is_paginated_newest_first(
     placed = []
     for _ in range(51):
         order_id = UUID(int=len(placed) + 1)
-        platform_runtime.bus.handle(
-            PlaceOrder(
-                order_id=order_id,
-                customer_id=customer.pk,
-                items=(OrderItem(sku="MUG-1", quantity=1),),
-                shipping_address=ShippingAddress(**ADDRESS),
-                payment_token="tok_visa",
-            )
-        )
+        platform_runtime.bus.handle(place_order(order_id, customer.pk))
         placed.append(str(order_id))
     project()
 

@@ -38,7 +38,7 @@ class LogPosition(NamedTuple):
     def parse(cls, text: str) -> LogPosition:
         """Inverse of `str()`; raises ValueError on anything else."""
         tx, _, pos = text.partition(".")
-        if not (tx.isdigit() and pos.isdigit()):
+        if not (tx.isascii() and tx.isdigit() and pos.isascii() and pos.isdigit()):
             raise ValueError(f"not a log position: {text!r}")
         return cls(int(tx), int(pos))
 

@@ -43,3 +43,22 @@ class StrictRegexField(_OnlyJsonType, serializers.RegexField):
 class StrictIntegerField(_OnlyJsonType, serializers.IntegerField):
     json_types = (int,)
     expected = "an integer"
+
+
+class StrictDecimalField(_OnlyJsonType, serializers.DecimalField):
+    """A decimal as a JSON string ("7.50"), the way responses show it: a JSON number
+    would go through a binary float on many clients."""
+
+    json_types = (str,)
+    expected = 'a decimal in a string, like "7.50"'
+
+
+class QueryIntegerField(serializers.IntegerField):
+    """An integer query parameter: ASCII digits only (DRF's takes "1.0" and " 1")."""
+
+    default_error_messages = {"invalid": "A whole number of ASCII digits is required."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if not (isinstance(data, str) and data.isascii() and data.isdigit()):
+            self.fail("invalid")
+        return int(super().to_internal_value(data))

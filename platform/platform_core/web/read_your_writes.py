@@ -33,9 +33,12 @@ class ProjectionBehind(APIException):
 
 
 def requested_position(request: Request) -> LogPosition | None:
-    """The position a read asks to see, if any; 400 when it is not a log position."""
-    text = request.query_params.get(MIN_POSITION_PARAM) or request.headers.get(MIN_POSITION_HEADER)
-    if not text:
+    """The position a read asks to see, if any; 400 when it is not a log position (an
+    empty one included: a parameter sent is never ignored)."""
+    text: str | None = request.query_params.get(MIN_POSITION_PARAM)
+    if text is None:
+        text = request.headers.get(MIN_POSITION_HEADER)
+    if text is None:
         return None
     try:
         return LogPosition.parse(text)

@@ -9,10 +9,10 @@ import pytest
 from asgiref.sync import AsyncToSync, SyncToAsync, iscoroutinefunction
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
-from django.http import HttpResponse
 from rest_framework.test import APIClient
 
 from tests.orders.test_api_orders import ADDRESS, ORDERS, order_body
+from tests.platform_core.web.endpoint_support import assert_json_error
 from tests.support import stored_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,15 +22,6 @@ TOKEN = "/api/auth/token/"
 
 def fresh_client() -> APIClient:
     return APIClient(SERVER_NAME="localhost")
-
-
-def assert_json_error(response: HttpResponse, status: int) -> dict[str, Any]:
-    assert response.status_code == status
-    assert response["Content-Type"].startswith("application/json")
-    error = response.json()["error"]
-    assert error["code"]
-    assert error["message"]
-    return error
 
 
 def test_a_token_for_a_username_and_password_authenticates_later_requests(customer):

@@ -15,7 +15,6 @@ from functools import partial
 from typing import Any
 
 from daphne.endpoints import build_endpoint_description_strings
-from daphne.server import Server
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
@@ -27,6 +26,7 @@ from platform_core.projections.rebuild_requests import CHECK_EVERY_SECONDS, Rebu
 from platform_core.runtime import Runtime, runtime
 from platform_core.sagas.manager import run_timers
 from platform_core.storage.heartbeats import Heartbeat
+from platform_core.web.server import Server
 
 logger = logging.getLogger(__name__)
 
