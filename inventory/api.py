@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
@@ -13,8 +11,14 @@ from rest_framework.views import APIView
 
 from inventory.commands import RegisterProduct, RestockProduct
 from platform_core.runtime import runtime
-from platform_core.web.fields import StrictCharField, StrictIntegerField, StrictRegexField
+from platform_core.web.fields import (
+    StrictCharField,
+    StrictDecimalField,
+    StrictIntegerField,
+    StrictRegexField,
+)
 from platform_core.web.http import accepted, dispatch_command
+from platform_core.web.openapi import links
 
 _Accepted = inline_serializer("ProductAccepted", {"sku": serializers.CharField()})
 
@@ -26,12 +30,19 @@ class ProductRegisterApi(APIView):
 
     @extend_schema_serializer(component_name="ProductRegisterInput")
     class InputSerializer(serializers.Serializer):
-        sku = StrictRegexField(r"^[A-Z0-9][A-Z0-9-]{0,63}$", help_text="upper-case SKU")
+        sku = StrictRegexField(r"^[A-Z0-9][A-Z0-9-]{0,63}\Z", help_text="upper-case SKU")
         name = StrictCharField(max_length=200)
-        price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
+        price = StrictDecimalField(max_digits=12, decimal_places=2, positive=True)
         initial_stock = StrictIntegerField(min_value=0, max_value=1_000_000)
 
     @extend_schema(request=InputSerializer, responses={202: _Accepted})
+    @links(
+        202,
+        RestockProduct={
+            "operationId": "products_restock_create",
+            "parameters": {"sku": "$response.body#/sku"},
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

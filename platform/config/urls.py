@@ -3,8 +3,6 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.parsers import FormParser, MultiPartParser
 
 from config import health
 from inventory.api import ProductRegisterApi, ProductRestockApi
@@ -13,7 +11,7 @@ from platform_core.operations.metrics import metrics_view
 from platform_core.runtime import runtime
 from platform_core.web.drf import route_by_method
 from platform_core.web.http import json_error_view
-from platform_core.web.parsers import StrictJSONParser
+from platform_core.web.token_api import TokenObtainApi
 from projections.api import (
     FulfillmentOverviewApi,
     OrderDetailApi,
@@ -27,11 +25,7 @@ ProductCollectionApi = route_by_method("ProductCollectionApi", ProductListApi, P
 OrderCollectionApi = route_by_method("OrderCollectionApi", OrderListApi, OrderPlaceApi)
 
 urlpatterns = [
-    path(
-        "api/auth/token/",
-        ObtainAuthToken.as_view(parser_classes=(FormParser, MultiPartParser, StrictJSONParser)),
-        name="auth-token",
-    ),
+    path("api/auth/token/", TokenObtainApi.as_view(), name="auth-token"),
     path("api/products/", ProductCollectionApi.as_view(), name="product-list"),
     path("api/products/<str:sku>/restock/", ProductRestockApi.as_view(), name="product-restock"),
     path("api/orders/", OrderCollectionApi.as_view(), name="order-list"),

@@ -73,7 +73,7 @@ def test_a_projection_that_does_not_catch_up_in_time_answers_503(
     assert response.json()["error"]["code"] == "projection_behind"
 
 
-@pytest.mark.parametrize("bad", ["soon", "12", "1.2.3", "-1.5"])
+@pytest.mark.parametrize("bad", ["soon", "12", "1.2.3", "-1.5", "", "\u0663.1"])
 def test_a_malformed_position_is_a_400(customer_client, bad):
     response = customer_client.get(ORDERS, {"min_position": bad})
 
