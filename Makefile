@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BENCHES := eventstore messaging fulfillment projections statements
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-faults test-model test-stress lint check bench $(addprefix bench-,$(BENCHES)) clean
+.PHONY: install run test test-faults test-schema test-model test-stress lint check bench $(addprefix bench-,$(BENCHES)) clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: install
 # from DATABASE_URL and CELERY_BROKER_URL; a few minutes).
 test-faults: install
 	$(BIN)/python -m pytest -m faults -s tests/e2e/test_saga_faults.py $(PYTEST_ARGS)
+
+# The API against its OpenAPI document: schemathesis, every check and phase, on a running
+# platform (seeded and bounded; a few minutes).
+test-schema: install
+	$(BIN)/python -m pytest -m schema -s tests/e2e/test_openapi_conformance.py $(PYTEST_ARGS)
 
 # The suite while two busy loops keep both cores loaded (tracked by pid, ended on exit):
 # a test whose outcome depends on the machine's speed fails here first.
