@@ -55,6 +55,15 @@ def test_a_wrong_password_gets_no_token(customer):
     assert error["details"]
 
 
+@pytest.mark.parametrize(
+    "credentials", [{"username": 7, "password": "alice-pass-123"}, {"username": "alice"}]
+)
+def test_a_login_takes_two_strings(customer, credentials):
+    response = fresh_client().post(TOKEN, credentials, format="json")
+
+    assert assert_json_error(response, 400)["details"]
+
+
 def test_an_unknown_token_is_unauthorized(customer):
     client = fresh_client()
     client.credentials(HTTP_AUTHORIZATION="Token 0123456789abcdef0123456789abcdef01234567")
