@@ -21,7 +21,7 @@ import pytest
 
 from inventory.management.commands.seed_demo import PRODUCTS, USERS
 from platform_core.web.read_your_writes import MIN_POSITION_HEADER
-from tests.e2e.board_support import ROOT, SECOND_CUSTOMER, running_platform
+from tests.e2e.board_support import ROOT, SECOND_CUSTOMER, Api, running_platform
 
 pytestmark = pytest.mark.schema
 
@@ -39,11 +39,15 @@ DEPLOYED = {
 ACCOUNTS = {name: password for name, password, _ in USERS} | dict([SECOND_CUSTOMER])
 
 
-def narrowed(document: dict[str, Any]) -> dict[str, Any]:
+def narrowed(document: dict[str, Any], shipment_id: str) -> dict[str, Any]:
     """The served document, narrowed where validity depends on this platform's data (the
     document cannot list them): an order names products of the catalog, a login a real
     account. Without this every valid-looking unknown SKU or password would count as a
-    valid request refused; with it, they count as invalid ones, which must be refused."""
+    valid request refused; with it, they count as invalid ones, which must be refused.
+    A shipment that exists is the example of the shipment operations' path parameter."""
+    for path in ("/api/shipments/{shipment_id}/dispatch/", "/api/shipments/{shipment_id}/deliver/"):
+        [parameter] = document["paths"][path]["post"]["parameters"]
+        parameter["example"] = shipment_id
     schemas = document["components"]["schemas"]
     skus = [sku for sku, *_ in PRODUCTS]
     schemas["OrderPlaceItem"]["properties"]["sku"] = {"type": "string", "enum": skus}
@@ -71,6 +75,13 @@ def narrowed(document: dict[str, Any]) -> dict[str, Any]:
         ]
     }
     return document
+
+
+def booked_shipment(url: str) -> str:
+    """The shipment of an order the saga has taken that far."""
+    customer = Api(url, "customer", ACCOUNTS["customer"])
+    order = customer.wait_for(customer.place_order(), lambda order: order["shipment"]["id"])
+    return str(order["shipment"]["id"])
 
 
 def login(username: str, password: str) -> dict[str, Any]:
@@ -103,7 +114,7 @@ def test_the_api_answers_as_its_openapi_document_says(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"{platform.url}/api/schema/?format=json") as response:
             document = json.load(response)
         schema = tmp_path / "openapi.json"
-        schema.write_text(json.dumps(narrowed(document)))
+        schema.write_text(json.dumps(narrowed(document, booked_shipment(platform.url))))
         # The order says who is tried first on an operation: staff last.
         accounts = [login(name, ACCOUNTS[name]) for name in ("customer", SECOND_CUSTOMER[0])]
         accounts.append(login("staff", ACCOUNTS["staff"]))
