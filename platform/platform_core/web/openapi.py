@@ -10,6 +10,7 @@ only their own answers:
 - 403 where a permission looks past authentication (staff only), and on writes, where a
   session without its CSRF token is refused;
 - 404 where the path names a resource, and on paginated lists (a page past the end);
+- 406 always: an `Accept` header that rules out JSON;
 - 409 on writes answered 202: the command can conflict with the aggregate's state or a
   concurrent writer;
 - 413 and 415 where there is a body (too large, not JSON);
@@ -71,6 +72,7 @@ ERRORS: dict[int, str] = {
     401: "No credentials, or credentials that are not valid.",
     403: "Not allowed for this user (or a session write without its CSRF token).",
     404: "No such resource (or not one this user may see).",
+    406: "The `Accept` header rules out JSON, the only type answered.",
     409: "Conflicts with the resource's state, or with a concurrent change.",
     413: "The body is too large.",
     415: "The body is not JSON.",
@@ -146,6 +148,7 @@ class AutoSchema(openapi.AutoSchema):
             401: bool(view.get_authenticators()),
             403: self._checks_roles() or (self._is_write() and self._has_session_auth()),
             404: "{" in self.path or self._is_paginated_list(),
+            406: True,
             409: "202" in responses,
             413: has_body,
             415: has_body,

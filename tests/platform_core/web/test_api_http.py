@@ -236,6 +236,12 @@ def test_the_openapi_document_describes_the_order_endpoints(anonymous_client):
     assert "Idempotency-Key" in {parameter["name"] for parameter in place["parameters"]}
 
 
+def test_an_accept_header_without_json_is_not_acceptable(customer_client):
+    response = customer_client.get(ORDERS, HTTP_ACCEPT="text/html")
+
+    assert assert_json_error(response, 406)["code"] == "not_acceptable"
+
+
 def test_the_interactive_docs_are_served(anonymous_client):
     response = anonymous_client.get("/api/docs/")
 
