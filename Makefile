@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BENCHES := eventstore messaging fulfillment projections statements
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-faults chaos chaos-smoke test-model test-stress lint check bench $(addprefix bench-,$(BENCHES)) clean
+.PHONY: install run test test-faults test-schema chaos chaos-smoke test-model test-stress lint check bench $(addprefix bench-,$(BENCHES)) clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ chaos: install
 chaos-smoke: install
 	CHAOS_ORDERS=$${CHAOS_ORDERS:-4} CHAOS_OUTAGE_SECONDS=$${CHAOS_OUTAGE_SECONDS:-10} \
 	  $(BIN)/python -m pytest -m chaos -s tests/e2e/test_chaos.py $(PYTEST_ARGS)
+# The API against its OpenAPI document: schemathesis, every check and phase, on a running
+# platform (seeded and bounded; a few minutes).
+test-schema: install
+	$(BIN)/python -m pytest -m schema -s tests/e2e/test_openapi_conformance.py $(PYTEST_ARGS)
 
 # The suite while two busy loops keep both cores loaded (tracked by pid, ended on exit):
 # a test whose outcome depends on the machine's speed fails here first.

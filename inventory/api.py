@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
@@ -21,6 +19,7 @@ from platform_core.web.fields import (
     StrictRegexField,
 )
 from platform_core.web.http import accepted, dispatch_command
+from platform_core.web.openapi import links
 from platform_core.web.serializers import StrictSerializer
 
 
@@ -47,12 +46,19 @@ class ProductRegisterApi(APIView):
 
     @extend_schema_serializer(component_name="ProductRegisterInput")
     class InputSerializer(StrictSerializer):
-        sku = StrictRegexField(rf"^{SKU_PATTERN.pattern}$", help_text="upper-case SKU")
+        sku = StrictRegexField(rf"^{SKU_PATTERN.pattern}\Z", help_text="upper-case SKU")
         name = StrictCharField(max_length=200)
-        price = StrictDecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
+        price = StrictDecimalField(max_digits=12, decimal_places=2, positive=True)
         initial_stock = StrictIntegerField(min_value=0, max_value=1_000_000)
 
     @extend_schema(request=InputSerializer, responses={202: _Accepted})
+    @links(
+        202,
+        RestockProduct={
+            "operationId": "products_restock_create",
+            "parameters": {"sku": "$response.body#/sku"},
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

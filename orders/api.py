@@ -24,11 +24,18 @@ from orders.queries import order_events
 from platform_core.runtime import runtime
 from platform_core.web.fields import StrictCharField, StrictIntegerField, StrictRegexField
 from platform_core.web.http import accepted, dispatch_command
-from platform_core.web.idempotency import idempotent
+from platform_core.web.idempotency import MAX_KEY_LENGTH, idempotent
+from platform_core.web.openapi import RATE_LIMITED, links
 from platform_core.web.serializers import StrictSerializer
 from platform_core.web.throttles import UserRateFromSettings
 
 MAX_LINES = 100
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+    OpenApiParameter.HEADER,
+    description="Makes retries safe: the same key and body get the first answer.",
+)
 
 
 def _customer_id(request: Request) -> int:
@@ -65,7 +72,7 @@ class OrderPlaceApi(APIView):
             line2 = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
             city = StrictCharField(max_length=100)
             postal_code = StrictCharField(max_length=20)
-            country = StrictRegexField(r"^[A-Z]{2}$", help_text="ISO 3166-1 alpha-2")
+            country = StrictRegexField(r"^[A-Z]{2}\Z", help_text="ISO 3166-1 alpha-2")
 
         items = ItemSerializer(many=True, allow_empty=False, max_length=MAX_LINES)  # type: ignore[call-arg]
         shipping_address = AddressSerializer()
@@ -79,8 +86,26 @@ class OrderPlaceApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={202: OutputSerializer},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        responses={202: OutputSerializer, 429: RATE_LIMITED},
+        parameters=[IDEMPOTENCY_KEY],
+    )
+    @links(
+        202,
+        GetOrder={
+            "operationId": "orders_retrieve",
+            "parameters": {
+                "order_id": "$response.body#/id",
+                "min_position": "$response.body#/log_position",
+            },
+        },
+        CancelOrder={
+            "operationId": "orders_cancel_create",
+            "parameters": {"order_id": "$response.body#/id"},
+        },
+        GetOrderEvents={
+            "operationId": "orders_events_list",
+            "parameters": {"order_id": "$response.body#/id"},
+        },
     )
     def post(self, request: Request) -> Response:
         return idempotent(request, lambda: self._place(request))

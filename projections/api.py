@@ -5,16 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    extend_schema,
-    extend_schema_serializer,
-    inline_serializer,
-)
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny, IsAdminUser
@@ -23,42 +18,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from platform_core.web.fields import QueryIntegerField
-from platform_core.web.read_your_writes import (
-    MIN_POSITION_HEADER,
-    MIN_POSITION_PARAM,
-    read_your_writes,
-)
+from platform_core.web.openapi import links
+from platform_core.web.read_your_writes import ReadsYourWrites
 from projections.models import OrderSummary, ProductStock
 from projections.queries import fulfillment_overview, orders_visible_to
 
 ORDER_STATUSES = ("pending", "confirmed", "shipped", "delivered", "cancelled")
-
-READ_YOUR_WRITES = [
-    OpenApiParameter(
-        MIN_POSITION_PARAM,
-        str,
-        description=(
-            "Read your writes: a write's `X-Log-Position`. The answer waits until the read "
-            "model shows that write (503 with Retry-After if it takes too long)."
-        ),
-    ),
-    OpenApiParameter(
-        MIN_POSITION_HEADER,
-        str,
-        OpenApiParameter.HEADER,
-        description=f"The same as `{MIN_POSITION_PARAM}`, as a header.",
-    ),
-]
-
-
-class ReadsYourWrites:
-    """A read view that waits for `projection` when the request names a log position."""
-
-    projection: ClassVar[str]
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)  # type: ignore[misc]
-        read_your_writes(request, self.projection)
 
 
 class ProductOutputSerializer(serializers.ModelSerializer):
@@ -164,6 +129,10 @@ def _timestamp(value: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+def _dispatch(shipment_id: str) -> dict[str, Any]:
+    return {"operationId": "shipments_dispatch_create", "parameters": {"shipment_id": shipment_id}}
+
+
 class ProductListApi(ReadsYourWrites, ListAPIView):
     """Products with stock on hand, reserved and available."""
 
@@ -172,7 +141,7 @@ class ProductListApi(ReadsYourWrites, ListAPIView):
     serializer_class = ProductOutputSerializer
     queryset = ProductStock.objects.all()
 
-    @extend_schema(parameters=READ_YOUR_WRITES, responses={200: ProductOutputSerializer(many=True)})
+    @extend_schema(responses={200: ProductOutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
         return super().get(request)
 
@@ -186,20 +155,21 @@ class OrderListApi(ReadsYourWrites, ListAPIView):
     @extend_schema_serializer(component_name="OrderFilter")
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=ORDER_STATUSES, required=False)
-        customer = QueryIntegerField(required=False, min_value=1, max_value=2**63 - 1)
+        customer = QueryIntegerField(
+            required=False,
+            min_value=1,
+            max_value=2**63 - 1,
+            help_text="staff only: one customer's orders",
+        )
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("status", str, enum=ORDER_STATUSES),
-            OpenApiParameter("customer", int, description="staff only: one customer's orders"),
-            *READ_YOUR_WRITES,
-        ]
-    )
+    @extend_schema(parameters=[FilterSerializer])
+    @links(200, DispatchShipment=_dispatch("$response.body#/results/0/shipment/id"))
     def get(self, request: Request) -> Response:
         return super().get(request)
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        # A plain dict, not the QueryDict: DRF reads `?status=` from a form as not sent.
+        # A plain dict, not the QueryDict: DRF reads a form's empty `?status=` as absent,
+        # and here it is refused like any other value that is not a status.
         filters = self.FilterSerializer(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
         wanted = filters.validated_data
@@ -211,7 +181,8 @@ class OrderDetailApi(ReadsYourWrites, APIView):
 
     projection = "order_summary"
 
-    @extend_schema(responses={200: OrderOutputSerializer}, parameters=READ_YOUR_WRITES)
+    @extend_schema(responses={200: OrderOutputSerializer})
+    @links(200, DispatchShipment=_dispatch("$response.body#/shipment/id"))
     def get(self, request: Request, order_id: uuid.UUID) -> Response:
         order = get_object_or_404(orders_visible_to(request.user), id=order_id)
         return Response(OrderOutputSerializer(order).data)

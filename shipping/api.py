@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from platform_core.runtime import runtime
 from platform_core.web.http import accepted, dispatch_command
+from platform_core.web.openapi import links
 from platform_core.web.serializers import StrictSerializer
 from shipping.commands import DeliverShipment, DispatchShipment
 
@@ -56,6 +57,13 @@ class ShipmentDispatchApi(APIView):
     permission_classes = [IsAdminUser]
 
     @extend_schema(request=None, responses={202: ShipmentAcceptedSerializer})
+    @links(
+        202,
+        DeliverShipment={
+            "operationId": "shipments_deliver_create",
+            "parameters": {"shipment_id": "$response.body#/id"},
+        },
+    )
     def post(self, request: Request, shipment_id: str) -> Response:
         return _step(request, DispatchShipment(shipment_id=shipment_id), "dispatched")
 

@@ -60,18 +60,23 @@ def database_url(scratch: Path, suffix: str = "board") -> str:
     return urlunparse(parsed._replace(path=f"/{name}"))
 
 
-def platform_environment(scratch: Path, embedded: bool = False) -> dict[str, str]:
+def platform_environment(
+    scratch: Path, embedded: bool = False, database: str = "board"
+) -> dict[str, str]:
     """The subprocess's environment: commands and integration events in-process (no Celery
     worker or Kafka broker runs for it), but Redis kept, so the production channel layer is
     the one under test when REDIS_URL is set. `embedded`: nothing but `make run`'s
-    defaults, SQLite files in `scratch` included (kept from one start to the next)."""
+    defaults, SQLite files in `scratch` included (kept from one start to the next);
+    otherwise the database is `database_url(scratch, database)`."""
     env = {**os.environ}
     run = uuid.uuid4().hex[:8]
     services = ("CELERY_BROKER_URL", "KAFKA_BOOTSTRAP_SERVERS")
     for name in services + (("DATABASE_URL", "REDIS_URL") if embedded else ()):
         env.pop(name, None)
     env.update(
-        DATABASE_URL=f"sqlite:///{scratch / 'db.sqlite3'}" if embedded else database_url(scratch),
+        DATABASE_URL=(
+            f"sqlite:///{scratch / 'db.sqlite3'}" if embedded else database_url(scratch, database)
+        ),
         VAR_DIR=str(scratch),
         # Its own keys in a Redis that other test runs may share.
         CACHE_KEY_PREFIX=f"board-{run}",
@@ -137,10 +142,16 @@ def wait_until_ready(process: subprocess.Popen[bytes], running: RunningPlatform)
 
 
 @contextmanager
-def running_platform(scratch: Path, embedded: bool = False) -> Iterator[RunningPlatform]:
+def running_platform(
+    scratch: Path,
+    embedded: bool = False,
+    database: str = "board",
+    settings: dict[str, str] | None = None,
+) -> Iterator[RunningPlatform]:
     """Serve the platform until the block ends, then stop it as Ctrl-C would and check
-    that it exits cleanly (`embedded`: see platform_environment)."""
-    env = platform_environment(scratch, embedded)
+    that it exits cleanly (`embedded`, `database`: see platform_environment; `settings`:
+    more environment variables)."""
+    env = {**platform_environment(scratch, embedded, database), **(settings or {})}
     prepare(env)
     port = free_port()
     running = RunningPlatform(url=f"http://127.0.0.1:{port}", log=scratch / "runplatform.log")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,6 +10,9 @@ from typing import NamedTuple, Protocol
 from uuid import UUID
 
 import msgspec
+
+# What `str(LogPosition)` writes: ASCII digits only (str.isdigit also takes "٣" and "²").
+LOG_POSITION_PATTERN = r"^[0-9]+\.[0-9]+$"
 
 
 class ConcurrencyError(Exception):
@@ -37,9 +41,9 @@ class LogPosition(NamedTuple):
     @classmethod
     def parse(cls, text: str) -> LogPosition:
         """Inverse of `str()`; raises ValueError on anything else."""
-        tx, _, pos = text.partition(".")
-        if not (tx.isascii() and tx.isdigit() and pos.isascii() and pos.isdigit()):
+        if not re.fullmatch(LOG_POSITION_PATTERN, text):
             raise ValueError(f"not a log position: {text!r}")
+        tx, _, pos = text.partition(".")
         return cls(int(tx), int(pos))
 
 

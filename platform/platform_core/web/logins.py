@@ -15,14 +15,18 @@ from typing import Any
 from axes.backends import AxesStandaloneBackend
 from axes.helpers import get_cool_off
 from django.http import HttpRequest
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from platform_core.web.fields import StrictCharField
+from platform_core.web.openapi import RATE_LIMITED
 from platform_core.web.parsers import StrictJSONParser
 from platform_core.web.serializers import StrictSerializer
 
@@ -52,6 +56,7 @@ class LoginLockedOut(Throttled):
     default_detail = "Too many failed logins from this address or for this username."
 
 
+@extend_schema_serializer(component_name="TokenInput")
 class TokenInputSerializer(StrictSerializer, AuthTokenSerializer):
     username = StrictCharField(max_length=150, write_only=True)
     password = StrictCharField(
@@ -66,9 +71,17 @@ class TokenObtainApi(ObtainAuthToken):
 
     # A client logging in again still sends its old token: the password decides here.
     authentication_classes = ()
+    permission_classes = (AllowAny,)  # DRF's has none, which the schema reads as login needed
     parser_classes = (FormParser, MultiPartParser, StrictJSONParser)
     serializer_class = TokenInputSerializer
 
+    @extend_schema(
+        request=TokenInputSerializer,
+        responses={
+            200: inline_serializer("Token", {"token": serializers.CharField()}),
+            429: RATE_LIMITED,
+        },
+    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         try:
             return super().post(request, *args, **kwargs)

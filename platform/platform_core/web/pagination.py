@@ -1,4 +1,5 @@
-"""Page-number pagination that refuses a malformed page number."""
+"""Page-number pagination that refuses a malformed page number, and describes its `page`
+parameter as it reads it."""
 
 from __future__ import annotations
 
@@ -27,3 +28,10 @@ class PageNumberPagination(pagination.PageNumberPagination):
         raise ValidationError(
             {self.page_query_param: ["A page number is a whole number from 1, or 'last'."]}
         )
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"] = {**parameter["schema"], "minimum": 1}
+        return parameters

@@ -8,7 +8,9 @@ def test_a_log_position_round_trips_through_its_text_form():
     assert LogPosition.parse(str(position)) == position
 
 
-@pytest.mark.parametrize("text", ["", "1", "a.b", "1.2.3", "-1.2", "1.-2"])
+@pytest.mark.parametrize(
+    "text", ["", "1", "a.b", "1.2.3", "-1.2", "1.-2", "\u0663.1", " 1.2", "1.2\n"]
+)
 def test_anything_else_is_not_a_log_position(text):
     with pytest.raises(ValueError, match="not a log position"):
         LogPosition.parse(text)

@@ -46,6 +46,15 @@ def test_a_wrong_password_gets_no_token(customer):
     assert error["details"]
 
 
+@pytest.mark.parametrize(
+    "credentials", [{"username": 7, "password": "alice-pass-123"}, {"username": "alice"}]
+)
+def test_a_login_takes_two_strings(customer, credentials):
+    response = fresh_client().post(TOKEN, credentials, format="json")
+
+    assert assert_json_error(response, 400)["details"]
+
+
 def test_an_unknown_token_is_unauthorized(customer):
     client = fresh_client()
     client.credentials(HTTP_AUTHORIZATION="Token 0123456789abcdef0123456789abcdef01234567")
@@ -218,6 +227,12 @@ def test_the_openapi_document_describes_the_order_endpoints(anonymous_client):
     assert "Idempotency-Key" in {parameter["name"] for parameter in place["parameters"]}
 
 
+def test_an_accept_header_without_json_is_not_acceptable(customer_client):
+    response = customer_client.get(ORDERS, HTTP_ACCEPT="text/html")
+
+    assert assert_json_error(response, 406)["code"] == "not_acceptable"
+
+
 def test_the_interactive_docs_are_served(anonymous_client):
     response = anonymous_client.get("/api/docs/")
 
@@ -230,7 +245,7 @@ def test_the_probes_answer_ok(anonymous_client, probe):
     response = anonymous_client.get(probe)
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json()["status"] == "ok"
 
 
 def _thread_hand_offs(chain: Any) -> list[str]:

@@ -33,7 +33,7 @@ def test_a_malformed_min_position_is_a_bad_request(staff_client, path, position)
 def test_an_empty_min_position_header_is_a_bad_request(staff_client):
     response = staff_client.get(ORDERS, HTTP_X_MIN_LOG_POSITION="")
 
-    assert "min_position" in assert_json_error(response, 400)["details"]
+    assert "X-Min-Log-Position" in assert_json_error(response, 400)["details"]
 
 
 @pytest.mark.parametrize("page", ["abc", "", "0", "-1", "1.0", " 1", "1e3", "9" * 40, "\x00"])

@@ -73,12 +73,44 @@ def test_a_projection_that_does_not_catch_up_in_time_answers_503(
     assert response.json()["error"]["code"] == "projection_behind"
 
 
-@pytest.mark.parametrize("bad", ["soon", "12", "1.2.3", "-1.5"])
+@pytest.mark.parametrize("bad", ["soon", "12", "1.2.3", "-1.5", "", "\u0663.1"])
 def test_a_malformed_position_is_a_400(customer_client, bad):
     response = customer_client.get(ORDERS, {"min_position": bad})
 
     assert response.status_code == 400
     assert "min_position" in response.json()["error"]["details"]
+
+
+@pytest.mark.parametrize("bad", ["soon", ""])
+def test_a_malformed_position_header_is_a_400_naming_the_header(customer_client, bad):
+    # A good parameter does not hide a bad header.
+    response = customer_client.get(
+        ORDERS, {"min_position": "0.0"}, headers={"X-Min-Log-Position": bad}
+    )
+
+    assert response.status_code == 400
+    assert list(response.json()["error"]["details"]) == ["X-Min-Log-Position"]
+
+
+def test_a_read_waits_for_the_later_of_parameter_and_header(catalog, customer_client, settings):
+    settings.READ_YOUR_WRITES_TIMEOUT = 0.05
+    written = customer_client.post(ORDERS, order_body(), format="json")
+
+    response = customer_client.get(
+        ORDERS, {"min_position": "0.0"}, headers={"X-Min-Log-Position": written["X-Log-Position"]}
+    )
+
+    assert response.status_code == 503
+
+
+def test_a_write_through_a_read_url_never_waits(catalog, customer_client, settings):
+    settings.READ_YOUR_WRITES_TIMEOUT = 0.05
+
+    response = customer_client.post(
+        f"{ORDERS}?min_position=99999999.0", order_body(), format="json"
+    )
+
+    assert response.status_code == 202
 
 
 def test_products_wait_for_a_restock_to_show(catalog, staff_client, projector):
