@@ -17,6 +17,9 @@ class OrderItem:
 
 @dataclass(frozen=True, kw_only=True)
 class PlaceOrder:
+    """Handled in the process that takes the order (never sent as a message): its
+    `payment_token` goes to the payment token vault and no further."""
+
     order_id: UUID
     customer_id: int
     items: tuple[OrderItem, ...]
