@@ -24,7 +24,8 @@ class PlaceOrder:
     customer_id: int
     items: tuple[OrderItem, ...]
     shipping_address: ShippingAddress
-    payment_token: str
+    # Out of the repr, so that no log line or error message that shows the command shows it.
+    payment_token: str = field(repr=False)
     command_id: UUID = field(default_factory=uuid.uuid4)
 
 

@@ -1,5 +1,6 @@
 """Orders placed before the payment token vault kept the card token in their OrderPlaced
-event (schema 1). Such an event is read back, served and published without it."""
+event (schema 1). Such an event is read back, served and published without it. The
+command that carries the token to the vault does not show it either."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import uuid
 import pytest
 
 from config.bootstrap import build_codec
+from orders.commands import OrderItem, PlaceOrder
 from orders.domain.order import Order
+from orders.events import ShippingAddress
 from orders.integration import outbound
 from platform_core.eventsourcing.eventstore import EventMetadata, NewEvent
 from platform_core.models import StoredEvent
@@ -83,3 +86,16 @@ def test_the_admin_shows_an_old_order_placed_without_its_token(old_order, client
     assert page.status_code == 200
     assert b"payment_ref" in page.content
     assert OLD_TOKEN.encode() not in page.content
+
+
+def test_a_place_order_command_does_not_show_its_token():
+    command = PlaceOrder(
+        order_id=uuid.uuid4(),
+        customer_id=7,
+        items=(OrderItem(sku="MUG-1", quantity=1),),
+        shipping_address=ShippingAddress(**ADDRESS),
+        payment_token=OLD_TOKEN,
+    )
+
+    assert OLD_TOKEN not in repr(command)
+    assert OLD_TOKEN not in str(command)
