@@ -77,7 +77,10 @@ class _Scrubber:
         changed = 0
         for row in rows:
             value = getattr(row, field)
-            document = msgspec.json.decode(value) if isinstance(value, str) else value
+            try:
+                document = msgspec.json.decode(value) if isinstance(value, str) else value
+            except msgspec.DecodeError:
+                continue  # not a message this context ever sent
             scrubbed = rewrite(document, live(row))
             if scrubbed is None:
                 continue

@@ -47,7 +47,7 @@ def saga(data: dict, status: str) -> SagaInstance:
     )
 
 
-def letter(destination: str, payload: dict, error: str) -> DeadLetter:
+def letter(destination: str, payload: dict | str, error: str) -> DeadLetter:
     try:
         raise ValueError(error)
     except ValueError as failure:
@@ -56,7 +56,7 @@ def letter(destination: str, payload: dict, error: str) -> DeadLetter:
                 source="consumer:order-fulfillment",
                 destination=destination,
                 message_id=str(uuid.uuid4()),
-                payload=json.dumps(payload),
+                payload=payload if isinstance(payload, str) else json.dumps(payload),
                 headers={},
                 attempts=5,
             ),
@@ -85,6 +85,7 @@ def old_copies() -> dict[str, object]:
         "running": saga(placed(4), SagaInstance.Status.RUNNING),
         "completed": saga(placed(5), SagaInstance.Status.COMPLETED),
         "pending": letter("orders.events.v1", placed(6), f"no good: {token(6)}"),
+        "not_json": letter("orders.events.v1", '{"payment_token": ', "cut short"),
         "retried": retried,
         "expired": expired,
     }
