@@ -21,7 +21,7 @@ from fulfillment_load import Placed
 
 
 STAGE_EVENTS = {  # outbox event type -> the saga step whose reply it is (None: the start)
-    "orders.order-placed.v1": None,
+    "orders.order-placed.v2": None,
     "inventory.stock-reserved.v1": "reserve-stock",
     "payments.payment-captured.v1": "take-payment",
     "shipping.shipment-created.v1": "book-shipment",
@@ -68,7 +68,7 @@ def stage_timings(url: str, orders: Sequence[Placed]) -> list[tuple[str, list[fl
             continue
         o = p.order_id
         try:
-            placed = ("orders.order-placed.v1",)
+            placed = ("orders.order-placed.v2",)
             row: list[tuple[str, float]] = [
                 ("POST until the order committed", created[(o, *placed)] - p.sent),
                 ("  relay: placed -> published", published[(o, *placed)] - created[(o, *placed)]),

@@ -194,7 +194,7 @@ class LogWriter:
             customer_id=order.customer,
             lines=lines,
             shipping_address=ShippingAddress(**ADDRESS),
-            payment_token="tok_decline" if order.fate == "declined" else "tok_visa",
+            payment_ref=f"pvr_{order.id.hex}",
             total=order.total,
             placed_at=self._now(),
         )

@@ -17,11 +17,15 @@ class OrderItem:
 
 @dataclass(frozen=True, kw_only=True)
 class PlaceOrder:
+    """Handled in the process that takes the order (never sent as a message): its
+    `payment_token` goes to the payment token vault and no further."""
+
     order_id: UUID
     customer_id: int
     items: tuple[OrderItem, ...]
     shipping_address: ShippingAddress
-    payment_token: str
+    # Out of the repr, so that no log line or error message that shows the command shows it.
+    payment_token: str = field(repr=False)
     command_id: UUID = field(default_factory=uuid.uuid4)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 from uuid import UUID
 
 
@@ -29,12 +29,16 @@ class ShippingAddress:
 
 @dataclass(frozen=True, kw_only=True)
 class OrderPlaced:
+    """Schema 2: the card travels as `payment_ref`, the payments context's reference to
+    the token it keeps in its vault; schema 1 stored the token itself (see UPCASTERS)."""
+
     event_type: ClassVar[str] = "orders.OrderPlaced"
+    schema_version: ClassVar[int] = 2
     order_id: UUID
     customer_id: int
     lines: tuple[OrderLine, ...]
     shipping_address: ShippingAddress
-    payment_token: str
+    payment_ref: str
     total: Decimal
     placed_at: datetime
 
@@ -89,6 +93,15 @@ class OrderDelivered:
     delivered_at: datetime
 
 
+def _payment_token_dropped(document: dict[str, Any]) -> dict[str, Any]:
+    """OrderPlaced 1 -> 2: a stored token is never read back; no reference stands for it."""
+    kept = {name: value for name, value in document.items() if name != "payment_token"}
+    return {**kept, "payment_ref": ""}
+
+
+# (event type, the schema version it reads, upcaster to the next version)
+UPCASTERS = ((OrderPlaced.event_type, 1, _payment_token_dropped),)
+
 EVENTS = (
     OrderPlaced,
     OrderConfirmed,
@@ -123,14 +136,24 @@ class ShippingAddressV1:
 
 
 @dataclass(frozen=True, kw_only=True)
-class OrderPlacedV1:
-    event_type: ClassVar[str] = "orders.order-placed.v1"
+class OrderPlacedV2:
+    """The card as the payment token vault's reference: only the payments context can
+    turn it into a token. Replaces `orders.order-placed.v1`, which carried the token and is
+    no longer published."""
+
+    event_type: ClassVar[str] = "orders.order-placed.v2"
     order_id: UUID
     customer_id: int
     lines: tuple[OrderLineV1, ...]
     total: Decimal
-    payment_token: str
+    payment_ref: str
     shipping_address: ShippingAddressV1
+
+
+# The retired type the order-fulfillment saga still starts from, for the messages sent
+# before the upgrade (their token is ignored; `manage.py scrub_payment_tokens` turns the
+# ones still stored into references).
+ORDER_PLACED_V1 = "orders.order-placed.v1"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,7 +184,7 @@ class OrderCancellationRefusedV1:
 
 
 INTEGRATION_EVENTS = (
-    OrderPlacedV1,
+    OrderPlacedV2,
     OrderCancelledV1,
     OrderConfirmedV1,
     OrderCancellationRequestedV1,

@@ -11,17 +11,21 @@ from orders.commands import (
     RefuseOrderCancellation,
     RequestOrderCancellation,
 )
-from orders.domain.order import Catalog, Order
+from orders.domain.order import Catalog, Order, PaymentVault
 from platform_core.eventsourcing.repository import AggregateNotFound, Repository
 
 
-def place_order(command: PlaceOrder, *, orders: Repository[Order], catalog: Catalog) -> None:
+def place_order(
+    command: PlaceOrder, *, orders: Repository[Order], catalog: Catalog, vault: PaymentVault
+) -> None:
+    """The card token goes to the vault, in the order's transaction; the order keeps the
+    reference."""
     order = Order.place(
         order_id=command.order_id,
         customer_id=command.customer_id,
         items=command.items,
         shipping_address=command.shipping_address,
-        payment_token=command.payment_token,
+        payment_ref=vault.deposit(order_id=command.order_id, token=command.payment_token),
         catalog=catalog,
         clock=orders.clock,
     )

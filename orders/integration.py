@@ -20,7 +20,7 @@ from orders.events import (
     OrderConfirmedV1,
     OrderLineV1,
     OrderPlaced,
-    OrderPlacedV1,
+    OrderPlacedV2,
     ShippingAddressV1,
 )
 from platform_core.eventsourcing.serialization import from_json
@@ -40,12 +40,12 @@ def outbound(event: Any) -> list[Any]:
                 for line in event.lines
             )
             return [
-                OrderPlacedV1(
+                OrderPlacedV2(
                     order_id=event.order_id,
                     customer_id=event.customer_id,
                     lines=lines,
                     total=event.total,
-                    payment_token=event.payment_token,
+                    payment_ref=event.payment_ref,
                     shipping_address=ShippingAddressV1(**asdict(event.shipping_address)),
                 )
             ]

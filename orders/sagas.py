@@ -1,10 +1,12 @@
 """The order-fulfillment saga: reserve stock -> take payment -> book shipment -> confirm.
 
-Started by `orders.order-placed.v1`. A failure compensates the steps done, in reverse
-(cancel the shipment, refund the payment, release the stock), and cancels the order with
-the reason. A customer's cancellation request (`orders.order-cancellation-requested.v1`)
-compensates the same way. Every compensation is answered even when it overtakes the step
-it undoes, so every instance ends completed or compensated.
+Started by `orders.order-placed.v2` (or a retired v1 sent before the upgrade). A failure
+compensates the steps done, in reverse (cancel the shipment, refund the payment, release
+the stock), and cancels the order with the reason. The card travels as the payment token
+vault's reference (`payment_ref`), never as the token. A customer's cancellation request
+(`orders.order-cancellation-requested.v1`) compensates the same way. Every compensation
+is answered even when it overtakes the step it undoes, so every instance ends completed
+or compensated.
 
 Booking the shipment is the pivot. The steps up to it can be undone and are given up
 (compensated) when they stay silent for `give_up_after`; confirming the order cannot be
@@ -30,7 +32,12 @@ from inventory.events import (
     StockReservedV1,
 )
 from orders.commands import CancelOrder, ConfirmOrder, RefuseOrderCancellation
-from orders.events import OrderCancellationRequestedV1, OrderConfirmedV1, OrderPlacedV1
+from orders.events import (
+    ORDER_PLACED_V1,
+    OrderCancellationRequestedV1,
+    OrderConfirmedV1,
+    OrderPlacedV2,
+)
 from payments.commands import ProcessPayment, RefundPayment
 from payments.events import (
     PaymentCapturedV1,
@@ -64,7 +71,8 @@ def _started(reply: Reply) -> dict[str, Any]:
             {"sku": line["sku"], "quantity": line["quantity"]} for line in reply.data["lines"]
         ],
         "total": str(reply.data["total"]),
-        "payment_token": reply.data["payment_token"],
+        # The vault's reference to the card token (none in a retired v1 start).
+        "payment_ref": reply.data.get("payment_ref", ""),
         "address": dict(reply.data["shipping_address"]),
         "shipment_id": f"shp-{order_id}",
     }
@@ -83,7 +91,7 @@ def pay(data: Data, command_id: UUID) -> ProcessPayment:
     return ProcessPayment(
         order_id=_order(data),
         amount=Decimal(data["total"]),
-        token=data["payment_token"],
+        payment_ref=data.get("payment_ref", ""),
         command_id=command_id,
     )
 
@@ -141,7 +149,8 @@ def order_fulfillment(
 
     return SagaDefinition(
         name=NAME,
-        started_by=OrderPlacedV1.event_type,
+        started_by=OrderPlacedV2.event_type,
+        also_started_by=frozenset({ORDER_PLACED_V1}),
         key_of=lambda reply: str(reply.data["order_id"]),
         initial_data=_started,
         aborted_by=frozenset({OrderCancellationRequestedV1.event_type}),

@@ -10,11 +10,14 @@ from uuid import UUID
 
 @dataclass(frozen=True, kw_only=True)
 class ProcessPayment:
-    """Charge the order once: a repeat is a no-op, whatever its amount or token."""
+    """Charge the order once: a repeat is a no-op, whatever its amount or card.
+
+    The card travels as `payment_ref`, the payment token vault's reference to the token
+    the order left there, never as the token itself."""
 
     order_id: UUID
     amount: Decimal
-    token: str
+    payment_ref: str
     command_id: UUID = field(default_factory=uuid.uuid4)
 
 

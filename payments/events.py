@@ -16,6 +16,8 @@ class PaymentCaptured:
     amount: Decimal
     charge_id: str
     captured_at: datetime
+    # The card's last four digits, as the gateway shows them (all a payment keeps of it).
+    card_last4: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,8 +5,13 @@ Tokens: `tok_visa` is captured; `tok_decline` is declined; `tok_error` fails tra
 `tok_timeout` never answers: the attempt is recorded, nothing is charged, and the call
 raises GatewayTimeout, so no reply (event) ever comes and the saga's step deadline fires;
 `tok_refund_fail` is captured, and every refund of that charge is refused (RefundDeclined),
-like Stripe's card whose refunds fail. Any other token is declined. `find_charge` answers
-from the same log: the charge captured under a key, if any.
+like Stripe's card whose refunds fail. Each may carry a suffix after an underscore
+(`tok_visa_3f9a`) that makes one customer's token unlike any other, and behaves as the
+token before it. Any other token is declined. `find_charge` answers from the same log:
+the charge captured under a key, if any.
+
+The log never keeps a token, nor does a decline's reason repeat it: an attempt records
+the card's last four digits, as a card processor shows them (`4242` for `tok_visa`).
 
 Like a real gateway, a key that succeeded once gives the same answer forever and never
 charges again (the attempt is recorded as `replayed`), so a double charge shows up as two
@@ -57,7 +62,21 @@ SUCCEEDED, REPLAYED, DECLINED, UNAVAILABLE, TIMEOUT = (
     "timeout",
 )
 TRANSIENT_FAILURES = 2
-CAPTURED_TOKENS = ("tok_visa", "tok_refund_fail")
+# The test cards behind the tokens, by the digits a processor shows of them (Stripe's).
+CARD_DIGITS = {
+    "tok_visa": "4242",
+    "tok_decline": "0002",
+    "tok_error": "0119",
+    "tok_timeout": "0077",
+    "tok_refund_fail": "5126",
+}
+CAPTURED_CARDS = ("tok_visa", "tok_refund_fail")
+
+
+def card_of(token: str) -> str:
+    """The test token `token` stands for (`tok_visa` for `tok_visa_3f9a`), or "" when it
+    is none of them."""
+    return next((name for name in CARD_DIGITS if token == name or token.startswith(f"{name}_")), "")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,7 +84,7 @@ class Attempt:
     operation: str
     idempotency_key: str
     outcome: str
-    token: str = ""
+    card_last4: str = ""
     amount: Decimal | None = None
     charge_id: str = ""
     refund_id: str = ""
@@ -84,20 +103,34 @@ class AttemptLog(Protocol):
 
 def _decide_charge(log: AttemptLog, *, key: str, amount: Decimal, token: str) -> Attempt:
     earlier = log.of_key(CHARGE, key)
-    attempt = Attempt(operation=CHARGE, idempotency_key=key, token=token, amount=amount, outcome="")
+    card = card_of(token)
+    attempt = Attempt(
+        operation=CHARGE,
+        idempotency_key=key,
+        card_last4=CARD_DIGITS.get(card, ""),
+        amount=amount,
+        outcome="",
+    )
     first = next((a for a in earlier if a.outcome == SUCCEEDED), None)
     if first is not None:
-        attempt = replace(attempt, outcome=REPLAYED, charge_id=first.charge_id, amount=first.amount)
-    elif token in CAPTURED_TOKENS or (token == "tok_error" and len(earlier) >= TRANSIENT_FAILURES):
+        # The first charge's answer, whatever card came with the repeat.
+        attempt = replace(
+            attempt,
+            outcome=REPLAYED,
+            charge_id=first.charge_id,
+            amount=first.amount,
+            card_last4=first.card_last4,
+        )
+    elif card in CAPTURED_CARDS or (card == "tok_error" and len(earlier) >= TRANSIENT_FAILURES):
         attempt = replace(attempt, outcome=SUCCEEDED, charge_id=f"ch_{uuid.uuid4().hex[:24]}")
-    elif token == "tok_error":
+    elif card == "tok_error":
         attempt = replace(attempt, outcome=UNAVAILABLE, reason="The gateway had an error.")
-    elif token == "tok_timeout":
+    elif card == "tok_timeout":
         attempt = replace(attempt, outcome=TIMEOUT, reason="The gateway did not answer.")
-    elif token == "tok_decline":
+    elif card == "tok_decline":
         attempt = replace(attempt, outcome=DECLINED, reason="Your card was declined.")
     else:
-        attempt = replace(attempt, outcome=DECLINED, reason=f"No such token: {token[:40]!r}.")
+        attempt = replace(attempt, outcome=DECLINED, reason="No such token.")
     log.add(attempt)
     return attempt
 
@@ -109,7 +142,7 @@ def _decide_refund(log: AttemptLog, *, key: str, charge_id: str) -> Attempt:
         attempt = replace(attempt, outcome=REPLAYED, refund_id=first.refund_id)
     elif (charge := log.captured(charge_id)) is None:
         attempt = replace(attempt, outcome=DECLINED, reason=f"No such charge: {charge_id!r}.")
-    elif charge.token == "tok_refund_fail":
+    elif charge.card_last4 == CARD_DIGITS["tok_refund_fail"]:
         attempt = replace(attempt, outcome=DECLINED, reason="The charge cannot be refunded.")
     else:
         attempt = replace(attempt, outcome=SUCCEEDED, refund_id=f"re_{uuid.uuid4().hex[:24]}")
@@ -123,7 +156,9 @@ def _find_charge(log: AttemptLog, *, key: str) -> Attempt | None:
 
 def _result_of(attempt: Attempt) -> ChargeResult:
     assert attempt.amount is not None
-    return ChargeResult(charge_id=attempt.charge_id, amount=attempt.amount)
+    return ChargeResult(
+        charge_id=attempt.charge_id, amount=attempt.amount, card_last4=attempt.card_last4
+    )
 
 
 def _answer_charge(attempt: Attempt) -> ChargeResult:
@@ -236,7 +271,7 @@ def _attempt_of(row: GatewayAttempt) -> Attempt:
         operation=row.operation,
         idempotency_key=row.idempotency_key,
         outcome=row.outcome,
-        token=row.token,
+        card_last4=row.card_last4,
         amount=row.amount,
         charge_id=row.charge_id,
         refund_id=row.refund_id,
@@ -274,7 +309,7 @@ class _DjangoLog:
             operation=attempt.operation,
             idempotency_key=attempt.idempotency_key,
             outcome=attempt.outcome,
-            token=attempt.token,
+            card_last4=attempt.card_last4,
             amount=attempt.amount,
             charge_id=attempt.charge_id,
             refund_id=attempt.refund_id,

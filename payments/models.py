@@ -1,5 +1,6 @@
-"""The fake payment gateway's attempt log (see payments/gateway.py): not the payments
-context's own state, which lives in the event store."""
+"""The payment token vault (see payments/vault.py) and the fake payment gateway's attempt
+log (see payments/gateway.py): not the payments context's own state, which lives in the
+event store."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ class GatewayAttempt(models.Model):
     operation = models.CharField(max_length=10)
     idempotency_key = models.CharField(max_length=200)
     outcome = models.CharField(max_length=20)
-    token = models.CharField(max_length=100, blank=True)
+    # Never the token: the digits a processor shows of the card.
+    card_last4 = models.CharField(max_length=4, blank=True)
     amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     charge_id = models.CharField(max_length=64, blank=True)
     refund_id = models.CharField(max_length=64, blank=True)
@@ -36,3 +38,21 @@ class GatewayAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation} {self.idempotency_key}: {self.outcome}"
+
+
+class VaultedToken(models.Model):
+    """A customer's card token, kept from the order that took it until its charge's
+    outcome is recorded (or it expires): the one place the token is at rest."""
+
+    reference = models.CharField(primary_key=True, max_length=64)
+    order_id = models.UUIDField()
+    token = models.CharField(max_length=100)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "payment_token_vault"
+        indexes = [models.Index(fields=["expires_at"], name="payment_vault_expiry_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.reference} (order {self.order_id})"

@@ -49,6 +49,15 @@ class Catalog(Protocol):
     def quote(self, skus: Sequence[str]) -> Mapping[str, ProductQuote]: ...
 
 
+class PaymentVault(Protocol):
+    """Port: where the customer's card token waits for the payments context, the one
+    reader of it; the order keeps only the reference."""
+
+    def deposit(self, *, order_id: UUID, token: str) -> str:
+        """Keep `token` for the order's charge; the opaque reference to it."""
+        ...
+
+
 class EmptyOrder(InvalidCommand):
     pass
 
@@ -137,7 +146,7 @@ class Order(Aggregate[OrderState]):
         customer_id: int,
         items: Sequence[OrderItem],
         shipping_address: ShippingAddress,
-        payment_token: str,
+        payment_ref: str,
         catalog: Catalog,
         clock: Clock = utc_now,
     ) -> Order:
@@ -149,7 +158,7 @@ class Order(Aggregate[OrderState]):
                 customer_id=customer_id,
                 lines=lines,
                 shipping_address=shipping_address,
-                payment_token=payment_token,
+                payment_ref=payment_ref,
                 total=sum((line.unit_price * line.quantity for line in lines), Decimal("0")),
                 placed_at=order._now(),
             )

@@ -11,6 +11,8 @@ from typing import Protocol
 class ChargeResult:
     charge_id: str
     amount: Decimal
+    # What a payment may keep of the card: the last four digits the gateway shows.
+    card_last4: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

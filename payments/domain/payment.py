@@ -45,6 +45,10 @@ class PaymentState:
     decline_reason: str = ""
 
 
+# Why a charge whose card token is no longer held is declined.
+CARD_GONE = "The card details expired before the payment was taken."
+
+
 def charge_key(order_id: UUID) -> str:
     """The idempotency key of an order's charge: the same on every retry, in any process."""
     return f"order-{order_id}-charge"
@@ -77,13 +81,19 @@ class Payment(Aggregate[PaymentState]):
     def order_id(self) -> UUID:
         return UUID(self.id)
 
-    def charge(self, *, amount: Decimal, token: str, gateway: PaymentGateway) -> None:
+    def charge(self, *, amount: Decimal, token: str | None, gateway: PaymentGateway) -> None:
+        """Charge the card `token` once. None for `token`: the card is no longer held (its
+        token expired, or a charge whose outcome this payment lost used it), so the
+        payment takes the charge the gateway holds for the order, or is declined."""
         if self.exists:
             if self.state.status is PaymentStatus.VOIDED:
                 self._refund_charge_found(gateway)
             return
         if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
             raise InvalidPayment("An amount is positive, in whole cents.")
+        if token is None:
+            self._charge_without_card(amount, gateway)
+            return
         if not token.strip():
             raise InvalidPayment("A payment needs a card token.")
         try:
@@ -91,16 +101,23 @@ class Payment(Aggregate[PaymentState]):
                 idempotency_key=charge_key(self.order_id), amount=amount, token=token
             )
         except ChargeDeclined as declined:
-            self._record(
-                PaymentDeclined(
-                    order_id=self.order_id,
-                    amount=amount,
-                    reason=declined.reason,
-                    declined_at=self._now(),
-                )
-            )
+            self._decline(amount, declined.reason)
             return
         self._record_captured(result)
+
+    def _charge_without_card(self, amount: Decimal, gateway: PaymentGateway) -> None:
+        found = gateway.find_charge(idempotency_key=charge_key(self.order_id))
+        if found is not None:
+            self._record_captured(found)
+        else:
+            self._decline(amount, CARD_GONE)
+
+    def _decline(self, amount: Decimal, reason: str) -> None:
+        self._record(
+            PaymentDeclined(
+                order_id=self.order_id, amount=amount, reason=reason, declined_at=self._now()
+            )
+        )
 
     def refund(self, *, gateway: PaymentGateway) -> None:
         """Give the money back, or void the payment when nothing was charged (a
@@ -160,6 +177,7 @@ class Payment(Aggregate[PaymentState]):
                 order_id=self.order_id,
                 amount=result.amount,
                 charge_id=result.charge_id,
+                card_last4=result.card_last4,
                 captured_at=self._now(),
             )
         )

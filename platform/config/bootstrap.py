@@ -41,11 +41,14 @@ from shipping import events as shipping_events
 
 
 def build_codec() -> EventCodec:
-    return EventCodec(
+    codec = EventCodec(
         event_class
         for events in (orders_events, inventory_events, payments_events, shipping_events)
         for event_class in (*events.EVENTS, *events.INTEGRATION_EVENTS)
     )
+    for event_type, from_version, upcaster in orders_events.UPCASTERS:
+        codec.register_upcaster(event_type, from_version, upcaster)
+    return codec
 
 
 def kafka_config() -> dict[str, str]:

@@ -1,10 +1,11 @@
 """The command bus of this deployment: every context's handlers with their repositories
-and adapters (payment gateway, carrier, catalog)."""
+and adapters (payment gateway, payment token vault, carrier, catalog)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from functools import partial
 from types import ModuleType
 from typing import Any, Protocol, TypeVar
@@ -34,13 +35,15 @@ from orders.commands import (
     RefuseOrderCancellation,
     RequestOrderCancellation,
 )
-from orders.domain.order import Catalog, Order, ProductQuote
+from orders.domain.order import Catalog, Order, PaymentVault, ProductQuote
 from payments import handlers as payment_handlers
 from payments import integration as payments_integration
 from payments.commands import ProcessPayment, RefundPayment
 from payments.domain.gateway import PaymentGateway
 from payments.domain.payment import Payment
+from payments.domain.vault import CardVault
 from payments.gateway import FakeGateway
+from payments.vault import TokenVault
 from platform_core.eventsourcing.aggregate import Aggregate, Clock, utc_now
 from platform_core.eventsourcing.bus import CommandBus, Handler, record_append
 from platform_core.eventsourcing.eventstore import AppendResult, EventStore
@@ -73,6 +76,16 @@ def build_gateway() -> PaymentGateway:
     command keeps its attempts): in PostgreSQL, or in the embedded default's second SQLite
     file, which outlives a restart as a real gateway's records would."""
     return FakeGateway()
+
+
+class Vault(PaymentVault, CardVault, Protocol):
+    """The payment token vault as both contexts see it: orders deposit, payments redeem."""
+
+
+def build_vault(clock: Clock = utc_now) -> Vault:
+    """The vault in the main database, so a token is kept in the order's transaction and
+    forgotten in the one that records its charge."""
+    return TokenVault(ttl=timedelta(seconds=settings.PAYMENT_TOKEN_TTL_SECONDS), clock=clock)
 
 
 class RepositoryFactory(Protocol):
@@ -125,6 +138,7 @@ def build_bus(
     handlers = build_handlers(
         repository=repository,
         gateway=gateway,
+        vault=build_vault(clock),
         catalog=ReadModelCatalog(),
         carrier=FakeCarrier(),
     )
@@ -132,7 +146,12 @@ def build_bus(
 
 
 def build_handlers(
-    *, repository: RepositoryFactory, gateway: PaymentGateway, catalog: Catalog, carrier: Carrier
+    *,
+    repository: RepositoryFactory,
+    gateway: PaymentGateway,
+    vault: Vault,
+    catalog: Catalog,
+    carrier: Carrier,
 ) -> dict[type[Any], Handler]:
     """Every context's command handlers, with their repositories and adapters (tests
     build them on in-memory adapters)."""
@@ -142,7 +161,9 @@ def build_handlers(
     payments = repository(Payment, payments_integration)
     shipments = repository(Shipment, shipping_integration)
     return {
-        PlaceOrder: partial(order_handlers.place_order, orders=orders, catalog=catalog),
+        PlaceOrder: partial(
+            order_handlers.place_order, orders=orders, catalog=catalog, vault=vault
+        ),
         ConfirmOrder: partial(order_handlers.confirm_order, orders=orders),
         RequestOrderCancellation: partial(order_handlers.request_order_cancellation, orders=orders),
         CancelOrder: partial(order_handlers.cancel_order, orders=orders),
@@ -161,7 +182,7 @@ def build_handlers(
             inventory_handlers.commit_stock, stock=stock, reservations=reservations
         ),
         ProcessPayment: partial(
-            payment_handlers.process_payment, payments=payments, gateway=gateway
+            payment_handlers.process_payment, payments=payments, gateway=gateway, vault=vault
         ),
         RefundPayment: partial(payment_handlers.refund_payment, payments=payments, gateway=gateway),
         CreateShipment: partial(

@@ -216,6 +216,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "platform_core.prune_messages",
         "schedule": float(os.environ.get("PRUNE_EVERY_SECONDS", str(24 * 60 * 60))),
     },
+    # Card tokens no charge used go once they expire (PAYMENT_TOKEN_TTL_SECONDS).
+    "prune-payment-tokens": {
+        "task": "payments.prune_token_vault",
+        "schedule": float(os.environ.get("PRUNE_TOKENS_EVERY_SECONDS", str(15 * 60))),
+    },
 }
 # A worker process reconnects to the database for every task unless this is set (with
 # CONN_MAX_AGE > 0 for the worker): then it keeps its connection for this many tasks.
@@ -306,6 +311,10 @@ SAGA_STEP_SECONDS = float(os.environ.get("SAGA_STEP_SECONDS", "30"))
 SAGA_GIVE_UP_SECONDS = float(os.environ.get("SAGA_GIVE_UP_SECONDS", "600"))
 SAGA_STUCK_AFTER = int(os.environ.get("SAGA_STUCK_AFTER", "3"))
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
+# How long a card token waits in the payment token vault for its charge: past it, the
+# charge is declined (the card details expired) and the token is pruned. Longer than the
+# payment step may legitimately wait (SAGA_GIVE_UP_SECONDS, Celery's retries).
+PAYMENT_TOKEN_TTL_SECONDS = int(os.environ.get("PAYMENT_TOKEN_TTL_SECONDS", str(60 * 60)))
 # The bearer token a Prometheus scraper sends for /metrics (closed without it unless DEBUG).
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # A loop (projector, relay, consumer, saga timers) without a good round for this long is

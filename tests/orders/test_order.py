@@ -64,7 +64,7 @@ def placed(*lines: OrderLine) -> OrderPlaced:
         customer_id=7,
         lines=lines,
         shipping_address=ADDRESS,
-        payment_token="tok_visa",
+        payment_ref="pvr_test",
         total=sum((line.unit_price * line.quantity for line in lines), Decimal("0")),
         placed_at=AT,
     )
@@ -89,7 +89,7 @@ def place(*items: OrderItem) -> Order:
         customer_id=7,
         items=items,
         shipping_address=ADDRESS,
-        payment_token="tok_visa",
+        payment_ref="pvr_test",
         catalog=CATALOG,
         clock=lambda: AT,
     )
@@ -107,7 +107,7 @@ def test_placing_an_order_records_priced_lines_and_their_total():
                 OrderLine(sku="TEA-2", name="Green tea", quantity=3, unit_price=Decimal("3.99")),
             ),
             shipping_address=ADDRESS,
-            payment_token="tok_visa",
+            payment_ref="pvr_test",
             total=Decimal("26.97"),
             placed_at=AT,
         )

@@ -88,9 +88,29 @@ def test_tok_decline_is_declined_every_time(gateway):
     assert gateway.charges_captured("0001") == 0
 
 
-def test_an_unknown_token_is_declined(gateway):
-    with pytest.raises(ChargeDeclined, match="No such token"):
+def test_an_unknown_token_is_declined_without_the_reason_repeating_it(gateway):
+    with pytest.raises(ChargeDeclined, match="No such token") as declined:
         charge(gateway, "tok_unheard_of")
+
+    assert "tok_unheard_of" not in declined.value.reason
+
+
+def test_a_test_token_with_a_suffix_behaves_as_the_token_before_it(gateway):
+    charge(gateway, "tok_visa_3f9a")
+    with pytest.raises(ChargeDeclined, match="declined"):
+        charge(gateway, "tok_decline_3f9a", key="order-0002-charge")
+    with pytest.raises(ChargeDeclined, match="No such token"):
+        charge(gateway, "tok_visa3f9a", key="order-0003-charge")
+
+    assert outcomes(gateway) == [SUCCEEDED]
+
+
+def test_the_log_keeps_the_cards_last_digits_and_never_the_token(gateway):
+    result = charge(gateway, "tok_visa_3f9a")
+
+    [attempt] = gateway.attempts(KEY)
+    assert result.card_last4 == attempt.card_last4 == "4242"
+    assert "tok_visa" not in repr(attempt)
 
 
 def test_tok_error_fails_twice_per_key_then_succeeds(gateway):

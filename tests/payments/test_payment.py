@@ -3,7 +3,7 @@ refunded once, with the fake gateway in memory."""
 
 import contextlib
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from uuid import UUID
@@ -14,6 +14,7 @@ import payments.events
 from payments.commands import ProcessPayment, RefundPayment
 from payments.domain.gateway import ChargeResult, GatewayTimeout, GatewayUnavailable
 from payments.domain.payment import (
+    CARD_GONE,
     InvalidPayment,
     Payment,
     PaymentStatus,
@@ -34,6 +35,7 @@ from payments.events import (
 from payments.gateway import InMemoryFakeGateway
 from payments.handlers import process_payment, refund_payment
 from payments.integration import outbound
+from payments.vault import InMemoryTokenVault
 from platform_core.eventsourcing.bus import CommandBus
 from platform_core.eventsourcing.eventstore import AppendResult, NewEvent
 from platform_core.eventsourcing.memory import InMemoryEventStore
@@ -97,23 +99,34 @@ class InterruptedGateway(InMemoryFakeGateway):
 
 
 class Payments:
-    """The payments handlers on an in-memory store and gateway, behind a bus."""
+    """The payments handlers on an in-memory store, gateway and token vault, behind a bus."""
 
     def __init__(self, store: InMemoryEventStore | None = None) -> None:
         self.store = store or InMemoryEventStore()
         self.gateway = InterruptedGateway()
+        self.now = AT
+        self.vault = InMemoryTokenVault(ttl=timedelta(hours=1), clock=lambda: self.now)
+        self.references: dict[str, str] = {}
         self.payments = Repository(Payment, store=self.store, codec=CODEC, clock=lambda: AT)
-        collaborators = {"payments": self.payments, "gateway": self.gateway}
         self.bus = CommandBus(
             {
-                ProcessPayment: partial(process_payment, **collaborators),
-                RefundPayment: partial(refund_payment, **collaborators),
+                ProcessPayment: partial(
+                    process_payment, payments=self.payments, gateway=self.gateway, vault=self.vault
+                ),
+                RefundPayment: partial(
+                    refund_payment, payments=self.payments, gateway=self.gateway
+                ),
             },
             transaction=contextlib.nullcontext,
         )
 
     def pay(self, token: str, amount: Decimal = AMOUNT) -> None:
-        self.bus.handle(ProcessPayment(order_id=ORDER, amount=amount, token=token))
+        """The charge command for the card `token`, which the order left in the vault
+        (once: the same command each time it is delivered)."""
+        if token not in self.references:
+            self.references[token] = self.vault.deposit(order_id=ORDER, token=token)
+        reference = self.references[token]
+        self.bus.handle(ProcessPayment(order_id=ORDER, amount=amount, payment_ref=reference))
 
     def refund(self) -> None:
         self.bus.handle(RefundPayment(order_id=ORDER))
@@ -135,7 +148,13 @@ def test_a_payment_with_a_good_card_is_captured():
 
     [charge] = payments.gateway.attempts()
     assert payments.events() == [
-        PaymentCaptured(order_id=ORDER, amount=AMOUNT, charge_id=charge.charge_id, captured_at=AT)
+        PaymentCaptured(
+            order_id=ORDER,
+            amount=AMOUNT,
+            charge_id=charge.charge_id,
+            captured_at=AT,
+            card_last4="4242",
+        )
     ]
     assert charge.idempotency_key == charge_key(ORDER)
     assert payments.status() is PaymentStatus.CAPTURED
@@ -342,3 +361,60 @@ def test_payments_are_published_as_captured_declined_and_refunded():
     assert outbound(CAPTURED) == [PaymentCapturedV1(order_id=ORDER, amount=AMOUNT)]
     assert outbound(DECLINED) == [PaymentDeclinedV1(order_id=ORDER, reason="declined")]
     assert outbound(REFUNDED) == [PaymentRefundedV1(order_id=ORDER, amount=AMOUNT)]
+
+
+def test_a_captured_payment_keeps_the_cards_last_digits_and_the_vault_forgets_the_token():
+    payments = Payments()
+
+    payments.pay("tok_visa_3f9a")
+
+    [captured] = payments.events()
+    assert (captured.card_last4, captured.charge_id[:3]) == ("4242", "ch_")
+    assert payments.vault.kept == {}
+
+
+def test_a_charge_the_gateway_could_not_take_keeps_the_token_for_its_retry():
+    payments = Payments()
+    with pytest.raises(GatewayUnavailable):
+        payments.pay("tok_error")
+
+    assert payments.vault.redeem(payments.references["tok_error"]) == "tok_error"
+
+
+def test_a_charge_redelivered_after_its_token_was_forgotten_changes_nothing():
+    payments = Payments()
+    payments.pay("tok_visa")
+    assert payments.vault.kept == {}
+
+    payments.pay("tok_visa")  # the same command, delivered again
+
+    assert [type(e) for e in payments.events()] == [PaymentCaptured]
+    assert payments.gateway.charges_captured(ORDER) == 1
+
+
+def test_a_charge_whose_token_expired_unused_is_declined_without_calling_the_card():
+    payments = Payments()
+    payments.references["tok_visa"] = payments.vault.deposit(order_id=ORDER, token="tok_visa")
+    payments.now = AT + timedelta(hours=1)
+
+    payments.pay("tok_visa")
+
+    assert payments.events() == [
+        PaymentDeclined(order_id=ORDER, amount=AMOUNT, reason=CARD_GONE, declined_at=AT)
+    ]
+    assert [a.operation for a in payments.gateway.attempts()] == []
+
+
+def test_a_charge_whose_token_expired_after_the_card_was_charged_records_that_charge():
+    """The worker charged the card and died before recording it; the command comes back
+    once the token has expired: the charge the gateway holds is the payment's."""
+    payments = Payments(DatabaseFailsOnce())
+    with pytest.raises(ConnectionError):
+        payments.pay("tok_visa")
+    payments.now = AT + timedelta(hours=2)
+
+    payments.pay("tok_visa")
+
+    [captured] = payments.events()
+    assert captured.charge_id == payments.gateway.attempts()[0].charge_id
+    assert payments.gateway.charges_captured(ORDER) == 1

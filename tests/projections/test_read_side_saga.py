@@ -76,7 +76,7 @@ def order_id(save: Save) -> UUID:
         customer_id=CUSTOMER,
         items=(OrderItem(sku="MUG-1", quantity=2),),
         shipping_address=ShippingAddress(**ADDRESS),
-        payment_token="tok_visa",
+        payment_ref="pvr_test",
         catalog=Catalog(),
     )
     save(order)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from platform_core.admin.common import ReadOnlyAdmin, pretty
 from platform_core.models import OutboxMessage, StoredEvent
+from platform_core.runtime import runtime
 
 
 @admin.register(StoredEvent)
@@ -31,9 +33,12 @@ class StoredEventAdmin(ReadOnlyAdmin):
     )
     readonly_fields = fields
 
-    @admin.display(description="data")
+    @admin.display(description="data (upcast to the current schema)")
     def pretty_data(self, event: StoredEvent) -> str:
-        return pretty(event.data)
+        # Upcast: what an upcaster drops (an old card token) is never shown.
+        stored = msgspec.json.encode(event.data)
+        _, data = runtime().codec.upcast(event.event_type, event.schema_version, stored)
+        return pretty(msgspec.json.decode(data))
 
     @admin.display(description="metadata")
     def pretty_metadata(self, event: StoredEvent) -> str:

@@ -1,7 +1,7 @@
 """Integration messages: the envelope (CloudEvents 1.0, Kafka binary mode) and the ports.
 
 An integration event is a context's public contract on the wire, versioned by its type
-(`orders.order-placed.v1`) and separate from the domain events in the event store. A
+(`orders.order-placed.v2`) and separate from the domain events in the event store. A
 received message is read and validated by the CloudEvents SDK's Kafka binding.
 """
 

@@ -144,7 +144,7 @@ class IntegrationEvents:
     """Turns one context's domain events into its integration events, into the outbox.
 
     `translate` maps a domain event to zero or more integration events (frozen
-    dataclasses with a ClassVar `event_type` such as "orders.order-placed.v1").
+    dataclasses with a ClassVar `event_type` such as "orders.order-placed.v2").
     """
 
     def __init__(

@@ -105,6 +105,9 @@ class SagaDefinition:
     initial_data: Callable[[Reply], Data]
     steps: tuple[Step, ...]
     aborted_by: frozenset[str] = frozenset()
+    # Retired versions of the starting event, still started from: the messages sent
+    # before an upgrade that replaced it.
+    also_started_by: frozenset[str] = frozenset()
     # The command that says the outcome once compensation can no longer turn out too
     # late (e.g. cancel the order, with the reason).
     on_compensation: Callable[[Mapping[str, Any], str, uuid.UUID], Any] | None = None
@@ -121,10 +124,14 @@ class SagaDefinition:
                     f" ({', '.join(later)} may)"
                 )
 
+    def starts(self, event_type: str) -> bool:
+        """Whether an event of `event_type` starts an instance."""
+        return event_type == self.started_by or event_type in self.also_started_by
+
     @property
     def event_types(self) -> frozenset[str]:
         """Every event type the saga listens to."""
-        types = {self.started_by, *self.aborted_by}
+        types = {self.started_by, *self.also_started_by, *self.aborted_by}
         for step in self.steps:
             types |= (
                 step.succeeded_on

@@ -74,7 +74,7 @@ class SagaManager:
             instance = instances.get(key)
             if instance is not None:
                 progress.on_reply(instance, reply)  # a repeated start is recorded, ignored
-            elif reply.type == self.definition.started_by:
+            elif self.definition.starts(reply.type):
                 instances[key] = progress.start(key, reply)
             elif reply.type in self.definition.aborted_by:
                 # Aborted before its start was seen (the start failed and waits in the

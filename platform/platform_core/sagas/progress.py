@@ -89,7 +89,7 @@ class SagaProgress:
     def on_reply(self, instance: SagaInstance, reply: Reply) -> None:
         step = self._current(instance)
         status = instance.status
-        if reply.type == self.definition.started_by and not instance.data:
+        if self.definition.starts(reply.type) and not instance.data:
             # The start of an instance aborted before it: its data, and the outcome.
             instance.data = self.definition.initial_data(reply)
             self.log(instance, "started", reply.id, "after it was aborted: nothing to do")

@@ -56,14 +56,14 @@ def test_an_event_round_trips_exactly_with_decimals_uuids_and_datetimes():
         shipping_address=ShippingAddress(
             name="Ada", line1="1 St", city="London", postal_code="N1", country="GB"
         ),
-        payment_token="tok_visa",
+        payment_ref="pvr_test",
         total=Decimal("0.30"),
         placed_at=datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
     )
 
     event_type, schema_version, data = codec.encode(event)
 
-    assert (event_type, schema_version) == ("orders.OrderPlaced", 1)
+    assert (event_type, schema_version) == ("orders.OrderPlaced", 2)
     assert msgspec.json.decode(data)["total"] == "0.30"
     assert codec.decode(event_type, schema_version, data) == event
 
@@ -95,6 +95,18 @@ def test_an_event_of_the_current_version_is_not_upcast():
     current = b'{"customer_id": 7, "given_name": "Ada", "family_name": "Lovelace"}'
 
     assert codec.encode(codec.decode("test.CustomerRenamed", 2, current))[1] == 2
+
+
+def test_stored_json_is_shown_as_its_current_schema_and_unknown_types_as_stored():
+    codec = EventCodec([CustomerRenamed])
+    codec.register_upcaster("test.CustomerRenamed", 1, split_name)
+    current = b'{"customer_id":7,"given_name":"Ada","family_name":"Lovelace"}'
+
+    version, upcast = codec.upcast("test.CustomerRenamed", 1, V1_JSON)
+
+    assert (version, msgspec.json.decode(upcast)) == (2, msgspec.json.decode(current))
+    assert codec.upcast("test.CustomerRenamed", 2, current) == (2, current)
+    assert codec.upcast("test.Nothing", 1, b"{}") == (1, b"{}")
 
 
 def test_an_old_version_without_an_upcaster_cannot_be_decoded():

@@ -83,7 +83,7 @@ class OrderFacts:
             customer_id=self.id.int % 3 + 1,
             lines=self.lines,
             shipping_address=ADDRESS,
-            payment_token="tok_visa",
+            payment_ref="pvr_test",
             total=self.total,
             placed_at=at,
         )

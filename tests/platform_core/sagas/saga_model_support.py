@@ -88,19 +88,22 @@ class _Transaction:
     appends: list[tuple[str, str, int, list[NewEvent]]] = field(default_factory=list)
     messages: list[Envelope] = field(default_factory=list)
     claims: set[Claim] = field(default_factory=set)
+    deposits: dict[str, str] = field(default_factory=dict)
+    discards: set[str] = field(default_factory=set)
 
 
 class TransactionalStore:
-    """An event store, outbox and command inbox whose writes become visible together
-    when the command's transaction commits, or not at all; a transaction that wrote a
-    stream someone else wrote first fails at commit (ConcurrencyError), as the unique
-    (stream, version) constraint makes it fail in PostgreSQL."""
+    """An event store, outbox, command inbox and payment token vault whose writes become
+    visible together when the command's transaction commits, or not at all; a transaction
+    that wrote a stream someone else wrote first fails at commit (ConcurrencyError), as
+    the unique (stream, version) constraint makes it fail in PostgreSQL."""
 
     def __init__(self) -> None:
         self._committed = InMemoryEventStore()
         self._open: list[_Transaction] = []
         self.inbox: set[Claim] = set()
         self.published: list[Envelope] = []
+        self.vault: dict[str, str] = {}
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -137,6 +140,21 @@ class TransactionalStore:
             raise Duplicate(str(command_id))
         self._open[-1].claims.add((context, command_id))
 
+    def deposit(self, *, order_id: uuid.UUID, token: str) -> str:
+        """The vault's ports (orders deposit, payments redeem and discard)."""
+        reference = f"pvr_{uuid.uuid4().hex}"
+        self._open[-1].deposits[reference] = token
+        return reference
+
+    def redeem(self, reference: str) -> str | None:
+        current = self._open[-1]
+        if reference in current.discards:
+            return None
+        return current.deposits.get(reference, self.vault.get(reference))
+
+    def discard(self, reference: str) -> None:
+        self._open[-1].discards.add(reference)
+
     def _check(self, stream_id: str, expected_version: int) -> None:
         if len(self._committed.read_stream(stream_id)) != expected_version:
             raise ConcurrencyError(stream_id, expected_version)
@@ -150,6 +168,9 @@ class TransactionalStore:
             self._committed.append(stream_id, stream_type, expected, events)
         self.inbox |= done.claims
         self.published += done.messages
+        self.vault.update(done.deposits)
+        for reference in done.discards:
+            self.vault.pop(reference, None)
 
 
 class ModelGateway(InMemoryFakeGateway):
@@ -196,6 +217,7 @@ class Fulfillment:
         handlers = build_handlers(
             repository=self._repository,
             gateway=self.gateway,
+            vault=self.store,
             catalog=FixedCatalog(),
             carrier=FakeCarrier(),
         )

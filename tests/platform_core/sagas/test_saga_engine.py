@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
@@ -164,6 +165,21 @@ def test_a_failed_step_cancels_then_compensates_the_completed_ones_in_reverse(sa
     deliver(saga, "t.released")
     assert instance().status == Status.COMPENSATED
     assert names(sent) == ["reserve", "pay", "cancel", "release"]
+
+
+def test_a_retired_version_of_the_start_still_starts_an_instance_once(sent, clock):
+    upgraded = dataclasses.replace(
+        TOY, started_by="t.placed.v2", also_started_by=frozenset({"t.placed"})
+    )
+    saga = SagaManager(upgraded, send=sent.append, now=clock)
+
+    deliver(saga, "t.placed")
+    deliver(saga, "t.placed.v2")  # the same order's start, in both versions
+    deliver(saga, "t.placed.v2", order="o-2")
+
+    assert names(sent) == ["reserve", "reserve"]
+    assert sorted(SagaInstance.objects.values_list("key", flat=True)) == ["o-1", "o-2"]
+    assert "t.placed" in upgraded.event_types
 
 
 def test_duplicates_are_ignored_and_a_success_before_its_step_counts(saga, sent):

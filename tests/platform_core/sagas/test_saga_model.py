@@ -265,6 +265,10 @@ def check_settled(system: Fulfillment, placed: Placed) -> None:
         gateway=(system.gateway.charges_captured(key), system.gateway.refunds_made(key)),
     )
     found = order_violations(facts)
+    decided_by_a_charge = (PaymentStatus.CAPTURED, PaymentStatus.DECLINED)
+    if payment is not None and payment.state.status in decided_by_a_charge:
+        # Only a charge command decides these, and it forgets the card token as it does.
+        assert saga.data["payment_ref"] not in system.store.vault, (placed, payment.state)
     if payment is not None and payment.state.status is PaymentStatus.REFUND_FAILED:
         assert placed.token == "tok_refund_fail", (placed, found)
         assert "take-payment" in saga.data["_failed"], (placed, saga.data)
