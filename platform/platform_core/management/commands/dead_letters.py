@@ -6,17 +6,19 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app  # type: ignore[import-untyped]
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from platform_core.commands.dead_letter_queues import drain_app
 from platform_core.messaging import dead_letters
 from platform_core.models import DeadLetter
 from platform_core.operations.redelivery import retry_letters
 
 
 class Command(BaseCommand):
-    help = "Dead letters: list | show ID | retry ID | retry --all | purge"
+    help = "Dead letters: list | show ID | retry ID | retry --all | purge | drain"
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
@@ -35,6 +37,9 @@ class Command(BaseCommand):
         purge = actions.add_parser("purge", help="delete dead letters")
         purge.add_argument("--older-than", type=int, metavar="DAYS", default=0)
         purge.add_argument("--source")
+        actions.add_parser(
+            "drain", help="move what RabbitMQ dead-lettered from the command queues in here"
+        )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         getattr(self, f"_{action}")(**options)
@@ -91,6 +96,10 @@ class Command(BaseCommand):
         )
         deleted, _ = letters.delete()
         self.stdout.write(f"purged {deleted} dead letter(s)")
+
+    def _drain(self, **_: Any) -> None:
+        moved = drain_app(current_app._get_current_object())
+        self.stdout.write(f"moved {moved} dead-lettered message(s) into the store")
 
 
 def _filtered(source: str | None, *, pending_only: bool) -> QuerySet[DeadLetter]:
