@@ -48,7 +48,7 @@ def charged_and_refunded(running: Deployment) -> tuple[int, int]:
 
 
 def settle(running: Deployment, timeout: float = 240) -> str:
-    running.wait_until(running.settled, "every saga ended and the outbox empty", timeout)
+    running.wait_until(running.settled, "sagas ended, outbox empty, projections caught up", timeout)
     running.wait_until(
         lambda: (
             sum(orders_by_status(running).values())

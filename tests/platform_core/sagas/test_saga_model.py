@@ -264,7 +264,7 @@ def check_settled(system: Fulfillment, placed: Placed) -> None:
         ),
         gateway=(system.gateway.charges_captured(key), system.gateway.refunds_made(key)),
     )
-    found = order_violations(facts)
+    found = [why for _, why in order_violations(facts)]
     if payment is not None and payment.state.status is PaymentStatus.REFUND_FAILED:
         assert placed.token == "tok_refund_fail", (placed, found)
         assert "take-payment" in saga.data["_failed"], (placed, saga.data)
