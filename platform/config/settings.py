@@ -221,6 +221,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.prune_token_vault",
         "schedule": float(os.environ.get("PRUNE_TOKENS_EVERY_SECONDS", str(15 * 60))),
     },
+    # What RabbitMQ dead-lettered from the command queues goes into the dead-letter store.
+    "drain-dead-letter-queues": {
+        "task": "platform_core.drain_dead_letter_queues",
+        "schedule": float(os.environ.get("DRAIN_DEAD_LETTERS_EVERY_SECONDS", "60")),
+    },
 }
 # A worker process reconnects to the database for every task unless this is set (with
 # CONN_MAX_AGE > 0 for the worker): then it keeps its connection for this many tasks.

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from celery import shared_task  # type: ignore[import-untyped]
+from celery import current_app, shared_task  # type: ignore[import-untyped]
 
+from platform_core.commands.dead_letter_queues import drain_app
 from platform_core.operations.retention import prune
 
 MAINTENANCE_QUEUE = "maintenance"
@@ -23,3 +24,14 @@ def prune_messages() -> dict[str, int]:
         "idempotency_keys": result.idempotency_keys,
         "loop_heartbeats": result.loop_heartbeats,
     }
+
+
+@shared_task(  # type: ignore[untyped-decorator]
+    name="platform_core.drain_dead_letter_queues",
+    context_queue=MAINTENANCE_QUEUE,
+    acks_late=True,
+)
+def drain_dead_letter_queues() -> int:
+    """`manage.py dead_letters drain`: what RabbitMQ dead-lettered from the command queues,
+    moved into the dead-letter store; how many messages."""
+    return drain_app(current_app._get_current_object())

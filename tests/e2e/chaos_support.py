@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import threading
 import time
 import urllib.error
@@ -246,7 +247,12 @@ def figures(name: str, proof: str, flowed: Traffic, recovery: float, report: str
     """The scenario's one line: its fault proven, its orders, its recovery, the oracle."""
     by_status = flowed.running.orders_by_status()
     statuses = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
-    verdict = report.strip().splitlines()[-1] if report.strip() else "?"
+    counts = [
+        line.split(":")[-1].split()[0]
+        for line in report.splitlines()
+        if re.match(r"I[1-7] .*: \d+ violation", line)
+    ]
+    verdict = f"I1-I7 {'/'.join(counts)}" if len(counts) == 7 else f"unreadable: {report!r}"
     return (
         f"chaos {name}: {proof} | {len(flowed.acked)} orders acked, "
         f"{lost(flowed.running, flowed.acked)} lost, {flowed.refused} requests retried, "

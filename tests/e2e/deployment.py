@@ -92,13 +92,17 @@ class Deployment:
             time.sleep(0.2)
 
     def settled(self) -> bool:
-        """No saga running or compensating, nothing left in the outbox."""
-        [(live, unsent)] = self.query(
+        """No saga running or compensating, nothing left in the outbox, every projection
+        at the end of the log (what verify_consistency's I5 folds)."""
+        [(live, unsent, behind)] = self.query(
             "SELECT (SELECT count(*) FROM saga_instances"
             "        WHERE status IN ('running', 'compensating')),"
-            "       (SELECT count(*) FROM outbox WHERE published_at IS NULL)"
+            "       (SELECT count(*) FROM outbox WHERE published_at IS NULL),"
+            "       (SELECT count(*) FROM projection_checkpoints c WHERE EXISTS ("
+            "          SELECT 1 FROM event_store e WHERE (e.transaction_id, e.position)"
+            "          > (c.transaction_id::text::xid8, c.position)))"
         )
-        return live == 0 and unsent == 0
+        return live == 0 and unsent == 0 and behind == 0
 
     def verify(self) -> str:
         """`manage.py verify_consistency`'s report; fails the test on any violation."""
@@ -113,7 +117,7 @@ class Deployment:
     def settle(self, timeout: float = 240) -> str:
         """Wait until every saga has ended, the outbox is empty and every placed order is
         projected and past `pending`; then `verify_consistency`'s report."""
-        self.wait_until(self.settled, "every saga ended and the outbox empty", timeout)
+        self.wait_until(self.settled, "sagas ended, outbox empty, projections caught up", timeout)
 
         def all_projected() -> bool:
             by_status = self.orders_by_status()

@@ -8,14 +8,14 @@ import pytest
 
 from platform_core.models import SagaInstance
 from tests.e2e.fulfillment_support import charges, place, register, saga_of
-from tests.platform_core.commands.test_celery_worker import start_worker, wait_for
+from tests.platform_core.commands.test_celery_worker import broker_url, start_worker, wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.postgres,
     pytest.mark.rabbitmq,
 ]
-__all__ = ["start_worker"]  # the fixture, used by the tests below
+__all__ = ["broker_url", "start_worker"]  # the fixtures, used by the tests below
 
 
 def relay_until_finished(runtime, order_id: str) -> SagaInstance:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -10,8 +12,7 @@ from django.utils.html import format_html
 from platform_core.admin.common import pretty
 from platform_core.messaging import dead_letters
 from platform_core.models import DeadLetter
-from platform_core.operations.redelivery import redelivery_paths
-from platform_core.runtime import runtime
+from platform_core.operations.redelivery import retry_letters
 
 
 @admin.register(DeadLetter)
@@ -62,21 +63,14 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry through the original path")
     def retry(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
-        rt = runtime()
-        paths = redelivery_paths(rt.consumer_groups, rt.projections)
-        retried = failed = refused = 0
-        for letter in queryset.filter(status=DeadLetter.Status.PENDING):
-            try:
-                ok = dead_letters.retry(letter, paths)
-            except dead_letters.CannotRetry as error:
-                refused += 1
-                self.message_user(request, f"{letter.pk}: {error}", messages.ERROR)
-                continue
-            retried, failed = retried + ok, failed + (not ok)
-        level = messages.SUCCESS if not (failed or refused) else messages.WARNING
-        self.message_user(
-            request, f"{retried} retried, {failed} failed again, {refused} cannot be", level
-        )
+        tally: Counter[dead_letters.Outcome] = Counter()
+        for result in retry_letters(queryset.filter(status=DeadLetter.Status.PENDING)):
+            tally[result.outcome] += 1
+            if result.outcome is not dead_letters.Outcome.RETRIED:
+                self.message_user(request, str(result), messages.ERROR)
+        all_retried = tally[dead_letters.Outcome.RETRIED] == sum(tally.values())
+        level = messages.SUCCESS if all_retried else messages.WARNING
+        self.message_user(request, dead_letters.tally_line(tally), level)
 
     @admin.action(description="Purge (delete) selected dead letters")
     def purge(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:

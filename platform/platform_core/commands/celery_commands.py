@@ -33,6 +33,7 @@ from celery.signals import task_postrun  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections
 
+from platform_core.commands import dead_letter_queues
 from platform_core.commands.command_outbox import CONTEXT_HEADER, command_envelope, command_failure
 from platform_core.eventsourcing.bus import CommandBus, UnknownCommand
 from platform_core.eventsourcing.errors import DomainError
@@ -219,13 +220,17 @@ def send_command(task: Any, /, **kwargs: Any) -> str:
 
 def redeliver(letter: DeadLetter) -> bool:
     """Run a dead-lettered command task again, in this process, with the same kwargs
-    (hence the same command id) and message context; True once it has run.
+    (hence the same command id) and message context; True once it has run. A message
+    RabbitMQ dead-lettered is published again to its queue instead (True once the broker
+    has it; see `dead_letter_queues`).
 
     It goes through the task's usual path (inbox, bus, retries, run at once here rather
     than backed off), so a command that took effect meanwhile is a no-op, and a new
     failure updates the dead letter.
     """
     app = current_app._get_current_object()
+    if dead_letter_queues.from_broker(letter):
+        return dead_letter_queues.republish(letter, app)
     app.autodiscover_tasks(force=True)  # the tasks modules of every installed app
     name = str(letter.headers.get("task", ""))
     if name not in app.tasks:

@@ -2,10 +2,10 @@
 
 Each command queue names a dead-letter exchange, and a worker declares the queue bound to
 it on start (`DeclareDeadLetterQueues`). A message the broker cannot hand to a task (an
-unknown task name, a body that does not decode, a retry that could not be re-published)
-is rejected there instead of being dropped. A task that fails is not: its failure goes to
-the platform's dead-letter store (`platform_core.commands.celery_commands`) and the message
-is acked.
+unknown task name, content a worker refuses, an expired TTL) is dead-lettered there
+instead of being dropped, and moved from there into the platform's dead-letter store
+(`platform_core.commands.dead_letter_queues`). A task that fails is not: its failure goes
+to the store directly (`platform_core.commands.celery_commands`) and the message is acked.
 
 Importing this module touches neither Django's app registry nor the broker, so the
 project's Celery app can be defined with it while Django's settings are still loading.
@@ -79,6 +79,15 @@ def celery_settings(*, queues: Sequence[str], broker_url: str) -> dict[str, Any]
     }
 
 
+def dead_lettered_queues(app: Any) -> list[str]:
+    """The app's queues that have a dead-letter queue."""
+    return [
+        queue.name
+        for queue in app.amqp.queues.values()
+        if DEAD_LETTER_EXCHANGE in (queue.queue_arguments or {})
+    ]
+
+
 class DeclareDeadLetterQueues(bootsteps.StartStopStep):  # type: ignore[misc]
     """Worker consumer step: declare the dead-letter queue of every command queue."""
 
@@ -86,6 +95,5 @@ class DeclareDeadLetterQueues(bootsteps.StartStopStep):  # type: ignore[misc]
 
     def start(self, consumer: Any) -> None:
         channel = consumer.connection.default_channel
-        for queue in consumer.app.amqp.queues.values():
-            if DEAD_LETTER_EXCHANGE in (queue.queue_arguments or {}):
-                dead_letter_queue(queue.name).bind(channel).declare()  # type: ignore[no-untyped-call]
+        for name in dead_lettered_queues(consumer.app):
+            dead_letter_queue(name).bind(channel).declare()  # type: ignore[no-untyped-call]

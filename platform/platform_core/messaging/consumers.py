@@ -21,7 +21,7 @@ from django.db import close_old_connections, transaction
 from platform_core.eventsourcing.messages import MessageContext, message_context, new_correlation_id
 from platform_core.eventsourcing.retry import RetryPolicy
 from platform_core.messaging import dead_letters
-from platform_core.messaging.dead_letters import envelope_from, envelope_headers
+from platform_core.messaging.dead_letters import envelope_headers, envelope_of
 from platform_core.messaging.envelope import Envelope, MessageHandler
 from platform_core.messaging.inbox import claim
 from platform_core.models import DeadLetter
@@ -97,8 +97,9 @@ class ConsumerGroup:
             return [self.handle(envelope) for envelope in envelopes]
         return outcomes
 
-    def handle(self, envelope: Envelope) -> Outcome:
-        """Process one message with retries; dead-letter it when they run out."""
+    def handle(self, envelope: Envelope, *, letter_id: str = "") -> Outcome:
+        """Process one message with retries; dead-letter it when they run out (under
+        `letter_id` when it is given: the letter it is being retried from)."""
         if not self.handles(envelope):
             return Outcome.IGNORED
         for attempt in range(1, self._retry.max_attempts + 1):
@@ -111,7 +112,7 @@ class ConsumerGroup:
             except Exception as error:
                 close_old_connections()  # a connection that broke is reopened next attempt
                 if attempt == self._retry.max_attempts:
-                    self._dead_letter(envelope, error, attempt)
+                    self._dead_letter(envelope, error, attempt, letter_id or envelope.id)
                     return Outcome.DEAD_LETTERED
                 logger.warning(
                     "%s failed on %s (attempt %d): %s", self.name, envelope.type, attempt, error
@@ -120,8 +121,16 @@ class ConsumerGroup:
         raise AssertionError("unreachable")
 
     def redeliver(self, letter: DeadLetter) -> bool:
-        """Deliver a dead letter of this group again; True once its effect has happened."""
-        outcome = self.handle(envelope_from(letter.headers, letter.payload))
+        """Deliver a dead letter of this group again; True once its effect has happened.
+
+        A message that was no CloudEvent is read again as it came (a fixed consumer may
+        read it now); when it still is not one, that is a failure of the same letter."""
+        try:
+            envelope = envelope_of(letter)
+        except ValueError as error:
+            dead_letters.failed_again(letter, error)
+            return False
+        outcome = self.handle(envelope, letter_id=letter.message_id)
         return outcome in (Outcome.PROCESSED, Outcome.DUPLICATE)
 
     def _run(self, envelopes: Sequence[Envelope]) -> None:
@@ -146,14 +155,16 @@ class ConsumerGroup:
     def _dispatch(self, envelope: Envelope) -> None:
         self._handlers[envelope.type](envelope)
 
-    def _dead_letter(self, envelope: Envelope, error: Exception, attempts: int) -> None:
+    def _dead_letter(
+        self, envelope: Envelope, error: Exception, attempts: int, message_id: str
+    ) -> None:
         logger.error("%s dead-lettered %s %s: %s", self.name, envelope.type, envelope.id, error)
         payload, encoding = dead_letters.payload_of(envelope.data)
         self.dead_letter(
             dead_letters.Failure(
                 source=self.source,
                 destination=envelope.topic,
-                message_id=envelope.id,
+                message_id=message_id,
                 payload=payload,
                 headers={**envelope_headers(envelope), **encoding},
                 attempts=attempts,

@@ -1,13 +1,16 @@
 """The dead-letter store: one place for every message that kept failing, whatever its
-source (Kafka consumer, Celery command, projection, saga step)."""
+source (Kafka consumer, Celery command, RabbitMQ dead-letter queue, projection)."""
 
 from __future__ import annotations
 
 import base64
+import binascii
+import enum
 import hashlib
+import logging
 import re
 import traceback as tb
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +22,10 @@ from django.utils import timezone
 from platform_core.messaging.envelope import Envelope
 from platform_core.models import DeadLetter
 
+logger = logging.getLogger(__name__)
+
 _VOLATILE = re.compile(r"0x[0-9a-f]+|[0-9a-f]{8}-[0-9a-f-]{27}|\d+")
+ENCODING = "payload_encoding"  # the header saying a payload is kept in base64
 
 
 def fingerprint(error: BaseException) -> str:
@@ -51,7 +57,17 @@ def payload_of(raw: bytes) -> tuple[str, dict[str, str]]:
         text = None
     if text is not None and "\x00" not in text:
         return text, {}
-    return base64.b64encode(raw).decode(), {"payload_encoding": "base64"}
+    return base64.b64encode(raw).decode(), {ENCODING: "base64"}
+
+
+def raw_payload(letter: DeadLetter) -> bytes:
+    """The bytes a letter's payload was made from (see `payload_of`)."""
+    if letter.headers.get(ENCODING) != "base64":
+        return letter.payload.encode()
+    try:
+        return base64.b64decode(letter.payload, validate=True)
+    except binascii.Error as error:
+        raise CannotRetry(f"its payload is not the base64 it says it is: {error}") from error
 
 
 def _storable(text: str) -> str:
@@ -59,12 +75,31 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
+def _json_safe(value: Any) -> Any:
+    """A header value as JSON PostgreSQL stores: structure kept, anything else as text."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {_storable(str(k)): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return _storable(str(value))
+
+
+def _error_fields(error: BaseException) -> dict[str, Any]:
+    return {
+        "error": _storable(f"{type(error).__name__}: {error}"),
+        "traceback": _storable("".join(tb.format_exception(error))),
+        "fingerprint": fingerprint(error),
+        "last_failed_at": timezone.now(),
+    }
+
+
 def record(failure: Failure, error: BaseException) -> DeadLetter:
     """Store (or update) the dead letter of a message that exhausted its attempts."""
-    now = timezone.now()
-    text = _storable("".join(tb.format_exception(error)))
-    message = _storable(f"{type(error).__name__}: {error}")
-    headers = {_storable(str(k)): _storable(str(v)) for k, v in failure.headers.items()}
+    fields = _error_fields(error)
     with transaction.atomic():
         letter, created = DeadLetter.objects.select_for_update().get_or_create(
             source=failure.source,
@@ -72,26 +107,24 @@ def record(failure: Failure, error: BaseException) -> DeadLetter:
             defaults={
                 "destination": failure.destination,
                 "payload": _storable(failure.payload),
-                "headers": headers,
-                "error": message,
-                "traceback": text,
-                "fingerprint": fingerprint(error),
+                "headers": _json_safe(failure.headers),
                 "attempts": failure.attempts,
-                "first_failed_at": now,
-                "last_failed_at": now,
+                "first_failed_at": fields["last_failed_at"],
+                **fields,
             },
         )
         if not created:
-            DeadLetter.objects.filter(pk=letter.pk).update(
-                error=message,
-                traceback=text,
-                fingerprint=fingerprint(error),
-                attempts=F("attempts") + failure.attempts,
-                last_failed_at=now,
-                status=DeadLetter.Status.PENDING,
-            )
-            letter.refresh_from_db()
+            failed_again(letter, error, attempts=failure.attempts)
     return letter
+
+
+def failed_again(letter: DeadLetter, error: BaseException, *, attempts: int = 1) -> None:
+    """The letter's message failed again: the same letter takes the new error and the
+    attempts, and is pending again."""
+    DeadLetter.objects.filter(pk=letter.pk).update(
+        attempts=F("attempts") + attempts, status=DeadLetter.Status.PENDING, **_error_fields(error)
+    )
+    letter.refresh_from_db()
 
 
 class CannotRetry(Exception):
@@ -106,21 +139,73 @@ def retry(letter: DeadLetter, redeliver: Mapping[str, Redeliver]) -> bool:
 
     `redeliver` maps a source (e.g. "consumer:orders-saga") to a function that delivers
     the letter again and answers whether it was processed (a duplicate counts: the effect
-    already happened). The letter is marked retried on success; a new failure updates it.
+    already happened). The letter is marked retried on success, unless a new failure was
+    recorded on it meanwhile (a message re-published to a broker may fail again before
+    this returns); a new failure updates it.
     """
     deliver = redeliver.get(letter.source)
     if deliver is None:
         raise CannotRetry(f"no retry path for source {letter.source!r}")
+    letter.refresh_from_db(fields=["attempts"])
+    attempts = letter.attempts
     if not deliver(letter):
         return False
-    DeadLetter.objects.filter(pk=letter.pk).update(
+    DeadLetter.objects.filter(pk=letter.pk, attempts=attempts).update(
         status=DeadLetter.Status.RETRIED, retried_at=timezone.now()
     )
     return True
 
 
+class Outcome(enum.Enum):
+    RETRIED = "retried"
+    FAILED = "failed again"
+    REFUSED = "cannot retry"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RetryResult:
+    """What retrying one letter came to, and why when it did not work."""
+
+    letter: DeadLetter
+    outcome: Outcome
+    reason: str = ""
+
+    def __str__(self) -> str:
+        letter = self.letter
+        said = f"{self.outcome.value} {letter.pk} ({letter.source} {letter.message_id})"
+        return f"{said}: {self.reason}" if self.reason else said
+
+
+def retry_each(
+    letters: Iterable[DeadLetter], redeliver: Mapping[str, Redeliver]
+) -> Iterator[RetryResult]:
+    """Retry every letter in turn, going on past those that fail again or cannot be
+    retried, and tell how each went (as it goes: a bulk retry may take a while). An error
+    of the retry itself (a broker that is down) is recorded on the letter as a failure."""
+    for letter in letters:
+        try:
+            done = retry(letter, redeliver)
+        except CannotRetry as error:
+            yield RetryResult(letter=letter, outcome=Outcome.REFUSED, reason=str(error))
+            continue
+        except Exception as error:
+            logger.exception("retrying dead letter %s failed", letter.pk)
+            failed_again(letter, error)
+            done = False
+        else:
+            letter.refresh_from_db()
+        outcome = Outcome.RETRIED if done else Outcome.FAILED
+        yield RetryResult(letter=letter, outcome=outcome, reason="" if done else letter.error)
+
+
+def tally_line(tally: Mapping[Outcome, int]) -> str:
+    """How a bulk retry went, in one line."""
+    retried, failed, refused = (tally.get(outcome, 0) for outcome in Outcome)
+    return f"{retried} retried, {failed} failed again, {refused} cannot be retried"
+
+
 def envelope_headers(envelope: Envelope) -> dict[str, str]:
-    """The envelope's attributes as stored with a dead letter (see `envelope_from`)."""
+    """The envelope's attributes as stored with a dead letter (see `envelope_of`)."""
     headers = {
         "id": envelope.id,
         "type": envelope.type,
@@ -138,17 +223,19 @@ def envelope_headers(envelope: Envelope) -> dict[str, str]:
     return headers
 
 
-def envelope_from(headers: Mapping[str, str], payload: str) -> Envelope:
-    """The envelope a dead letter was made from; CannotRetry for a letter that never was
-    an integration message (bytes that were not a CloudEvent)."""
-    attrs = dict(headers)
-    missing = [name for name in ("id", "type", "source", "time") if name not in attrs]
-    if missing or "payload_encoding" in attrs:
-        raise CannotRetry(
-            "not an integration message (it came without "
-            f"{', '.join(missing) or 'a text payload'}): nothing to deliver again; purge it"
-        )
-    known = ("id", "type", "source", "time", "subject", "topic", "key")
+_ATTRIBUTES = ("id", "type", "source", "time")
+
+
+def envelope_of(letter: DeadLetter) -> Envelope:
+    """The integration message a consumer's dead letter holds, read as a consumer reads
+    it: the envelope it was made from (`envelope_headers`) or, for a message that was no
+    CloudEvent, its bytes and Kafka headers read again. ValueError if they still are not
+    a CloudEvent."""
+    attrs = {k: str(v) for k, v in letter.headers.items() if k != ENCODING}
+    data = raw_payload(letter)
+    if not all(name in attrs for name in _ATTRIBUTES):
+        return Envelope.from_kafka(letter.destination, None, data, attrs)
+    known = (*_ATTRIBUTES, "subject", "topic", "key")
     return Envelope(
         id=attrs["id"],
         type=attrs["type"],
@@ -157,7 +244,7 @@ def envelope_from(headers: Mapping[str, str], payload: str) -> Envelope:
         subject=attrs.get("subject", ""),
         topic=attrs.get("topic", ""),
         key=attrs.get("key", ""),
-        data=payload.encode(),
+        data=data,
         correlation_id=attrs.pop("correlationid", None),
         causation_id=attrs.pop("causationid", None),
         extra={k: v for k, v in attrs.items() if k not in known},

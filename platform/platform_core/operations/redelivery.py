@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
 
 from platform_core.commands import celery_commands
@@ -10,6 +10,7 @@ from platform_core.messaging import dead_letters
 from platform_core.messaging.consumers import ConsumerGroup
 from platform_core.models import DeadLetter
 from platform_core.projections.projector import ProjectionRunner
+from platform_core.runtime import runtime
 
 
 def redelivery_paths(
@@ -25,6 +26,16 @@ def redelivery_paths(
             for name in projections.names
         },
     }
+
+
+def retry_letters(letters: Iterable[DeadLetter]) -> Iterator[dead_letters.RetryResult]:
+    """Retry each letter through its path in this process's runtime, going on past
+    failures (`dead_letters.retry_each`): what the admin action and `manage.py
+    dead_letters retry` run."""
+    rt = runtime()
+    yield from dead_letters.retry_each(
+        letters, redelivery_paths(rt.consumer_groups, rt.projections)
+    )
 
 
 def _retry_projection(runner: ProjectionRunner, name: str, letter: DeadLetter) -> bool:

@@ -36,7 +36,10 @@ class RebuildReport:
 
 
 class ProjectionRebuild:
-    """One rebuild of projection `name`; `progress` is told of each batch's event count."""
+    """One rebuild of projection `name`; `progress` is told of each batch's event count.
+
+    `fold` replays the log into the shadow tables without replacing the live ones (to
+    compare them); give it a `shadow_suffix` of its own, so it never meets a rebuild."""
 
     def __init__(
         self,
@@ -47,13 +50,14 @@ class ProjectionRebuild:
         flush_every: int = 100_000,
         max_cached_rows: int = 200_000,
         progress: Progress | None = None,
+        shadow_suffix: str = "__rebuild",
     ) -> None:
         self._runner, self._name = runner, name
         self._batch_size, self._flush_every = batch_size, flush_every
         self._max_cached_rows = max_cached_rows
         self._progress = progress or (lambda done: None)
         self._shadows = {
-            model: shadow_model(model, f"{model._meta.db_table}__rebuild")
+            model: shadow_model(model, f"{model._meta.db_table}{shadow_suffix}")
             for model in runner.projection(name).tables
         }
         self._events = 0
@@ -68,9 +72,7 @@ class ProjectionRebuild:
         started = time.perf_counter()
         self._create_shadows()
         try:
-            state = ReadState(
-                {live: TableRows(shadow, fresh=True) for live, shadow in self._shadows.items()}
-            )
+            state = self._shadow_state()
             position = self._replay(state, self._read_ahead(LOG_START), LOG_START)
             with transaction.atomic():
                 checkpoint = locked_checkpoint(self._name)
@@ -81,6 +83,23 @@ class ProjectionRebuild:
             self._drop_shadows()
         return RebuildReport(
             events=self._events, seconds=time.perf_counter() - started, position=position
+        )
+
+    @contextlib.contextmanager
+    def fold(self) -> Iterator[dict[type[models.Model], type[models.Model]]]:
+        """Replay the whole log into the shadow tables and yield them ({live model: its
+        shadow}); drop them after. Neither the live tables nor the checkpoint change."""
+        self._create_shadows()
+        try:
+            state = self._shadow_state()
+            self._replay(state, self._read_to_head(LOG_START), LOG_START)
+            yield dict(self._shadows)
+        finally:
+            self._drop_shadows()
+
+    def _shadow_state(self) -> ReadState:
+        return ReadState(
+            {live: TableRows(shadow, fresh=True) for live, shadow in self._shadows.items()}
         )
 
     def _replay(

@@ -148,12 +148,23 @@ def recreate_vhost(vhost: str, user: str = "guest") -> None:
     """A RabbitMQ virtual host of the run's own (deleted first if a run left it): other
     workers and tests on this server use the same queue names in "/" and purge them.
     Needs `rabbitmqctl` (the server's own machine, as root)."""
-    ctl = shutil.which("rabbitmqctl")
-    if ctl is None:
-        raise RuntimeError("rabbitmqctl not found: cannot create a RabbitMQ vhost")
-    listed = subprocess.run([ctl, "-q", "list_vhosts"], capture_output=True, text=True, timeout=60)
-    if vhost in listed.stdout.split():
-        subprocess.run([ctl, "-q", "delete_vhost", vhost], check=True, timeout=60)
+    delete_vhost(vhost)
+    ctl = _rabbitmqctl()
     subprocess.run([ctl, "-q", "add_vhost", vhost], check=True, timeout=60)
     permissions = [ctl, "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"]
     subprocess.run(permissions, check=True, timeout=60)
+
+
+def delete_vhost(vhost: str) -> None:
+    """Delete a virtual host, with its queues, if it is there."""
+    ctl = _rabbitmqctl()
+    listed = subprocess.run([ctl, "-q", "list_vhosts"], capture_output=True, text=True, timeout=60)
+    if vhost in listed.stdout.split():
+        subprocess.run([ctl, "-q", "delete_vhost", vhost], check=True, timeout=60)
+
+
+def _rabbitmqctl() -> str:
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        raise RuntimeError("rabbitmqctl not found: cannot manage RabbitMQ vhosts")
+    return ctl

@@ -169,11 +169,18 @@ class Worker:
 
 
 @pytest.fixture
+def broker_url() -> str:
+    """The broker the test's workers use: `CELERY_BROKER_URL` (a module that needs a
+    RabbitMQ vhost of its own overrides this fixture, and the setting with it)."""
+    return str(settings.CELERY_BROKER_URL)
+
+
+@pytest.fixture
 def start_worker(
-    transactional_db: None, tmp_path: Path, request: pytest.FixtureRequest
+    broker_url: str, transactional_db: None, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., Worker]]:
-    """Starts workers on the test database, importing the test's module for its test-only
-    tasks; stops them and empties the queues after."""
+    """Starts workers on the test database and `broker_url`, importing the test's module
+    for its test-only tasks; stops them and empties the queues after."""
     wait_for(lambda: not any(queue_state(name)[1] for name in QUEUES), "other workers to leave")
     purge_queues()
     workers: list[Worker] = []

@@ -38,6 +38,7 @@ from platform_core.models import DeadLetter, InboxMessage, OutboxMessage
 from tests.platform_core.commands.test_celery_worker import (
     Worker,
     barrier,
+    broker_url,
     channel,
     product,
     purge_queues,
@@ -49,7 +50,8 @@ from tests.platform_core.commands.test_celery_worker import (
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.django_db(transaction=True)]
-__all__ = ["product", "start_worker"]  # the harness's fixtures, imported for pytest to find
+# The harness's fixtures, imported for pytest to find.
+__all__ = ["broker_url", "product", "start_worker"]
 
 
 # Test-only tasks, named explicitly so the worker and pytest agree whatever the import path.

@@ -76,6 +76,38 @@ def test_retrying_a_dead_letter_without_a_path_says_so_and_changes_nothing(admin
     assert DeadLetter.objects.get().status == DeadLetter.Status.PENDING
 
 
+def test_retrying_many_dead_letters_goes_on_past_failures_and_reports_each(
+    admin_client, platform_runtime
+):
+    no_path = _dead_letter()
+    payload, encoding = dead_letters.payload_of(b"\x00 not a CloudEvent")
+    poison = dead_letters.record(
+        dead_letters.Failure(
+            source="consumer:orders",
+            destination="shipping.events.v1",
+            message_id="shipping.events.v1/0/9",
+            payload=payload,
+            headers=encoding,
+            attempts=1,
+        ),
+        ValueError("not a CloudEvent: missing ce_id"),
+    )
+
+    response = admin_client.post(
+        "/admin/platform_core/deadletter/",
+        {"action": "retry", "_selected_action": [no_path.pk, poison.pk]},
+        SERVER_NAME="localhost",
+        follow=True,
+    )
+
+    shown = [str(message) for message in response.context["messages"]]
+    assert any(m.startswith(f"cannot retry {no_path.pk} ") for m in shown), shown
+    assert any(m.startswith(f"failed again {poison.pk} ") for m in shown), shown
+    assert "0 retried, 1 failed again, 1 cannot be retried" in shown
+    poison.refresh_from_db()
+    assert (poison.attempts, DeadLetter.objects.count()) == (2, 2)
+
+
 def test_purging_dead_letters_deletes_them(admin_client):
     letter = _dead_letter()
     admin_client.post(

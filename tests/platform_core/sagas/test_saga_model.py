@@ -264,7 +264,7 @@ def check_settled(system: Fulfillment, placed: Placed) -> None:
         ),
         gateway=(system.gateway.charges_captured(key), system.gateway.refunds_made(key)),
     )
-    found = order_violations(facts)
+    found = [why for _, why in order_violations(facts)]
     decided_by_a_charge = (PaymentStatus.CAPTURED, PaymentStatus.DECLINED)
     if payment is not None and payment.state.status in decided_by_a_charge:
         # Only a charge command decides these, and it forgets the card token as it does.

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app  # type: ignore[import-untyped]
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from platform_core.commands.dead_letter_queues import drain_app
 from platform_core.messaging import dead_letters
 from platform_core.models import DeadLetter
-from platform_core.operations.redelivery import redelivery_paths
-from platform_core.runtime import runtime
+from platform_core.operations.redelivery import retry_letters
 
 
 class Command(BaseCommand):
-    help = "Dead letters: list | show ID | retry ID | retry --all | purge"
+    help = "Dead letters: list | show ID | retry ID | retry --all | purge | drain"
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
@@ -35,6 +37,9 @@ class Command(BaseCommand):
         purge = actions.add_parser("purge", help="delete dead letters")
         purge.add_argument("--older-than", type=int, metavar="DAYS", default=0)
         purge.add_argument("--source")
+        actions.add_parser(
+            "drain", help="move what RabbitMQ dead-lettered from the command queues in here"
+        )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         getattr(self, f"_{action}")(**options)
@@ -73,25 +78,17 @@ class Command(BaseCommand):
         if (letter_id is None) == (not every):
             raise CommandError("give a dead letter ID or --all")
         letters = list(_filtered(source, pending_only=True)) if every else [_get(letter_id or 0)]
-        rt = runtime()
-        paths = redelivery_paths(rt.consumer_groups, rt.projections)
-        done = failed = refused = 0
-        for letter in letters:
-            if dry_run:
+        if dry_run:
+            for letter in letters:
                 self.stdout.write(f"would retry {letter.pk} ({letter.source} {letter.message_id})")
-                continue
-            try:
-                ok = dead_letters.retry(letter, paths)
-            except dead_letters.CannotRetry as error:
-                if not every:
-                    raise CommandError(str(error)) from error
-                refused += 1
-                self.stdout.write(f"cannot retry {letter.pk}: {error}")
-                continue
-            done, failed = done + ok, failed + (not ok)
-            self.stdout.write(f"{'retried' if ok else 'failed again'}: {letter.pk}")
-        if not dry_run:
-            self.stdout.write(f"{done} retried, {failed} failed again, {refused} cannot be retried")
+            return
+        tally: Counter[dead_letters.Outcome] = Counter()
+        for result in retry_letters(letters):
+            tally[result.outcome] += 1
+            self.stdout.write(str(result))
+        self.stdout.write(dead_letters.tally_line(tally))
+        if not_retried := sum(tally.values()) - tally[dead_letters.Outcome.RETRIED]:
+            raise CommandError(f"{not_retried} dead letter(s) not retried")
 
     def _purge(self, *, older_than: int, source: str | None, **_: Any) -> None:
         letters = _filtered(source, pending_only=False).filter(
@@ -99,6 +96,10 @@ class Command(BaseCommand):
         )
         deleted, _ = letters.delete()
         self.stdout.write(f"purged {deleted} dead letter(s)")
+
+    def _drain(self, **_: Any) -> None:
+        moved = drain_app(current_app._get_current_object())
+        self.stdout.write(f"moved {moved} dead-lettered message(s) into the store")
 
 
 def _filtered(source: str | None, *, pending_only: bool) -> QuerySet[DeadLetter]:
