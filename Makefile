@@ -32,11 +32,11 @@ test-faults: install
 
 # The fault harness (tests/e2e/test_chaos.py): each fault injected into the deployment's
 # processes under a mix of orders, proven, restored, then verify_consistency; one line of
-# figures per scenario. Full size: 20 orders after each fault, 30 s outages (about 25 min).
+# figures per scenario. Full size: 20 orders after each fault, 30 s outages.
 chaos: install
 	$(BIN)/python -m pytest -m chaos -s tests/e2e/test_chaos.py $(PYTEST_ARGS)
 
-# The same scenarios at a size CI can afford (about 10 minutes).
+# The same scenarios at a size CI can afford (about 5 minutes).
 chaos-smoke: install
 	CHAOS_ORDERS=$${CHAOS_ORDERS:-4} CHAOS_OUTAGE_SECONDS=$${CHAOS_OUTAGE_SECONDS:-10} \
 	  $(BIN)/python -m pytest -m chaos -s tests/e2e/test_chaos.py $(PYTEST_ARGS)

@@ -11,6 +11,7 @@ worker runs a prefork pool here, so that a pool child can be killed apart from i
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -266,8 +267,10 @@ def test_a_consumer_group_rebalance(running: Deployment) -> None:
 
         def assigned() -> str:
             for line in second.log.read_text().splitlines():
-                if "consumer orders assigned" in line and not line.endswith("nothing"):
-                    return line.split("assigned", 1)[1].strip()
+                message = json.loads(line)["message"] if line.startswith("{") else line
+                took = message.removeprefix("consumer orders assigned ")
+                if took != message and took != "nothing":
+                    return took
             return ""
 
         took = poll(running, assigned, "the second member assigned partitions")
