@@ -9,7 +9,7 @@ COPY payments ./payments
 COPY shipping ./shipping
 COPY projections ./projections
 COPY manage.py ./
-RUN pip install --no-cache-dir . && SECRET_KEY=build python manage.py collectstatic --noinput
+RUN pip install --no-cache-dir . && DEBUG=1 SECRET_KEY=build python manage.py collectstatic --noinput
 USER nobody
 EXPOSE 8000
 # Daphne, refusing a body over MAX_REQUEST_BYTES before reading it (platform_core.web.server).
