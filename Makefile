@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-BENCHES := eventstore messaging fulfillment projections statements
+BENCHES := eventstore messaging fulfillment projections statements stock
 PYTEST_ARGS ?=
 
 .PHONY: install run test test-faults test-schema chaos chaos-smoke test-model test-stress lint check bench $(addprefix bench-,$(BENCHES)) clean

@@ -16,6 +16,11 @@ Idempotent by order id: an order's reservation is decided once (a repeated `plac
 the stream and does nothing). Releasing a reservation never placed records the release
 anyway, so a reserve command that arrives after its own compensation is a no-op and
 cannot hold stock for a cancelled order.
+
+The per-order holds live here, not on the StockItems: this stream's lines say how much
+each product holds for the order, and release and commit hand each StockItem its line's
+quantity, once, as the status moves on. A StockItem keeps only its totals, so its load
+does not grow with the number of orders holding it.
 """
 
 from __future__ import annotations
@@ -79,9 +84,7 @@ def merged_lines(lines: Sequence[ReservationLine]) -> tuple[ReservationLine, ...
     return tuple(ReservationLine(sku=sku, quantity=quantity) for sku, quantity in totals.items())
 
 
-def _shortages(
-    order_id: UUID, lines: Iterable[ReservationLine], stock: Mapping[str, StockItem]
-) -> list[str]:
+def _shortages(lines: Iterable[ReservationLine], stock: Mapping[str, StockItem]) -> list[str]:
     shortages = []
     for line in lines:
         item = stock.get(line.sku)
@@ -89,7 +92,7 @@ def _shortages(
             shortages.append(f"{line.sku}: no such product.")
             continue
         try:
-            item.ensure_reservable(order_id, line.quantity)
+            item.ensure_reservable(line.quantity)
         except InsufficientStock as shortage:
             shortages.append(shortage.message)
     return shortages
@@ -114,7 +117,7 @@ class OrderReservation(Aggregate[ReservationState]):
         or record why not, changing none."""
         wanted = merged_lines(lines)
         reservation = cls(str(order_id), clock=clock)
-        shortages = _shortages(order_id, wanted, stock)
+        shortages = _shortages(wanted, stock)
         if shortages:
             reason = "Insufficient stock: " + " ".join(shortages)
             reservation._record(
@@ -139,8 +142,9 @@ class OrderReservation(Aggregate[ReservationState]):
         return self.state.skus if self.exists else ()
 
     def release(self, stock: Mapping[str, StockItem]) -> None:
-        """Give the held stock back. A no-op unless reserved, but for a reservation never
-        placed, whose release is recorded so that a late `place` will not hold stock."""
+        """Give the held stock back (`stock` holds the StockItem of every line, by SKU). A
+        no-op unless reserved, but for a reservation never placed, whose release is
+        recorded so that a late `place` will not hold stock."""
         status = self.state.status if self.exists else None
         if status is ReservationStatus.COMMITTED:
             raise ReservationAlreadyCommitted(
@@ -148,22 +152,23 @@ class OrderReservation(Aggregate[ReservationState]):
             )
         if status in (ReservationStatus.RELEASED, ReservationStatus.REJECTED):
             return
-        for item in stock.values():
-            item.release(self.order_id)
         lines = self.state.lines if self.exists else ()
+        for line in lines:
+            stock[line.sku].release(self.order_id, line.quantity)
         self._record(
             OrderReservationReleased(order_id=self.order_id, lines=lines, released_at=self._now())
         )
 
     def commit(self, stock: Mapping[str, StockItem]) -> None:
-        """The order was dispatched: what it holds leaves the stock on hand."""
+        """The order was dispatched: what it holds leaves the stock on hand (`stock` holds
+        the StockItem of every line, by SKU)."""
         status = self.state.status if self.exists else None
         if status is ReservationStatus.COMMITTED:
             return
         if status is not ReservationStatus.RESERVED:
             raise NothingReserved(f"Order {self.id} holds no stock to commit.")
-        for item in stock.values():
-            item.commit(self.order_id)
+        for line in self.state.lines:
+            stock[line.sku].commit(self.order_id, line.quantity)
         self._record(
             OrderReservationCommitted(
                 order_id=self.order_id, lines=self.state.lines, committed_at=self._now()

@@ -1,5 +1,9 @@
-"""The StockItem aggregate: one product's catalog entry, stock on hand and the stock
-held for orders."""
+"""The StockItem aggregate: one product's catalog entry, its stock on hand and the total
+held for orders.
+
+Which order holds how much of the product is the OrderReservation's to know (one small
+stream per order), so a StockItem's state, its snapshot and its load stay the same size
+however many orders hold stock."""
 
 from __future__ import annotations
 
@@ -42,10 +46,9 @@ class InsufficientStock(Conflict):
     """Fewer units are available than an order asks to reserve."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class Reservation:
-    order_id: UUID
-    quantity: int
+class ReleasedMoreThanHeld(InvalidCommand):
+    """A release or commit names more units than the product holds for all orders: its
+    caller's record of the order's hold disagrees with the stock."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,33 +56,24 @@ class StockState:
     name: str
     price: Decimal
     on_hand: int
-    # At most one per order: reserving is idempotent by order id.
-    reservations: tuple[Reservation, ...] = ()
-
-    @property
-    def reserved(self) -> int:
-        return sum(reservation.quantity for reservation in self.reservations)
+    reserved: int = 0  # held for orders, all of them together
 
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
 
-    def reserved_for(self, order_id: UUID) -> int:
-        return next((r.quantity for r in self.reservations if r.order_id == order_id), 0)
-
-    def without(self, order_id: UUID) -> tuple[Reservation, ...]:
-        return tuple(r for r in self.reservations if r.order_id != order_id)
-
 
 class StockItem(Aggregate[StockState]):
     """Stock never goes negative: reserved never exceeds on hand. Price is kept to the cent.
 
-    Reserve, release and commit are idempotent by order id: an order holds one reservation
-    per product, and releasing or committing one it does not hold is a no-op."""
+    Reserve, release and commit take the order's quantity from the caller, the
+    OrderReservation, which holds an order's lines and makes each of them happen once per
+    order; the StockItem keeps the totals."""
 
     category = "stock"
     state_type = StockState
-    snapshot_schema = 2
+    # 3: totals only (2 kept every reservation).
+    snapshot_schema = 3
 
     @classmethod
     def register(
@@ -117,20 +111,16 @@ class StockItem(Aggregate[StockState]):
             )
         )
 
-    def ensure_reservable(self, order_id: UUID, quantity: int) -> None:
+    def ensure_reservable(self, quantity: int) -> None:
         """Raise InsufficientStock unless `reserve(order_id, quantity)` would succeed."""
         if quantity <= 0:
             raise InvalidReservation("A reservation holds a positive quantity.")
-        if self.state.reserved_for(order_id):
-            return
         available = self.state.available
         if quantity > available:
             raise InsufficientStock(f"{self.id}: {quantity} requested, {available} available.")
 
     def reserve(self, order_id: UUID, quantity: int) -> None:
-        self.ensure_reservable(order_id, quantity)
-        if self.state.reserved_for(order_id):
-            return
+        self.ensure_reservable(quantity)
         self._record(
             StockReserved(
                 sku=self.id,
@@ -141,10 +131,9 @@ class StockItem(Aggregate[StockState]):
             )
         )
 
-    def release(self, order_id: UUID) -> None:
-        quantity = self.state.reserved_for(order_id)
-        if not quantity:
-            return
+    def release(self, order_id: UUID, quantity: int) -> None:
+        """Give back the `quantity` the order holds."""
+        self._ensure_held(quantity)
         self._record(
             ReservationReleased(
                 sku=self.id,
@@ -155,10 +144,9 @@ class StockItem(Aggregate[StockState]):
             )
         )
 
-    def commit(self, order_id: UUID) -> None:
-        quantity = self.state.reserved_for(order_id)
-        if not quantity:
-            return
+    def commit(self, order_id: UUID, quantity: int) -> None:
+        """The `quantity` the order holds leaves the warehouse."""
+        self._ensure_held(quantity)
         self._record(
             ReservationCommitted(
                 sku=self.id,
@@ -170,6 +158,14 @@ class StockItem(Aggregate[StockState]):
             )
         )
 
+    def _ensure_held(self, quantity: int) -> None:
+        if quantity <= 0:
+            raise InvalidReservation("A reservation holds a positive quantity.")
+        if quantity > self.state.reserved:
+            raise ReleasedMoreThanHeld(
+                f"{self.id}: {quantity} to give back, {self.state.reserved} held in all."
+            )
+
     def _apply(self, event: Any) -> None:
         match event:
             case ProductRegistered():
@@ -178,16 +174,9 @@ class StockItem(Aggregate[StockState]):
                 )
             case StockReplenished():
                 self._state = replace(self.state, on_hand=event.on_hand)
-            case StockReserved():
-                held = Reservation(order_id=event.order_id, quantity=event.quantity)
-                self._state = replace(self.state, reservations=(*self.state.reservations, held))
-            case ReservationReleased():
-                self._state = replace(self.state, reservations=self.state.without(event.order_id))
+            case StockReserved() | ReservationReleased():
+                self._state = replace(self.state, reserved=event.reserved)
             case ReservationCommitted():
-                self._state = replace(
-                    self.state,
-                    on_hand=event.on_hand,
-                    reservations=self.state.without(event.order_id),
-                )
+                self._state = replace(self.state, on_hand=event.on_hand, reserved=event.reserved)
             case _:
                 self._unknown(event)

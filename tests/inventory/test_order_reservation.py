@@ -7,7 +7,9 @@ from decimal import Decimal
 from functools import partial
 from uuid import UUID
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 import inventory.events
 from inventory.commands import CommitStock, ReleaseStock, ReserveStock
@@ -262,16 +264,55 @@ def test_only_reserved_stock_can_be_committed(history):
     assert warehouse.levels("MUG-1") == (1, 0)
 
 
-def test_reservations_survive_a_snapshot_round_trip():
+def test_an_order_holding_stock_since_before_a_snapshot_gives_back_its_line():
     warehouse = Warehouse({"MUG-1": 10})
     for number in range(1, 5):
-        warehouse.reserve(line("MUG-1", 1), order_id=UUID(int=number))
-    warehouse.bus.handle(ReleaseStock(order_id=UUID(int=2)))
-
+        warehouse.reserve(line("MUG-1", number), order_id=UUID(int=number))
     assert warehouse.snapshots.load("stock-MUG-1") is not None
-    item = warehouse.stock.get("MUG-1")
-    assert [r.order_id for r in item.state.reservations] == [UUID(int=n) for n in (1, 3, 4)]
-    assert (item.state.on_hand, item.state.reserved) == (10, 3)
+
+    warehouse.bus.handle(ReleaseStock(order_id=UUID(int=2)))
+    warehouse.bus.handle(CommitStock(order_id=UUID(int=3)))
+
+    assert warehouse.levels("MUG-1") == (7, 5)
+
+
+OPERATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["reserve", "release", "commit", "restock"]),
+        st.integers(min_value=1, max_value=4),
+        st.integers(min_value=1, max_value=6),
+    ),
+    max_size=30,
+)
+
+
+@hypothesis.given(OPERATIONS)
+def test_stock_holds_what_live_reservations_hold_whatever_the_commands(operations):
+    warehouse = Warehouse({"MUG-1": 10})
+    for operation, order_number, quantity in operations:
+        order_id = UUID(int=order_number)
+        with contextlib.suppress(NothingReserved, ReservationAlreadyCommitted):
+            match operation:
+                case "reserve":
+                    warehouse.reserve(line("MUG-1", quantity), order_id=order_id)
+                case "release":
+                    warehouse.bus.handle(ReleaseStock(order_id=order_id))
+                case "commit":
+                    warehouse.bus.handle(CommitStock(order_id=order_id))
+                case "restock":
+                    item = warehouse.stock.get("MUG-1")
+                    item.restock(quantity)
+                    warehouse.stock.save(item)
+        on_hand, reserved = warehouse.levels("MUG-1")
+        assert 0 <= reserved <= on_hand
+        assert reserved == sum(
+            r.state.lines[0].quantity
+            for n in range(1, 5)
+            if (r := warehouse.reservations.find(str(UUID(int=n)))) is not None
+            and r.state.status is ReservationStatus.RESERVED
+        )
+    replayed = Repository(StockItem, store=warehouse.store, codec=CODEC).get("MUG-1")
+    assert replayed.state == warehouse.stock.get("MUG-1").state
 
 
 def test_an_orders_reservation_is_published_as_reserved_failed_or_released():

@@ -312,7 +312,7 @@ def test_released_stock_is_available_again(mug, save, project):
     first, second = uuid4(), uuid4()
     mug.reserve(first, 3)
     mug.reserve(second, 2)
-    mug.release(first)
+    mug.release(first, 3)
     save(mug)
     project()
 
@@ -323,7 +323,7 @@ def test_committed_stock_leaves_on_hand_and_reserved(mug, save, project):
     order = uuid4()
     mug.reserve(order, 3)
     mug.reserve(uuid4(), 2)
-    mug.commit(order)
+    mug.commit(order, 3)
     save(mug)
     project()
 
