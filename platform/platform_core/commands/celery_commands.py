@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -31,7 +32,7 @@ from typing import Any, Protocol
 from celery import Task, current_app, shared_task  # type: ignore[import-untyped]
 from celery.signals import task_postrun  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
 from platform_core.commands import dead_letter_queues
 from platform_core.commands.command_outbox import CONTEXT_HEADER, command_envelope, command_failure
@@ -44,10 +45,12 @@ from platform_core.eventsourcing.messages import (
     message_context,
     new_correlation_id,
 )
+from platform_core.eventsourcing.retry import RetryPolicy
 from platform_core.messaging import dead_letters
 from platform_core.messaging.inbox import claim
 from platform_core.messaging.outbox import Outbox
 from platform_core.models import DeadLetter
+from platform_core.storage.connectivity import database_reachable
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +86,10 @@ def _wired() -> Collaborators:
     if _collaborators is None:
         raise ImproperlyConfigured("command tasks have no bus: call provide() at start-up")
     return _collaborators()
+
+
+# Storing a dead letter while the database is away: 0.5 s, doubling, up to 30 s.
+STORE_RETRY = RetryPolicy(base_delay=0.5, max_delay=30)
 
 
 class _HandledBefore(Exception):
@@ -136,6 +143,13 @@ class CommandTask(Task):  # type: ignore[misc]
         except _HandledBefore:
             logger.info("%s %s was handled before", type(command).__name__, command.command_id)
             return DUPLICATE
+        except DatabaseError as error:
+            if self.request.is_eager or database_reachable():
+                raise  # counted like any failure: retried, then dead-lettered
+            # The database is down: not the command's fault. Retry for as long as the
+            # outage lasts, backing off, rather than dead-letter it after five tries.
+            wait = min(self.retry_backoff_max, 2 ** min(self.request.retries, 6))
+            raise self.retry(exc=error, countdown=wait, max_retries=None) from error
         return PROCESSED
 
     def message_context(self) -> MessageContext:
@@ -175,16 +189,34 @@ class CommandTask(Task):  # type: ignore[misc]
             attempts=self.request.retries + 1,
             task_id=task_id,
         )
-        try:
-            letter = dead_letters.record(failure, exc)
-        except Exception:
-            # The store is unreachable: this log line is all that is left to replay from.
-            logger.exception("could not dead-letter %s %s", self.name, failure.payload)
-        else:
+        letter = self._store(failure, exc)
+        if letter is not None:
             logger.error(
                 "%s[%s] dead-lettered as %s after %d attempt(s): %r",
                 *(self.name, task_id, letter.pk, failure.attempts, exc),
             )
+
+    def _store(self, failure: dead_letters.Failure, exc: Exception) -> DeadLetter | None:
+        """Record the letter. On a worker, keep trying (reconnecting, backing off) until
+        the store takes it: the message is acknowledged only once this returns, so a
+        worker killed meanwhile has it redelivered, and none is acknowledged unrecorded.
+        Run eagerly (in the sender's request), a store that refuses is logged."""
+        attempt = 0
+        while True:
+            try:
+                return dead_letters.record(failure, exc)
+            except Exception:
+                attempt += 1
+                if self.request.is_eager:
+                    logger.exception("could not dead-letter %s %s", self.name, failure.payload)
+                    return None
+                logger.warning(
+                    "could not dead-letter %s %s (attempt %d); trying again",
+                    *(self.name, failure.message_id, attempt),
+                    exc_info=True,
+                )
+                database_reachable()  # drops a broken connection
+                time.sleep(STORE_RETRY.delay(attempt))
 
 
 def _leave_message_context(task: Any = None, **_: Any) -> None:

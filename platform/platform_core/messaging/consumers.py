@@ -25,6 +25,7 @@ from platform_core.messaging.dead_letters import envelope_headers, envelope_of
 from platform_core.messaging.envelope import Envelope, MessageHandler
 from platform_core.messaging.inbox import claim
 from platform_core.models import DeadLetter
+from platform_core.storage.connectivity import database_reachable
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,8 @@ class ConsumerGroup:
         `letter_id` when it is given: the letter it is being retried from)."""
         if not self.handles(envelope):
             return Outcome.IGNORED
-        for attempt in range(1, self._retry.max_attempts + 1):
+        attempt = outage = 1
+        while True:
             try:
                 with transaction.atomic():
                     if not claim(self.name, [envelope.id]):
@@ -110,7 +112,17 @@ class ConsumerGroup:
                     self._run([envelope])
                 return Outcome.PROCESSED
             except Exception as error:
-                close_old_connections()  # a connection that broke is reopened next attempt
+                # A broken connection is dropped here; while none opens, the database is
+                # out of reach: no attempt is counted, the message waits for it.
+                if not database_reachable():
+                    logger.warning(
+                        "%s: the database is out of reach (%s); %s waits",
+                        *(self.name, error, envelope.id),
+                    )
+                    self._sleep(self._retry.delay(outage))
+                    outage += 1
+                    continue
+                outage = 1
                 if attempt == self._retry.max_attempts:
                     self._dead_letter(envelope, error, attempt, letter_id or envelope.id)
                     return Outcome.DEAD_LETTERED
@@ -118,7 +130,7 @@ class ConsumerGroup:
                     "%s failed on %s (attempt %d): %s", self.name, envelope.type, attempt, error
                 )
                 self._sleep(self._retry.delay(attempt))
-        raise AssertionError("unreachable")
+                attempt += 1
 
     def redeliver(self, letter: DeadLetter) -> bool:
         """Deliver a dead letter of this group again; True once its effect has happened.

@@ -47,6 +47,12 @@ class Failure:
     headers: Mapping[str, Any]
     attempts: int
 
+    def __post_init__(self) -> None:
+        # The names come from the message, whatever its sender put there (a NUL, an id of
+        # 300 characters): a letter that cannot be stored would stop its consumer for good.
+        for name, limit in (("source", 150), ("destination", 255), ("message_id", 255)):
+            object.__setattr__(self, name, storable_key(getattr(self, name), limit))
+
 
 def payload_of(raw: bytes) -> tuple[str, dict[str, str]]:
     """A received payload as text PostgreSQL stores, and the header that says how: UTF-8
@@ -70,9 +76,20 @@ def raw_payload(letter: DeadLetter) -> bytes:
         raise CannotRetry(f"its payload is not the base64 it says it is: {error}") from error
 
 
+def storable_key(text: str, limit: int) -> str:
+    """`text` as a column of `limit` characters holds it: without NUL and, when longer,
+    cut and ended by a digest of the whole, so distinct long ids stay distinct."""
+    text = _storable(text)
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{text[: limit - len(digest) - 1]}~{digest}"
+
+
 def _storable(text: str) -> str:
-    """PostgreSQL's text and JSON refuse NUL: an error message or a header may hold one."""
-    return text.replace("\x00", "\ufffd")
+    """PostgreSQL's text and JSON refuse NUL and lone surrogates: an error message or a
+    header may hold either."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 def _json_safe(value: Any) -> Any:

@@ -205,7 +205,8 @@ class OutboxRelay:
             wake.clear()
             try:
                 if not self._lead():
-                    heartbeat.beat()  # a standby's round is asking for the lead
+                    # A standby's round is no progress of the relay: a leader that hangs
+                    # holding the lock must show as stalled, standbys or not.
                     stop.wait(min(idle_seconds, STANDBY_RETRY_SECONDS))
                     continue
                 delivered, failed = self.relay_once(waiting=True)
@@ -215,14 +216,22 @@ class OutboxRelay:
                 heartbeat.failed(error)
                 stop.wait(self._backoff.delay(1))
                 continue
-            if delivered or not failed:
-                heartbeat.beat()  # a broker failing every lane is no progress
+            backing_off = [lane for lane in self._lanes if lane.retry_at > self._clock()]
+            if failed or backing_off:  # a lane whose broker refuses makes no progress
+                heartbeat.failed(RuntimeError(self._refusal(failed, backing_off)))
             else:
-                heartbeat.failed(RuntimeError(f"the broker refused {failed} message(s)"))
+                heartbeat.beat()
             if not (delivered and self._left_behind):
                 wake.wait(self._until_a_lane_is_due(idle_seconds))
         self._resign()
         heartbeat.stop()
+
+    @staticmethod
+    def _refusal(failed: int, backing_off: Sequence[Lane]) -> str:
+        waiting = ", ".join(type(lane.publisher).__name__ for lane in backing_off)
+        return f"the broker refused {failed} message(s)" + (
+            f"; backing off: {waiting}" if waiting else ""
+        )
 
     def _until_a_lane_is_due(self, idle_seconds: float) -> float:
         waits = [lane.retry_at - self._clock() for lane in self._lanes if lane.retry_at]

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from django.db import close_old_connections
 from django.utils import timezone
 
 from platform_core.models import LoopHeartbeat
@@ -68,11 +69,10 @@ class Heartbeat:
             self._write(failing_since=self._failing_since, last_error=_described(error))
 
     def stop(self) -> None:
-        """The loop ends on purpose: its row goes, so a stopped loop is not a stalled one."""
-        try:
-            LoopHeartbeat.objects.filter(loop=self.loop, instance=self.instance).delete()
-        except Exception:
-            logger.debug("heartbeat of %s not removed", self.loop, exc_info=True)
+        """The loop ends on purpose. Its row stays: a loop nobody runs any more makes no
+        progress either, and a replacement that cannot start must not make the loop vanish
+        from the metrics. Another process of the loop beating keeps it healthy; the rows
+        of processes long replaced are pruned."""
 
     def _due(self) -> bool:
         return self._written_at is None or self._clock() - self._written_at >= self._every
@@ -91,6 +91,9 @@ class Heartbeat:
                 )
         except Exception:  # the database is down or the row raced: the next beat tries again
             logger.debug("heartbeat of %s not written", self.loop, exc_info=True)
+            # An idle loop's only query may be this one: a connection killed under it must
+            # not stay broken until the loop has work (the beat would stop, a false stall).
+            close_old_connections()
 
 
 def _described(error: BaseException) -> str:

@@ -41,6 +41,7 @@ from platform_core.web.read_your_writes import (
     MIN_POSITION_PARAM,
     ReadsYourWrites,
 )
+from platform_core.web.serializers import StrictSerializer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -138,6 +139,13 @@ class AutoSchema(openapi.AutoSchema):
         for status, named in getattr(method, "_openapi_links", {}).items():
             responses[status]["links"] = named
         return responses
+
+    def _map_basic_serializer(self, serializer: Any, direction: Any) -> dict[str, Any]:
+        """A strict serializer refuses fields it does not know: the schema says so."""
+        schema: dict[str, Any] = super()._map_basic_serializer(serializer, direction)
+        if isinstance(serializer, StrictSerializer):
+            schema["additionalProperties"] = False
+        return schema
 
     def error_statuses(self, responses: dict[str, Any]) -> list[int]:
         """The error statuses the platform answers for this operation (module docstring)."""

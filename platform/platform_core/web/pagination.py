@@ -33,5 +33,9 @@ class PageNumberPagination(pagination.PageNumberPagination):
         parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
         for parameter in parameters:
             if parameter["name"] == self.page_query_param:
-                parameter["schema"] = {**parameter["schema"], "minimum": 1}
+                parameter["schema"] = {
+                    **parameter["schema"],
+                    "minimum": 1,
+                    "maximum": 10**_MAX_DIGITS - 1,
+                }
         return parameters

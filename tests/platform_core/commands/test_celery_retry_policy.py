@@ -5,6 +5,7 @@ succeed later. Tasks run eagerly here; nothing touches a broker or a database.""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 from uuid import uuid4
 
@@ -197,3 +198,66 @@ def test_command_tasks_go_to_their_contexts_queue() -> None:
         assert queue in configured
         route = app.amqp.router.route({}, task.name, task_type=task)
         assert route["queue"] == command_queue(queue)
+
+
+class Retried(Exception):
+    """What `task.retry` raised here, with the arguments it was given."""
+
+
+def test_a_command_the_database_outage_failed_is_retried_for_as_long_as_it_lasts(monkeypatch):
+    """On a worker, a database error while no connection opens is no attempt of the
+    command's: it is retried without a limit (backing off) instead of dead-lettered."""
+    from platform_core.commands import celery_commands
+
+    def outage(*args: Any, **kwargs: Any) -> None:
+        raise celery_commands.DatabaseError("the connection is lost")
+
+    def retry(**options: Any) -> None:
+        raise Retried(options)
+
+    monkeypatch.setattr(
+        celery_commands,
+        "_wired",
+        lambda: type("W", (), {"bus": type("B", (), {"handle": outage})()})(),
+    )
+    monkeypatch.setattr(celery_commands, "database_reachable", lambda: False)
+    monkeypatch.setattr(restock_product, "retry", retry)
+    restock_product.push_request(is_eager=False, retries=7, headers={})
+    try:
+        with pytest.raises(Retried) as retried:
+            restock_product.execute(SimpleNamespace(command_id=uuid4()))
+    finally:
+        restock_product.pop_request()
+
+    assert retried.value.args[0]["max_retries"] is None
+    assert retried.value.args[0]["countdown"] == 60, "backed off to the longest wait"
+
+
+def test_a_dead_letter_the_store_refuses_is_stored_once_it_takes_it(monkeypatch):
+    """On a worker the message is acknowledged only after `on_failure`: it keeps trying
+    to store the letter (reconnecting) rather than acknowledge a failure nobody can see."""
+    from platform_core.commands import celery_commands
+
+    refusals = iter([True, True])
+    stored: list[str] = []
+
+    def record(failure: Any, error: BaseException) -> Any:
+        if next(refusals, False):
+            raise celery_commands.DatabaseError("the database is down")
+        stored.append(failure.message_id)
+        return SimpleNamespace(pk=1)
+
+    waits: list[float] = []
+    monkeypatch.setattr(celery_commands.dead_letters, "record", record)
+    monkeypatch.setattr(celery_commands, "database_reachable", lambda: False)
+    monkeypatch.setattr(celery_commands.time, "sleep", waits.append)
+    command_id = str(uuid4())
+    restock_product.push_request(is_eager=False, retries=4, headers={})
+    try:
+        restock_product.on_failure(
+            RuntimeError("gave up"), "task-1", (), {"command_id": command_id}, None
+        )
+    finally:
+        restock_product.pop_request()
+
+    assert (stored, len(waits)) == ([command_id], 2)

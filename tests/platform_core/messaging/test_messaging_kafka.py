@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from django.db import connection, connections, transaction
+from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
 from inventory.commands import RegisterProduct, RestockProduct
@@ -449,3 +449,50 @@ def test_a_consumer_whose_connection_is_killed_reconnects_and_applies_the_messag
     assert killed, "the fault happened: the first attempt's connection was terminated"
     assert effects() == [envelope.id]
     assert not DeadLetter.objects.exists()
+
+
+@pytest.mark.postgres
+def test_a_database_outage_counts_no_attempt_and_dead_letters_nothing(table, monkeypatch):
+    """While no connection opens, a failing message waits for the database instead of
+    spending its attempts: an outage longer than the retries used to dead-letter good
+    messages. Here the only attempt allowed fails twice with the database away."""
+    outages = iter([False, False])
+    monkeypatch.setattr(
+        "platform_core.messaging.consumers.database_reachable", lambda: next(outages, True)
+    )
+    calls: list[int] = []
+
+    def handler(envelope: Envelope) -> None:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise OperationalError("the connection is lost")
+        record_effect(envelope)
+
+    waits: list[float] = []
+    group = effects_group(
+        handler, retry=RetryPolicy(max_attempts=1, base_delay=0.001), sleep=waits.append
+    )
+    envelope = Envelope(
+        id=str(uuid.uuid4()), type=STOCK_CHANGED, source="/inventory", time=timezone.now()
+    )
+
+    assert group.handle(envelope) == Outcome.PROCESSED
+    assert (len(calls), len(waits), effects()) == (3, 2, [envelope.id])
+    assert not DeadLetter.objects.exists()
+
+
+@pytest.mark.postgres
+def test_a_message_whose_id_no_column_holds_is_still_dead_lettered(table):
+    """An id of 300 characters or with a NUL used to fail the store for ever, and with it
+    the consumer; the letter keeps a bounded, NUL-free id, distinct per original."""
+    group = effects_group(lambda envelope: 1 / 0, retry=FAST_RETRY, sleep=lambda _: None)
+    ids = ["x" * 300 + "a", "x" * 300 + "b", "id-with-\x00-nul"]
+    for message_id in ids:
+        envelope = Envelope(
+            id=message_id, type=STOCK_CHANGED, source="/inventory", time=timezone.now()
+        )
+        assert group.handle(envelope) == Outcome.DEAD_LETTERED
+
+    stored = list(DeadLetter.objects.order_by("id").values_list("message_id", flat=True))
+    assert len(set(stored)) == 3
+    assert all(len(message_id) <= 255 and "\x00" not in message_id for message_id in stored)

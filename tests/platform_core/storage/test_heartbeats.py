@@ -12,6 +12,7 @@ import pytest
 from django.db import OperationalError
 
 from platform_core.models import LoopHeartbeat
+from platform_core.operations.loops import loop_health
 from platform_core.sagas.manager import run_timers
 from platform_core.storage.heartbeats import Heartbeat
 
@@ -93,14 +94,18 @@ def test_a_loop_that_fails_from_its_first_round_has_a_row_from_then(heartbeat: H
     assert (row().beat_at, row().failing_since) == (START, START)
 
 
-def test_a_stopped_loop_removes_its_row_and_leaves_the_others(heartbeat: Heartbeat, clocks):
-    other = Heartbeat("projector", instance="host:2", clock=clocks.monotonic, now=clocks.now)
+def test_a_stopped_loop_keeps_its_row_so_that_nobody_running_it_shows(
+    heartbeat: Heartbeat, clocks: Clocks
+):
+    """A clean stop whose replacement never starts must not make the loop vanish from
+    the metrics: its last beat stays and ages into a stall."""
     heartbeat.beat()
-    other.beat()
 
     heartbeat.stop()
 
-    assert list(LoopHeartbeat.objects.values_list("instance", flat=True)) == ["host:2"]
+    assert row().beat_at == START
+    [health] = loop_health(START + timedelta(seconds=31))
+    assert (health.loop, health.stalled) == ("projector", True)
 
 
 def test_a_beat_the_database_refuses_does_not_fail_the_loop(
@@ -170,6 +175,17 @@ def test_the_relay_counts_a_refusing_broker_as_no_progress(platform_runtime, mon
     relay.run_forever(stop, threading.Event(), idle_seconds=0, heartbeat=told)
 
     assert told.told == ["failed: lost", "failed: the broker refused 3 message(s)", "beat", "stop"]
+
+
+def test_a_standby_relay_is_no_progress_of_the_relay(platform_runtime, monkeypatch):
+    """A leader hanging with the lock must show as stalled, standbys or not."""
+    stop, told = threading.Event(), Recorded()
+    relay = platform_runtime.relay
+    monkeypatch.setattr(relay, "_lead", scripted(False, False, stop=stop))
+
+    relay.run_forever(stop, threading.Event(), idle_seconds=0, heartbeat=told)
+
+    assert told.told == ["stop"]
 
 
 def test_the_saga_timers_tell_their_heartbeat_of_every_round(platform_runtime, monkeypatch):
