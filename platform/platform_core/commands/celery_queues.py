@@ -13,11 +13,14 @@ project's Celery app can be defined with it while Django's settings are still lo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from celery import bootsteps  # type: ignore[import-untyped]
 from kombu.entity import Exchange, Queue
+
+logger = logging.getLogger(__name__)
 
 DEAD_LETTER_EXCHANGE = "x-dead-letter-exchange"
 
@@ -89,11 +92,28 @@ def dead_lettered_queues(app: Any) -> list[str]:
 
 
 class DeclareDeadLetterQueues(bootsteps.StartStopStep):  # type: ignore[misc]
-    """Worker consumer step: declare the dead-letter queue of every command queue."""
+    """Worker consumer step: declare the dead-letter queue of every command queue, and
+    reject to it a message whose body does not decode (Celery's own answer logs it and
+    acknowledges it: the message would be gone)."""
 
     requires = {"celery.worker.consumer.connection:Connection"}
+
+    def __init__(self, consumer: Any, **kwargs: Any) -> None:
+        super().__init__(consumer, **kwargs)
+        # Read when the task consumer is made, after every step's __init__.
+        consumer.on_decode_error = _reject_undecodable
 
     def start(self, consumer: Any) -> None:
         channel = consumer.connection.default_channel
         for name in dead_lettered_queues(consumer.app):
             dead_letter_queue(name).bind(channel).declare()  # type: ignore[no-untyped-call]
+
+
+def _reject_undecodable(message: Any, error: Exception) -> None:
+    logger.critical(
+        "a message on %s does not decode (%s: %s); rejected to its dead-letter queue",
+        (message.delivery_info or {}).get("routing_key", "?"),
+        type(error).__name__,
+        error,
+    )
+    message.reject(requeue=False)

@@ -21,7 +21,7 @@ from platform_core.models import LoopHeartbeat
 @dataclass(frozen=True)
 class LoopHealth:
     loop: str
-    instances: int
+    instances: int  # processes that made progress within LOOP_STALL_SECONDS
     seconds_since_progress: float
     stalled: bool
     failing_since: datetime | None
@@ -42,7 +42,7 @@ def loop_health(now: datetime | None = None) -> list[LoopHealth]:
         health.append(
             LoopHealth(
                 loop=loop,
-                instances=len(rows),
+                instances=sum((now - row.beat_at).total_seconds() <= stall_after for row in rows),
                 seconds_since_progress=since,
                 stalled=since > stall_after,
                 failing_since=freshest.failing_since,

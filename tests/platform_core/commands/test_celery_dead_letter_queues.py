@@ -25,6 +25,7 @@ from kombu import Connection
 from config.celery import app
 from platform_core.commands.celery_queues import command_queue, dead_letter_queue
 from platform_core.commands.dead_letter_queues import drain_app, keep
+from platform_core.messaging.dead_letters import raw_payload
 from platform_core.models import DeadLetter
 from platform_core.tasks import MAINTENANCE_QUEUE, drain_dead_letter_queues
 from platform_core.testing.fleet import delete_vhost, recreate_vhost
@@ -192,3 +193,34 @@ def test_celery_beat_drains_every_minute_on_the_queue_the_worker_consumes() -> N
     assert app.tasks[job["task"]].name == drain_dead_letter_queues.name
     route = app.amqp.router.route({}, job["task"], task_type=drain_dead_letter_queues)
     assert (route["queue"].name, job["schedule"]) == (MAINTENANCE_QUEUE, 60)
+
+
+def publish_undecodable(url: str) -> None:
+    """Two messages a worker cannot decode: a task whose JSON body is cut short, and
+    plain text from a sender that is no Celery client."""
+    with connected(url) as connection:
+        producer = connection.Producer()
+        task_id = str(uuid4())
+        producer.publish(
+            b'{"sku": "cut sh',
+            exchange="",
+            routing_key="inventory",
+            content_type="application/json",
+            content_encoding="utf-8",
+            headers={"task": "inventory.tasks.restock_product", "id": task_id, "lang": "py"},
+        )
+        producer.publish(b"hello", exchange="", routing_key="inventory", content_type="text/plain")
+
+
+def test_a_message_the_worker_cannot_decode_reaches_the_store(
+    broker_url: str, start_worker: Callable[..., Worker]
+) -> None:
+    """Celery's own answer to a body it cannot decode is to log it and acknowledge it: the
+    worker rejects it to the dead-letter queue instead, and the drain stores it."""
+    worker = start_worker()
+    publish_undecodable(broker_url)
+
+    wait_for(dead("inventory", 2), "the worker to reject both", [worker])
+    assert drain_app(app) == 2
+    payloads = {raw_payload(letter) for letter in DeadLetter.objects.all()}
+    assert payloads == {b'{"sku": "cut sh', b"hello"}
