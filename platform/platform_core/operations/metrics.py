@@ -108,8 +108,9 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
         return json_error_view(403, "metrics_closed", "Set METRICS_TOKEN to scrape /metrics.")(
             request
         )
-    given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+    # The scheme is case-insensitive (RFC 9110): `bearer` is as good as `Bearer`.
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
         return json_error_view(401, "not_authenticated", "A scraper's bearer token is needed.")(
             request
         )

@@ -31,6 +31,12 @@ def test_only_the_scraper_with_the_token_reads_metrics(anonymous_client, custome
     wrong = {"HTTP_AUTHORIZATION": "Bearer guess"}
     assert anonymous_client.get("/metrics", **wrong).status_code == 401
     assert anonymous_client.get("/metrics", **SCRAPER).status_code == 200
+    lower = {"HTTP_AUTHORIZATION": "bearer scrape-secret"}
+    assert anonymous_client.get("/metrics", **lower).status_code == 200
+    assert (
+        anonymous_client.get("/metrics", HTTP_AUTHORIZATION="Token scrape-secret").status_code
+        == 401
+    )
 
     settings.METRICS_TOKEN = ""
     closed = anonymous_client.get("/metrics", **SCRAPER)
