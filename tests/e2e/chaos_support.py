@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+
 from tests.e2e.board_support import ADDRESS
 from tests.e2e.deployment import SKU, Deployment
 
@@ -179,11 +181,14 @@ class Traffic:
             time.sleep(0.5)  # the staff's round of the warehouse
             with self._lock:
                 waiting = list(self._to_dispatch)
-            rows = self.running.query(
-                "SELECT id::text, status, shipment_id FROM read_order_summary"
-                " WHERE id = ANY(%s::uuid[])",
-                [waiting],
-            )
+            try:
+                rows = self.running.query(
+                    "SELECT id::text, status, shipment_id FROM read_order_summary"
+                    " WHERE id = ANY(%s::uuid[])",
+                    [waiting],
+                )
+            except psycopg.OperationalError:  # the database is away: look again later
+                continue
             for order_id, status, shipment_id in rows:
                 ready = status == "confirmed" and shipment_id
                 if not ready and status not in ("cancelled", "shipped"):

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import psycopg
+import psycopg.conninfo
+import psycopg.sql
 import pytest
 import redis
 from confluent_kafka import Producer
@@ -300,6 +302,35 @@ def test_every_database_connection_killed_three_times(running: Deployment) -> No
         return f"pg_terminate_backend of all connections x3: {'+'.join(map(str, killed))}"
 
     scenario(running, "pg-terminate-x3", inject, seed=12)
+
+
+def test_the_database_refuses_every_connection_for_a_while(running: Deployment) -> None:
+    """Not a killed connection: no connection opens at all for OUTAGE seconds, longer
+    than a consumer's or a command's retries last. Nothing may be dead-lettered for it,
+    nor an order left pending."""
+    database = psycopg.conninfo.conninfo_to_dict(running.database_url)["dbname"]
+    letters_before = count(running, "SELECT count(*) FROM dead_letters")
+
+    def inject(running: Deployment, flowing: Traffic) -> str:
+        with psycopg.connect(running.database_url, dbname="postgres", autocommit=True) as admin:
+            name = psycopg.sql.Identifier(database)
+            admin.execute(psycopg.sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(name))
+            try:
+                [(killed,)] = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = %s AND application_name LIKE %s",
+                    [database, running.fleet.app_prefix + "%"],
+                ).fetchall()
+                began = time.monotonic()
+                running.wait_until(lambda: time.monotonic() - began >= OUTAGE, "the outage")
+            finally:
+                admin.execute(
+                    psycopg.sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(name)
+                )
+        return f"the database refused connections for {OUTAGE:.0f} s ({killed} terminated)"
+
+    scenario(running, "database-away", inject, seed=16)
+    assert count(running, "SELECT count(*) FROM dead_letters") == letters_before
 
 
 def test_redis_flushed(running: Deployment) -> None:
