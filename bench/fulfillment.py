@@ -127,6 +127,7 @@ def main() -> None:
         " connection); per-use: a new connection for every request and task",
     )
     parser.add_argument("--serve-consumer", metavar="GROUP", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-floor-consumer", metavar="BOOTSTRAP", help=argparse.SUPPRESS)
     parser.add_argument(
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL),
@@ -137,6 +138,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve_consumer:
         serve_consumer(args.serve_consumer, args.mock_fetch_wait_ms)
+        return
+    if args.serve_floor_consumer:
+        from floor_app import serve_floor_consumer
+
+        serve_floor_consumer(args.serve_floor_consumer, args.mock_fetch_wait_ms)
         return
     sizes = QUICK if args.quick else DEFAULT
     overrides = {

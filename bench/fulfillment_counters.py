@@ -282,13 +282,24 @@ def connection_cost(url: str, count: int = 60, rounds: int = 3) -> tuple[float, 
 
 
 def pg_counters(url: str) -> dict[str, float]:
+    """The bench database's counters (sessions, transactions committed and rolled back,
+    rows inserted and updated) and the server's next transaction id: the transactions
+    that wrote (took an id) in between, read-only ones left out."""
     name = urlparse(url).path.lstrip("/")
     with psycopg.connect(url, dbname="postgres", autocommit=True) as conn:
         row = conn.execute(
-            "SELECT sessions, xact_commit, xact_rollback, tup_inserted, tup_updated"
+            "SELECT sessions, xact_commit, xact_rollback, tup_inserted, tup_updated,"
+            " pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
             " FROM pg_stat_database WHERE datname = %s",
             [name],
         ).fetchone()
     assert row is not None
-    keys = ("sessions", "commits", "rollbacks", "inserted", "updated")
+    keys = ("sessions", "commits", "rollbacks", "inserted", "updated", "writing_transactions")
     return dict(zip(keys, (float(v) for v in row), strict=True))
+
+
+def rows_inserted(url: str) -> dict[str, int]:
+    """Rows inserted so far, by table of the bench database."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT relname, n_tup_ins FROM pg_stat_user_tables").fetchall()
+    return {str(table): int(count) for table, count in rows}

@@ -6,6 +6,7 @@ POST rounds of the POST phase."""
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import itertools
 import json
 import random
@@ -33,6 +34,8 @@ class Sizes:
     profile_seconds: float  # py-spy recording (0: none)
     timeout: float  # the whole run, seconds
     solo_orders: int  # orders placed by one client alone: the latency without queueing
+    open_orders: int  # the open loop's orders, at least (half the saturation rate)...
+    open_seconds: float  # ... or this long at that rate, whichever is more
 
 
 QUICK = Sizes(
@@ -44,6 +47,8 @@ QUICK = Sizes(
     profile_seconds=0,
     timeout=300,
     solo_orders=10,
+    open_orders=80,
+    open_seconds=4,
 )
 DEFAULT = Sizes(
     orders=2000,
@@ -54,6 +59,8 @@ DEFAULT = Sizes(
     profile_seconds=15,
     timeout=1800,
     solo_orders=40,
+    open_orders=400,
+    open_seconds=30,
 )
 
 
@@ -87,6 +94,7 @@ class Watcher:
         self._lock = threading.Lock()
         self._waiting: dict[str, threading.Event] = {}
         self.seen: dict[str, tuple[float, str]] = {}
+        self.queries = 0  # the bench's own transactions, left out of the product's count
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
         self._thread.start()
@@ -108,6 +116,7 @@ class Watcher:
                     " WHERE id = ANY(%s::uuid[]) AND status <> 'pending'",
                     [ids],
                 ).fetchall()
+                self.queries += 1
                 with self._lock:
                     for order_id, status in rows:
                         self.seen[order_id] = (at, status)
@@ -197,6 +206,60 @@ def closed_loop(
         thread.start()
     for thread in threads:
         thread.join()
+    run.ended = time.time()
+    return run
+
+
+def open_loop(
+    port: int,
+    token: str,
+    skus: Sequence[str],
+    watcher: Watcher,
+    rate: float,
+    orders: int,
+    *,
+    seed: int = 0,
+    threads: int = 128,
+) -> SagaRun:
+    """Orders arriving at a fixed `rate` a second, whoever is still waiting: order i is
+    due at start + i/rate and is timed from then, so a system that falls behind is timed
+    from when the order arrived, not from when a free client sent it."""
+    run, lock = SagaRun(), threading.Lock()
+    local = threading.local()
+    maker, maker_lock = OrderMaker(skus, seed), threading.Lock()
+
+    def place(due: float) -> None:
+        if not hasattr(local, "http"):
+            local.http = Http(port, token)
+        with maker_lock:
+            body = maker.body()
+        status, answer = local.http.request(
+            "POST", "/api/orders/", body, {"Idempotency-Key": str(uuid.uuid4())}
+        )
+        answered = time.time()
+        if status != 202:
+            with lock:
+                run.errors[f"POST {status}"] += 1
+            return
+        placed = Placed(str(json.loads(answer)["id"]), due, answered)
+        if not watcher.expect(placed.order_id).wait(ORDER_TIMEOUT):
+            with lock:
+                run.errors["not confirmed in time"] += 1
+            return
+        placed.confirmed, placed.status = watcher.seen[placed.order_id]
+        with lock:
+            run.orders.append(placed)
+            if placed.status != "confirmed":
+                run.errors[f"order {placed.status}"] += 1
+
+    with concurrent.futures.ThreadPoolExecutor(threads, "open-loop") as pool:
+        run.started = time.time()
+        start = time.monotonic()
+        for i in range(orders):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # the arrival schedule, not a wait for the system
+            pool.submit(place, run.started + i / rate)
     run.ended = time.time()
     return run
 

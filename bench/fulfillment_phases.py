@@ -14,21 +14,25 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from _common import paired_ratio, percentile, recreate_database
 from fulfillment_counters import (
     CpuMeter,
     connection_cost,
     pg_counters,
+    rows_inserted,
     stage_groups,
     stage_timings,
 )
-from fulfillment_fleet import PARTITIONS, TOPICS, VHOST, Setup, start_system
+from fulfillment_fleet import PARTITIONS, RABBIT, TOPICS, VHOST, Setup, start_system
+from fulfillment_floor import FLOOR_TOPICS, MESSAGES_PER_ORDER, floor_closed_loop, start_floor
 from fulfillment_load import (
     ORDER_TIMEOUT,
     SagaRun,
     Sizes,
     Watcher,
     closed_loop,
+    open_loop,
     post_round,
     saga_metrics,
 )
@@ -38,6 +42,32 @@ from platform_core.testing.fleet import recreate_vhost
 from platform_core.testing.kafka_mock import MockKafkaProcess
 
 
+def messages_sent(url: str) -> dict[str, int]:
+    """Outbox rows so far: Celery commands and Kafka integration events."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE topic LIKE 'command:%%'),"
+            " count(*) FILTER (WHERE topic NOT LIKE 'command:%%') FROM outbox"
+        ).fetchone()
+    assert row is not None
+    return {"celery_tasks": int(row[0]), "kafka_messages": int(row[1])}
+
+
+def open_metrics(run: SagaRun, rate: float) -> dict[str, float]:
+    done = [p for p in run.orders if p.status == "confirmed" and p.confirmed is not None]
+    if not done:
+        raise RuntimeError(f"no order of the open loop confirmed: {dict(run.errors)}")
+    latency = [(p.confirmed - p.sent) * 1000 for p in done if p.confirmed is not None]
+    return {
+        "open_rate_per_s": rate,
+        "open_orders": len(done),
+        "open_failures": sum(run.errors.values()),
+        "open_post_to_confirmed_p50_ms": percentile(latency, 50),
+        "open_post_to_confirmed_p99_ms": percentile(latency, 99),
+        "open_post_p50_ms": percentile([(p.answered - p.sent) * 1000 for p in done], 50),
+    }
+
+
 def run(args: argparse.Namespace, sizes: Sizes, logdir: Path) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     report: dict[str, Any] = {}
@@ -45,7 +75,9 @@ def run(args: argparse.Namespace, sizes: Sizes, logdir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     recreate_database(url)
     recreate_vhost(VHOST)
-    broker = MockKafkaProcess({topic: PARTITIONS for topic in TOPICS}, log=logdir / "broker.log")
+    broker = MockKafkaProcess(
+        {topic: PARTITIONS for topic in (*TOPICS, *FLOOR_TOPICS)}, log=logdir / "broker.log"
+    )
     setup: Setup | None = None
     try:
         setup = start_system(args, sizes, logdir, broker)
@@ -98,7 +130,9 @@ def run(args: argparse.Namespace, sizes: Sizes, logdir: Path) -> dict[str, Any]:
             roles = {proc.pid: proc.role for proc in fleet.procs}
             roles[broker.pid] = "kafka mock broker"
             roles[os.getpid()] = "bench"
-            counters0 = pg_counters(url)
+            counters0, inserted0 = pg_counters(url), rows_inserted(url)
+            queries0 = watcher.queries
+            messages0 = messages_sent(url)
             meter = CpuMeter(roles, url)
             saga = closed_loop(
                 setup.web_port,
@@ -110,7 +144,9 @@ def run(args: argparse.Namespace, sizes: Sizes, logdir: Path) -> dict[str, Any]:
                 seed=2,
             )
             cpu, busy, capacity = meter.stop()
-            counters1 = pg_counters(url)
+            counters1, inserted1 = pg_counters(url), rows_inserted(url)
+            queries = watcher.queries - queries0
+            messages1 = messages_sent(url)
             fleet.check_alive()
             flat.update(saga_metrics(saga, sizes.clients))
             elapsed = saga.ended - saga.started
@@ -133,6 +169,15 @@ def run(args: argparse.Namespace, sizes: Sizes, logdir: Path) -> dict[str, Any]:
                 )
             for key in counters0:
                 flat[f"pg_{key}_per_order"] = (counters1[key] - counters0[key]) / n
+            # The bench's own queries (the watcher's) are no cost of an order.
+            flat["pg_bench_transactions_per_order"] = queries / n
+            flat["pg_commits_per_order"] -= queries / n
+            report["inserted"] = sorted(
+                ((table, (inserted1[table] - inserted0.get(table, 0)) / n) for table in inserted1),
+                key=lambda item: -item[1],
+            )
+            for kind, count in messages1.items():
+                flat[f"{kind}_per_order"] = (count - messages0.get(kind, 0)) / n
             report["errors"] = dict(saga.errors)
             stages = stage_timings(url, saga.orders)
             report["stages"] = stages
@@ -144,6 +189,25 @@ def run(args: argparse.Namespace, sizes: Sizes, logdir: Path) -> dict[str, Any]:
                 }
             )
             print(f"saga phase: {n} orders confirmed in {elapsed:.1f} s", flush=True)
+
+            # --- open loop: orders arrive at half the saturation rate just measured
+            rate = flat["confirmed_per_s"] / 2
+            opened = open_loop(
+                setup.web_port,
+                setup.token,
+                setup.skus,
+                watcher,
+                rate,
+                max(sizes.open_orders, int(rate * sizes.open_seconds)),
+                seed=5,
+            )
+            fleet.check_alive()
+            flat.update(open_metrics(opened, rate))
+            print(
+                f"open loop: {len(opened.orders)} orders at {rate:.1f}/s,"
+                f" POST -> confirmed p50 {flat['open_post_to_confirmed_p50_ms']:.0f} ms",
+                flush=True,
+            )
 
             # --- profile: the same load while py-spy records the busiest processes
             if sizes.profile_seconds > 0:
@@ -174,6 +238,42 @@ def run(args: argparse.Namespace, sizes: Sizes, logdir: Path) -> dict[str, Any]:
                 report["py_spy"] = [(proc.role, summarize_py_spy(path)) for proc, path in recorded]
         finally:
             watcher.close()
+
+        # --- transport floor: the same hops with empty handlers, on the same brokers
+        floor = start_floor(fleet, args, broker.bootstrap_servers, f"{RABBIT}/{VHOST}")
+        try:
+            floor_roles = {proc.pid: proc.role for proc in floor}
+            floor_roles.update({broker.pid: "kafka mock broker", os.getpid(): "bench"})
+            meter = CpuMeter(floor_roles, url)
+            floor_run = floor_closed_loop(
+                broker.bootstrap_servers,
+                args.mock_fetch_wait_ms,
+                sizes.clients,
+                sizes.orders,
+                sizes.warmup,
+            )
+            floor_cpu, _, _ = meter.stop()
+            fleet.check_alive()
+        finally:
+            fleet.stop(*floor)
+        if floor_run.timeouts or len(floor_run.done_at) < 2:
+            raise RuntimeError(f"the floor lost orders: {floor_run.timeouts} timed out")
+        flat["floor_per_s"] = floor_run.per_s
+        flat["floor_p50_ms"] = percentile(floor_run.latencies_ms, 50)
+        flat["floor_cpu_ms_per_order"] = (
+            1000 * sum(v for k, v in floor_cpu.items() if not k.startswith("postgres"))
+        ) / len(floor_run.done_at)
+        report["floor_cpu"] = {
+            role: 1000 * seconds / len(floor_run.done_at)
+            for role, seconds in floor_cpu.items()
+            if seconds >= 0.01 and not role.startswith("postgres")
+        }
+        flat.update({f"floor_{k}_per_order": v for k, v in MESSAGES_PER_ORDER.items()})
+        flat["confirmed_per_floor"] = flat["confirmed_per_s"] / flat["floor_per_s"]
+        print(
+            f"transport floor: {len(floor_run.done_at)} orders, {flat['floor_per_s']:.1f}/s",
+            flush=True,
+        )
 
         # --- POST phase: the relay stopped, so only the HTTP write path runs
         fleet.stop(setup.relay)

@@ -325,6 +325,12 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # A loop (projector, relay, consumer, saga timers) without a good round for this long is
 # reported stalled in /metrics and /readyz (platform_core.operations.loops).
 LOOP_STALL_SECONDS = float(os.environ.get("LOOP_STALL_SECONDS", "30"))
+# After a round that did work, the relay and the projector start no other for this long
+# (seconds from the round's start): under load, what commits meanwhile goes out in one
+# batch (one update of the outbox, one read-model transaction) instead of one each; the
+# first message after a quiet spell goes at once. Each hop of an order may wait this long.
+RELAY_LINGER_SECONDS = float(os.environ.get("RELAY_LINGER_SECONDS", "0.01"))
+PROJECTOR_LINGER_SECONDS = float(os.environ.get("PROJECTOR_LINGER_SECONDS", "0.05"))
 # How long a read given `min_position` waits for the projection
 # (platform_core.web.read_your_writes).
 READ_YOUR_WRITES_TIMEOUT = float(os.environ.get("READ_YOUR_WRITES_TIMEOUT", "5"))

@@ -194,15 +194,20 @@ class OutboxRelay:
         wake: threading.Event,
         idle_seconds: float = 1.0,
         heartbeat: Heartbeat = SILENT,
+        linger: float = 0.0,
     ) -> None:
         """Relay while leader, woken after commits or every `idle_seconds`; a lane whose
         broker fails backs off exponentially while the others go on.
 
         After a round it waits for the next wake-up unless a batch came back full: a
         commit since the round began has set `wake` already, so a round that found rows
-        need not be followed by one that finds none (two queries a lane for nothing)."""
+        need not be followed by one that finds none (two queries a lane for nothing).
+        A round that sent rows is followed by none for `linger` seconds from its start:
+        under load the commits of that pause go out together, one query and one update
+        a lane for all of them; the first row after a quiet spell goes out at once."""
         while not stop.is_set():
             wake.clear()
+            began = self._clock()
             try:
                 if not self._lead():
                     # A standby's round is no progress of the relay: a leader that hangs
@@ -221,6 +226,8 @@ class OutboxRelay:
                 heartbeat.failed(RuntimeError(self._refusal(failed, backing_off)))
             else:
                 heartbeat.beat()
+            if delivered and not self._left_behind:
+                stop.wait(max(0.0, began + linger - self._clock()))
             if not (delivered and self._left_behind):
                 wake.wait(self._until_a_lane_is_due(idle_seconds))
         self._resign()

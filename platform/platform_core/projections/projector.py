@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -98,8 +99,10 @@ class ProjectionRunner:
         batch_size: int = 500,
         max_batch_size: int = 8000,
         backoff: RetryPolicy = ROUND_BACKOFF,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._backoff = backoff
         self._codec = codec
         self._batch_size, self._max_batch_size = batch_size, max(batch_size, max_batch_size)
@@ -223,19 +226,26 @@ class ProjectionRunner:
         idle_seconds: float = 1.0,
         on_idle: Callable[[], object] | None = None,
         heartbeat: Heartbeat = SILENT,
+        linger: float = 0.0,
     ) -> None:
         """Catch up whenever woken (or every `idle_seconds`) until `stop` is set; call
         `on_idle` (e.g. to start requested rebuilds) after each catch-up, and tell
-        `heartbeat` how each round went."""
+        `heartbeat` how each round went. A catch-up that read events is followed by none
+        for `linger` seconds from its start: under load the events committed meanwhile
+        are projected together, one transaction and one checkpoint update for all of
+        them; the first event after a quiet spell is projected at once."""
         failures = 0
         while not stop.is_set():
             wake.clear()
+            began = self._clock()
             try:
-                self.catch_up()
+                read = self.catch_up()
                 if on_idle is not None:
                     on_idle()
                 failures = 0
                 heartbeat.beat()
+                if read:
+                    stop.wait(max(0.0, began + linger - self._clock()))
             except Exception as error:
                 failures += 1
                 logger.exception("projection round failed (%d in a row); retrying", failures)

@@ -6,6 +6,7 @@ import signal
 import threading
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from platform_core.messaging.wakeups import OUTBOX_CHANNEL, CommitListener
@@ -44,4 +45,10 @@ class Command(BaseCommand):
         self.stdout.write(f"relaying the outbox ({relay.backlog()} waiting); Ctrl-C stops")
         # Other processes' commits wake this one through PostgreSQL notifications.
         with CommitListener({OUTBOX_CHANNEL: wake}):
-            relay.run_forever(stop, wake, idle_seconds=poll, heartbeat=Heartbeat("relay"))
+            relay.run_forever(
+                stop,
+                wake,
+                idle_seconds=poll,
+                heartbeat=Heartbeat("relay"),
+                linger=settings.RELAY_LINGER_SECONDS,
+            )

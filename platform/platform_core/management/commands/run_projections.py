@@ -6,6 +6,7 @@ import signal
 import threading
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from platform_core.messaging.wakeups import OUTBOX_CHANNEL, CatchUpWatch, CommitListener
@@ -56,5 +57,10 @@ class Command(BaseCommand):
         # wake this one through PostgreSQL notifications; the rest are seen on the poll.
         with CommitListener({OUTBOX_CHANNEL: wake}):
             runner.run_forever(
-                stop, wake, idle_seconds=poll, on_idle=on_idle, heartbeat=Heartbeat("projector")
+                stop,
+                wake,
+                idle_seconds=poll,
+                on_idle=on_idle,
+                heartbeat=Heartbeat("projector"),
+                linger=settings.PROJECTOR_LINGER_SECONDS,
             )

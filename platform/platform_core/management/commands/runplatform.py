@@ -57,6 +57,7 @@ class Command(BaseCommand):
                         rt.projections.run_forever,
                         on_idle=_projector_idle(rt),
                         heartbeat=Heartbeat("projector"),
+                        linger=settings.PROJECTOR_LINGER_SECONDS,
                     ),
                     stop,
                     rt.log_changed,
@@ -67,7 +68,11 @@ class Command(BaseCommand):
             threading.Thread(
                 target=_work,
                 args=(
-                    partial(rt.relay.run_forever, heartbeat=Heartbeat("relay")),
+                    partial(
+                        rt.relay.run_forever,
+                        heartbeat=Heartbeat("relay"),
+                        linger=settings.RELAY_LINGER_SECONDS,
+                    ),
                     stop,
                     rt.outbox_changed,
                 ),
