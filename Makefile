@@ -32,7 +32,7 @@ test-faults: install
 
 # Two copies of each process of the deployment (consumers, worker, relay, projector, saga
 # timers) under the chaos traffic, the leading relay killed halfway; no duplicate effect, no
-# stall (tests/e2e/test_scale_out.py; SCALE_ORDERS=40, about a minute and a half).
+# stall (tests/e2e/test_scale_out.py; SCALE_ORDERS=40, about a minute).
 test-scale: install
 	$(BIN)/python -m pytest -m scale -s tests/e2e/test_scale_out.py $(PYTEST_ARGS)
 

@@ -7,7 +7,7 @@ Then every acknowledged order must have reached a final state, `verify_consisten
 find nothing, no effect may show twice in the stores the contexts keep (captures at the
 fake gateway, shipments, stock held), and the logs must show that both copies did work:
 each consumer had partitions and handled messages from them, each worker ran tasks, each
-relay led. `make test-scale` runs it (SCALE_ORDERS=40 orders; about a minute and a half).
+relay led. `make test-scale` runs it (SCALE_ORDERS=40 orders; about a minute).
 """
 
 from __future__ import annotations
