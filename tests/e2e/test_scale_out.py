@@ -5,9 +5,10 @@ under the chaos traffic (chaos_support.Traffic), the leading relay killed halfwa
 
 Then every acknowledged order must have reached a final state, `verify_consistency` must
 find nothing, no effect may show twice in the stores the contexts keep (captures at the
-fake gateway, shipments, stock held), and the logs must show that both copies did work:
-each consumer had partitions and handled messages from them, each worker ran tasks, each
-relay led. `make test-scale` runs it (SCALE_ORDERS=40 orders; about a minute).
+fake gateway, shipments, stock held), and the logs and heartbeats must show that both
+copies did work: each consumer had partitions and handled messages from them, each worker
+ran tasks, each relay led, each projector and saga-timer process went round its loop
+without failing. `make test-scale` runs it (SCALE_ORDERS=40 orders; about a minute).
 """
 
 from __future__ import annotations
@@ -143,6 +144,21 @@ def test_two_of_each_process_share_the_work_without_duplicate_effects_or_stalls(
     assert relay_leader(running) == standby, "the restarted relay took the lead back"
     assert_no_duplicate_effects(running)
     assert_stock_held_by_the_live_orders(running)
+    assert_every_copy_looped(running, "projector", "saga-timers")
+
+
+def assert_every_copy_looped(running: Deployment, *loops: str) -> None:
+    """Each copy of each loop has a heartbeat of its own and is not failing."""
+    for loop in loops:
+        pids = {running.procs[f"{loop}{copy}"].pid for copy in COPIES}
+        beating = {
+            int(instance.rsplit(":", 1)[1])
+            for (instance,) in running.query(
+                "SELECT instance FROM loop_heartbeats WHERE loop = %s AND failing_since IS NULL",
+                [loop],
+            )
+        }
+        assert pids <= beating, f"{loop}: copies {pids}, healthy heartbeats {beating}"
 
 
 def assert_no_duplicate_effects(running: Deployment) -> None:
