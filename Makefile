@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BENCHES := eventstore messaging fulfillment projections statements stock
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-faults test-schema chaos chaos-smoke test-model test-stress lint check bench $(addprefix bench-,$(BENCHES)) clean
+.PHONY: install run test test-faults test-scale test-schema chaos chaos-smoke test-model test-stress lint check bench $(addprefix bench-,$(BENCHES)) clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: install
 # from DATABASE_URL and CELERY_BROKER_URL; a few minutes).
 test-faults: install
 	$(BIN)/python -m pytest -m faults -s tests/e2e/test_saga_faults.py $(PYTEST_ARGS)
+
+# Two copies of each process of the deployment (consumers, worker, relay, projector, saga
+# timers) under the chaos traffic, the leading relay killed halfway; no duplicate effect, no
+# stall (tests/e2e/test_scale_out.py; SCALE_ORDERS=40, about a minute).
+test-scale: install
+	$(BIN)/python -m pytest -m scale -s tests/e2e/test_scale_out.py $(PYTEST_ARGS)
 
 # The fault harness (tests/e2e/test_chaos.py): each fault injected into the deployment's
 # processes under a mix of orders, proven, restored, then verify_consistency; one line of

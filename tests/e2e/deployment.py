@@ -31,27 +31,32 @@ STOCK = 100_000
 SKU = "FAULT-TEA"
 
 
-def _roles(port: int, worker_name: str, worker_pool: str) -> dict[str, list[str]]:
+def _roles(port: int, worker_name: str, worker_pool: str, copies: int) -> dict[str, list[str]]:
+    """Each role's command line: the web once, every other process `copies` times (the
+    first copy named for its role, the n-th `<role>-n`)."""
     manage = [sys.executable, str(ROOT / "manage.py")]
-    roles = {
-        # The server the Dockerfile runs: Daphne refusing oversized bodies unread.
-        "web": [
-            *(sys.executable, "-m", "platform_core.web.server"),
-            *("-b", "127.0.0.1", "-p", str(port), "config.asgi:application"),
-        ],
-        "relay": [*manage, "relay_outbox"],
-        "projector": [*manage, "run_projections"],
-        "saga-timers": [*manage, "run_saga_timers"],
-        "worker": [
+    # The server the Dockerfile runs: Daphne refusing oversized bodies unread.
+    web = [
+        *(sys.executable, "-m", "platform_core.web.server"),
+        *("-b", "127.0.0.1", "-p", str(port), "config.asgi:application"),
+    ]
+    roles = {"web": web}
+    for n in range(1, copies + 1):
+        copy = "" if n == 1 else f"-{n}"
+        roles[f"relay{copy}"] = [*manage, "relay_outbox"]
+        roles[f"projector{copy}"] = [*manage, "run_projections"]
+        roles[f"saga-timers{copy}"] = [*manage, "run_saga_timers"]
+        roles[f"worker{copy}"] = [
             str(BIN / "celery"),
             *("-A", "config.celery:app", "worker", "-Q", "orders,inventory,payments,shipping"),
             *("-P", worker_pool, "-c", "8" if worker_pool == "threads" else "3"),
             *("--without-mingle", "--without-gossip"),
-            *("-n", worker_name, "--loglevel", "INFO"),
-        ],
-    }
-    for group in CONSUMER_GROUPS:
-        roles[f"consumer-{group}"] = [*manage, "consume", group, "--instance-id", f"{group}-1"]
+            *("-n", worker_name.replace("@", f"{copy}@"), "--loglevel", "INFO"),
+        ]
+        for group in CONSUMER_GROUPS:
+            roles[f"consumer-{group}{copy}"] = [
+                *(*manage, "consume", group, "--instance-id", f"{group}-{n}"),
+            ]
     return roles
 
 
@@ -162,11 +167,13 @@ def _environment(database: str, bootstrap: str, vhost: str, settings: Mapping[st
 
 @contextlib.contextmanager
 def deployment(
-    scratch: Path, *, worker_pool: str = "threads", **settings: str
+    scratch: Path, *, worker_pool: str = "threads", copies: int = 1, **settings: str
 ) -> Iterator[Deployment]:
     """Run the deployment until the block ends, with `settings` in every process's
-    environment (SAGA_STEP_SECONDS=5, say) and the Celery worker on `worker_pool`
-    (`threads`, as docker-compose runs it, or `prefork`)."""
+    environment (SAGA_STEP_SECONDS=5, say), the Celery worker on `worker_pool`
+    (`threads`, as docker-compose runs it, or `prefork`) and `copies` of each process but
+    the web (the second relay a standby, the second worker `<name>-2`, the second
+    consumer of each group `--instance-id <group>-2`)."""
     vhost = f"deploy-{os.getpid()}"
     recreate_vhost(vhost)
     kafka = MockKafkaProcess(dict.fromkeys(TOPICS, 3), log=scratch / "kafka.log")
@@ -180,7 +187,7 @@ def deployment(
         port = free_port()
         procs = {
             role: fleet.start(role, argv)
-            for role, argv in _roles(port, f"deploy-{os.getpid()}@%h", worker_pool).items()
+            for role, argv in _roles(port, f"deploy-{os.getpid()}@%h", worker_pool, copies).items()
         }
         running = Deployment(fleet, procs, f"http://127.0.0.1:{port}", database, kafka)
         _stock_a_product(running)

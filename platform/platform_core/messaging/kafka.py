@@ -139,6 +139,11 @@ class KafkaConsumerRunner:
         for message in messages:
             if message.error() is None:
                 consumer.store_offsets(message=message)
+        # Which member of the group handles which partitions, as a worker logs its tasks.
+        partitions = sorted({f"{m.topic()}[{m.partition()}]" for m in messages if not m.error()})
+        logger.info(
+            "consumer %s handled %d from %s", self._group.name, len(messages), ", ".join(partitions)
+        )
 
     def _envelope(self, message: Message) -> Envelope | None:
         try:
