@@ -330,7 +330,7 @@ LOOP_STALL_SECONDS = float(os.environ.get("LOOP_STALL_SECONDS", "30"))
 # batch (one update of the outbox, one read-model transaction) instead of one each; the
 # first message after a quiet spell goes at once. Each hop of an order may wait this long.
 RELAY_LINGER_SECONDS = float(os.environ.get("RELAY_LINGER_SECONDS", "0.01"))
-PROJECTOR_LINGER_SECONDS = float(os.environ.get("PROJECTOR_LINGER_SECONDS", "0.05"))
+PROJECTOR_LINGER_SECONDS = float(os.environ.get("PROJECTOR_LINGER_SECONDS", "0.02"))
 # How long a read given `min_position` waits for the projection
 # (platform_core.web.read_your_writes).
 READ_YOUR_WRITES_TIMEOUT = float(os.environ.get("READ_YOUR_WRITES_TIMEOUT", "5"))

@@ -197,26 +197,18 @@ class CommandTask(Task):  # type: ignore[misc]
             )
 
     def _store(self, failure: dead_letters.Failure, exc: Exception) -> DeadLetter | None:
-        """Record the letter. On a worker, keep trying (reconnecting, backing off) until
-        the store takes it: the message is acknowledged only once this returns, so a
-        worker killed meanwhile has it redelivered, and none is acknowledged unrecorded.
-        Run eagerly (in the sender's request), a store that refuses is logged."""
-        attempt = 0
-        while True:
-            try:
-                return dead_letters.record(failure, exc)
-            except Exception:
-                attempt += 1
-                if self.request.is_eager:
-                    logger.exception("could not dead-letter %s %s", self.name, failure.payload)
-                    return None
-                logger.warning(
-                    "could not dead-letter %s %s (attempt %d); trying again",
-                    *(self.name, failure.message_id, attempt),
-                    exc_info=True,
-                )
-                database_reachable()  # drops a broken connection
-                time.sleep(STORE_RETRY.delay(attempt))
+        """Record the letter. On a worker, keep trying until the store takes it: the
+        message is acknowledged only once this returns, so a worker killed meanwhile has
+        it redelivered, and none is acknowledged unrecorded. Run eagerly (in the sender's
+        request), a store that refuses is logged."""
+        return dead_letters.record_until_stored(
+            failure,
+            exc,
+            delays=STORE_RETRY,
+            sleep=time.sleep,
+            who=self.name,
+            give_up=bool(self.request.is_eager),
+        )
 
 
 def _leave_message_context(task: Any = None, **_: Any) -> None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 
-from django.db import close_old_connections, transaction
+from django.db import transaction
 
 from platform_core.eventsourcing.messages import MessageContext, message_context, new_correlation_id
 from platform_core.eventsourcing.retry import RetryPolicy
@@ -187,19 +187,6 @@ class ConsumerGroup:
     def dead_letter(self, failure: dead_letters.Failure, error: Exception) -> None:
         """Record a dead letter, retrying (with backoff, reconnecting) until the store takes
         it: the message is not let go, nor the consumer stopped, by a database outage."""
-        attempt = 0
-        while True:
-            try:
-                dead_letters.record(failure, error)
-                return
-            except Exception as failed:
-                attempt += 1
-                logger.warning(
-                    "%s could not store the dead letter of %s (attempt %d): %s",
-                    self.name,
-                    failure.message_id,
-                    attempt,
-                    failed,
-                )
-                close_old_connections()
-                self._sleep(self._retry.delay(attempt))
+        dead_letters.record_until_stored(
+            failure, error, delays=self._retry, sleep=self._sleep, who=self.name
+        )

@@ -13,9 +13,9 @@ import traceback as tb
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -133,6 +133,42 @@ def record(failure: Failure, error: BaseException) -> DeadLetter:
         if not created:
             failed_again(letter, error, attempts=failure.attempts)
     return letter
+
+
+class Delays(Protocol):
+    def delay(self, attempt: int) -> float: ...
+
+
+def record_until_stored(
+    failure: Failure,
+    error: BaseException,
+    *,
+    delays: Delays,
+    sleep: Callable[[float], object],
+    who: str,
+    give_up: bool = False,
+) -> DeadLetter | None:
+    """Record the letter, trying again (a broken connection dropped, backing off by
+    `delays`) until the store takes it: whoever holds the message lets it go only once
+    this returns, so a database outage neither loses it nor stops the caller. With
+    `give_up` (a task run in the sender's request), one failure is logged and None
+    answered instead."""
+    attempt = 0
+    while True:
+        try:
+            return record(failure, error)
+        except Exception:
+            attempt += 1
+            if give_up:
+                logger.exception("%s could not dead-letter %s", who, failure.message_id)
+                return None
+            logger.warning(
+                "%s could not store the dead letter of %s (attempt %d); trying again",
+                *(who, failure.message_id, attempt),
+                exc_info=True,
+            )
+            close_old_connections()
+            sleep(delays.delay(attempt))
 
 
 def failed_again(letter: DeadLetter, error: BaseException, *, attempts: int = 1) -> None:
