@@ -37,6 +37,7 @@ from platform_core.projections.checkpoints import (
     projected_to,
     waiting_to_retry,
 )
+from platform_core.projections.collector import collector_paused
 from platform_core.projections.read_models import ReadState, Row
 from platform_core.projections.shared_reads import SharedReads
 from platform_core.storage.backends import backend
@@ -162,6 +163,10 @@ class ProjectionRunner:
 
     def run_batch(self, name: str) -> int:
         """Project the next batch for one projection; the number of events it passed."""
+        with collector_paused():
+            return self._run_batch(name)
+
+    def _run_batch(self, name: str) -> int:
         try:
             with transaction.atomic():
                 checkpoint = locked_checkpoint(name)
