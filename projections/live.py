@@ -50,24 +50,22 @@ def announce_orders(rows: Sequence[Mapping[str, Any]]) -> None:
     it catches up when it reconnects with `?after=`.
     """
     try:
-        listened = listened_groups_from_thread({g for row in rows for g in _groups_of(row)})
-    except Exception:
-        logger.exception("live updates for %d changed orders were not sent", len(rows))
-        return
-    try:
-        group_send_from_thread(_messages(rows, listened))
+        routed = [(row, _groups_of(row)) for row in rows]
+        listened = listened_groups_from_thread({g for _, groups in routed for g in groups})
+        if listened:
+            group_send_from_thread(_messages(routed, listened))
     except Exception:
         logger.exception("live updates for %d changed orders were not sent", len(rows))
 
 
 def _messages(
-    rows: Sequence[Mapping[str, Any]], listened: set[str]
+    routed: Sequence[tuple[Mapping[str, Any], tuple[str, ...]]], listened: set[str]
 ) -> list[tuple[str, dict[str, Any]]]:
     """(group, message) for each row and each of its groups in `listened`, in log order,
     which is the order each connection sends them in (see CoalescingBuffer)."""
     messages: list[tuple[str, dict[str, Any]]] = []
-    for row in sorted(rows, key=_log_order):
-        groups = [group for group in _groups_of(row) if group in listened]
+    for row, all_groups in sorted(routed, key=lambda routed_row: _log_order(routed_row[0])):
+        groups = [group for group in all_groups if group in listened]
         if not groups:
             continue  # nobody to tell: not even encoded
         try:
