@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 APP_PREFIX = "bench:"  # application_name of each benchmark process's PostgreSQL connections
-REDIS = "redis://127.0.0.1:6379/0"
+# The Redis of the benchmarks that use one (channel layer, cache), keys under their own prefix.
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 # The shipping address of every order a benchmark places or writes to its log.
 ADDRESS = {"name": "Ada", "line1": "1 Road", "city": "Leeds", "postal_code": "LS1", "country": "GB"}
 

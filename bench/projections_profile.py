@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from _common import ROOT, render_table
-from projections_rebuild import PROJECTIONS, rebuild, reset_projections
+from projections_catch_up import reset_projections
+from projections_rebuild import PROJECTIONS, rebuild
 
 Part = tuple[str, str, frozenset[str]]  # label, file (path suffix), function names
 
@@ -36,7 +37,7 @@ REBUILD_PARTS = (
     _part("  of which the projection's handlers", "projections/", HANDLERS),
     _part(
         "write rows: COPY new, upsert seen",
-        "platform_core/projections/read_models.py",
+        "platform_core/storage/row_writer.py",
         "insert",
         "upsert",
     ),
@@ -52,7 +53,7 @@ CATCH_UP_PARTS = (
     _part("read_all: SQL, fetch, RecordedEvent", "platform_core/storage/sql_store.py", "read_all"),
     _part("apply: decode + handlers", "platform_core/projections/projector.py", "apply"),
     _part("  of which loading rows", "platform_core/projections/read_models.py", "get", "preload"),
-    _part("write rows: upsert", "platform_core/projections/read_models.py", "insert", "upsert"),
+    _part("write rows: upsert", "platform_core/storage/row_writer.py", "insert", "upsert"),
     _part("announce: frames for websocket clients", "projections/live.py", "announce_orders"),
     _part("  of which order_update (the frame's JSON)", "projections/live.py", "order_update"),
     _part(

@@ -1,6 +1,7 @@
 """The rebuild part of projections.py: a realistic log written through the real event store
 (order_log.py), then a raw psycopg read of it beside ProjectionRebuild of each projection
-in interleaved rounds, and once the live projector catching up from checkpoint 0."""
+and the live projector catching up from checkpoint 0 (projections_catch_up.py), in
+interleaved rounds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import psycopg
 from _common import interleaved, log, machine_cpu_seconds, median, paired_ratio, wait_for_log
 from order_log import PRODUCTS, LogWriter
+from projections_catch_up import StaffBoard, catch_up_from_zero, deployed_channel_layer
 from projections_sizes import Sizes
 
 PROJECTIONS = ("order_summary", "product_stock")
@@ -44,25 +46,6 @@ def rebuild(name: str) -> tuple[int, float]:
     return report.events, report.seconds
 
 
-def reset_projections() -> None:
-    """Empty the read models and forget the checkpoints: the projector starts from 0."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE read_order_summary, read_product_stock")
-        cursor.execute("DELETE FROM projection_checkpoints")
-
-
-def catch_up_from_zero() -> tuple[int, float]:
-    """The live projector catching up from checkpoint 0: (events read, seconds)."""
-    from platform_core.runtime import runtime
-
-    reset_projections()
-    start = time.perf_counter()
-    read = runtime().projections.catch_up()
-    return read, time.perf_counter() - start
-
-
 def write_log(url: str, sizes: Sizes, flat: dict[str, Any]) -> int:
     from platform_core.storage.sql_store import event_store_for
 
@@ -81,8 +64,8 @@ def write_log(url: str, sizes: Sizes, flat: dict[str, Any]) -> int:
 
 
 def run_rebuilds(url: str, sizes: Sizes, flat: dict[str, Any]) -> None:
-    """Raw read and both rebuilds in interleaved rounds, then one catch-up from 0 right
-    after a raw read (it takes long enough that one paired run is what fits)."""
+    """Raw read, both rebuilds and the live projector from 0 (nobody listening, then a
+    staff board listening) in interleaved rounds."""
     events = write_log(url, sizes, flat)
     raw = psycopg.connect(url, autocommit=True)
 
@@ -104,29 +87,41 @@ def run_rebuilds(url: str, sizes: Sizes, flat: dict[str, Any]) -> None:
 
         return run
 
+    board = StaffBoard()
+
+    def catch_up_rate() -> float:
+        n, seconds = catch_up_from_zero()
+        expect(n, "catch-up", factor=len(PROJECTIONS))
+        return events / seconds
+
+    def catch_up_listened_rate() -> float:
+        with board.listening():
+            rate = catch_up_rate()
+        if board.received < flat["log_orders"]:
+            raise RuntimeError(f"the staff board got {board.received} frames")
+        flat["catch_up_listened_frames"] = board.received
+        return rate
+
     contenders = {
         "raw_read": raw_rate,
         **{f"rebuild_{name}": rebuild_rate(name) for name in PROJECTIONS},
+        "catch_up": catch_up_rate,
+        "catch_up_listened": catch_up_listened_rate,
     }
-    log(f"rebuild rounds ({sizes.rounds}, after a warm-up round) ...")
+    log(f"rebuild and catch-up rounds ({sizes.rounds}, after a warm-up round) ...")
     busy0 = machine_cpu_seconds()
     try:
-        results = interleaved(contenders, sizes.rounds)
-        busy1 = machine_cpu_seconds()
-        flat["rebuild_machine_busy_pct"] = 100 * (busy1[0] - busy0[0]) / (busy1[1] - busy0[1])
-        for name, values in results.items():
-            flat[f"{name}_events_per_s"] = median(values)
-            flat[f"{name}_events_per_s_min"], flat[f"{name}_events_per_s_max"] = (
-                min(values),
-                max(values),
-            )
-            if name != "raw_read":
-                flat[f"{name}_raw_ratio"] = paired_ratio(values, results["raw_read"])
-        log("catch-up from checkpoint 0 ...")
-        beside = raw_rate()
-        read, seconds = catch_up_from_zero()
-        expect(read, "catch-up", factor=len(PROJECTIONS))
+        with deployed_channel_layer():
+            results = interleaved(contenders, sizes.rounds)
     finally:
         raw.close()
-    flat["catch_up_events_per_s"] = events / seconds
-    flat["catch_up_raw_ratio"] = flat["catch_up_events_per_s"] / beside
+    busy1 = machine_cpu_seconds()
+    flat["rebuild_machine_busy_pct"] = 100 * (busy1[0] - busy0[0]) / (busy1[1] - busy0[1])
+    for name, values in results.items():
+        flat[f"{name}_events_per_s"] = median(values)
+        flat[f"{name}_events_per_s_min"], flat[f"{name}_events_per_s_max"] = (
+            min(values),
+            max(values),
+        )
+        if name != "raw_read":
+            flat[f"{name}_raw_ratio"] = paired_ratio(values, results["raw_read"])

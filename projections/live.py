@@ -17,7 +17,11 @@ from django.db.models import Q, QuerySet
 from rest_framework.renderers import JSONRenderer
 
 from platform_core.eventsourcing.eventstore import LogPosition
-from platform_core.live.broadcast import LiveUpdate, group_send_from_thread
+from platform_core.live.broadcast import (
+    LiveUpdate,
+    group_send_from_thread,
+    listened_groups_from_thread,
+)
 from projections.api import OrderOutputSerializer
 from projections.models import OrderSummary
 
@@ -39,25 +43,39 @@ def announce_orders(rows: Sequence[Mapping[str, Any]]) -> None:
     """Push order-summary rows (dicts keyed by field attname) that a projector batch
     committed to the websocket clients that may see them.
 
-    Called synchronously from the projector's thread, outside any transaction, never
-    during a rebuild. It never raises: a failed push is logged, and a client that missed
+    Called synchronously from the projector's thread, after the batch committed, never
+    during a rebuild. Groups nobody has joined are left out, and an order none of its
+    groups wants is not encoded (`listened_groups_from_thread` says why that loses
+    nothing). It never raises: a failed push is logged, and a client that missed
     it catches up when it reconnects with `?after=`.
     """
-    messages = []
-    # In log order, which is the order each connection sends them in (see CoalescingBuffer).
-    for row in sorted(rows, key=_log_order):
+    try:
+        routed = [(row, _groups_of(row)) for row in rows]
+        listened = listened_groups_from_thread({g for _, groups in routed for g in groups})
+        if listened:
+            group_send_from_thread(_messages(routed, listened))
+    except Exception:
+        logger.exception("live updates for %d changed orders were not sent", len(rows))
+
+
+def _messages(
+    routed: Sequence[tuple[Mapping[str, Any], tuple[str, ...]]], listened: set[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """(group, message) for each row and each of its groups in `listened`, in log order,
+    which is the order each connection sends them in (see CoalescingBuffer)."""
+    messages: list[tuple[str, dict[str, Any]]] = []
+    for row, all_groups in sorted(routed, key=lambda routed_row: _log_order(routed_row[0])):
+        groups = [group for group in all_groups if group in listened]
+        if not groups:
+            continue  # nobody to tell: not even encoded
         try:
             update = order_update(OrderSummary(**row))
         except Exception:
             logger.exception("cannot encode order %s for live updates", row.get("id"))
             continue
         message = update.to_message()
-        for group in (ALL_ORDERS, customer_group(row["customer_id"]), order_group(row["id"])):
-            messages.append((group, message))
-    try:
-        group_send_from_thread(messages)
-    except Exception:
-        logger.exception("live updates for %d changed orders were not sent", len(rows))
+        messages.extend((group, message) for group in groups)
+    return messages
 
 
 def order_update(order: OrderSummary) -> LiveUpdate:
@@ -86,6 +104,10 @@ def changed_after(
             | Q(last_transaction_id=after.transaction_id, last_position__gt=after.position)
         )
     return orders.order_by("last_transaction_id", "last_position")
+
+
+def _groups_of(row: Mapping[str, Any]) -> tuple[str, str, str]:
+    return ALL_ORDERS, customer_group(row["customer_id"]), order_group(row["id"])
 
 
 def _log_order(row: Mapping[str, Any]) -> tuple[int, int]:

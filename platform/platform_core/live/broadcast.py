@@ -1,19 +1,20 @@
 """Live updates: read-model changes pushed to websocket clients through a channel layer.
 
-A projector thread sends each changed row to channel-layer groups with
-`group_send_from_thread`; consumers built on `platform_core.live.consumer.LiveConsumer`
-forward them to their clients. A row travels as a `LiveUpdate`: its key, the log position
-of the last event applied to it, and the frame (JSON text) clients receive, encoded once
-by the sender rather than once per connection.
+A projector thread asks which groups have listeners (`listened_groups_from_thread`), then
+sends each changed row to those groups with `group_send_from_thread`; consumers built on
+`platform_core.live.consumer.LiveConsumer` forward them to their clients. A row travels
+as a `LiveUpdate`: its key, the log position of the last event applied to it, and the
+frame (JSON text) clients receive, encoded once by the sender rather than once per
+connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from channels import DEFAULT_CHANNEL_LAYER  # type: ignore[import-untyped]
 from channels.layers import (  # type: ignore[import-untyped]
@@ -22,6 +23,9 @@ from channels.layers import (  # type: ignore[import-untyped]
 )
 
 from platform_core.eventsourcing.eventstore import LogPosition
+from platform_core.live.pubsub import PubSubChannelLayer
+
+T = TypeVar("T")
 
 # The channel-layer message type; consumers handle it in `live_update`.
 UPDATE_MESSAGE = "live.update"
@@ -164,6 +168,30 @@ def consumer_disconnected(loop: asyncio.AbstractEventLoop) -> None:
     _consumer_loops.leave(loop)
 
 
+def listened_groups_from_thread(
+    groups: Collection[str],
+    *,
+    alias: str = DEFAULT_CHANNEL_LAYER,
+    timeout: float = 5.0,
+) -> set[str]:
+    """Which of `groups` some connection has joined, asked from a thread without a running
+    event loop (like `group_send_from_thread`), so that a sender leaves out messages, and
+    the work of building them, for groups nobody listens to.
+
+    Leaving a group out is safe for a sender that asks after its changes committed: a
+    connection joins its groups before it reads what changed (`LiveConsumer`), so one that
+    joins after this answer finds those changes in the database. A layer that cannot tell
+    (the list-based Redis layer) answers every group.
+    """
+    layer = get_channel_layer(alias)
+    if layer is None or not groups:
+        return set()
+    loop = _loop_for(layer)
+    if loop is None:
+        return set()
+    return _run_on(loop, _listened(layer, groups), timeout)
+
+
 def group_send_from_thread(
     messages: Sequence[tuple[str, Mapping[str, Any]]],
     *,
@@ -176,28 +204,48 @@ def group_send_from_thread(
     The in-memory layer keeps asyncio queues, which are not thread-safe: its sends run on
     the event loop the consumers of this process run on, and when no consumer is connected
     there is nobody to tell. Other layers (Redis) send from one long-lived loop of their
-    own (`_SenderLoop`).
+    own (`_SenderLoop`); the deployment's `PubSubChannelLayer` sends them all as one
+    pipeline.
     """
     layer = get_channel_layer(alias)
     if layer is None or not messages:
         return
+    loop = _loop_for(layer)
+    if loop is not None:
+        _run_on(loop, _send_all(layer, messages), timeout)
+
+
+def _loop_for(layer: Any) -> asyncio.AbstractEventLoop | None:
+    """The loop to use `layer` on from a thread: None when nobody could be listening."""
     if isinstance(layer, InMemoryChannelLayer):
-        loop = _consumer_loops.current()
-        if loop is None:
-            return
-    else:
-        loop = _sender_loop.get()
+        return _consumer_loops.current()
+    return _sender_loop.get()
+
+
+def _run_on(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T], timeout: float) -> T:
     if _running_loop() is loop:
-        raise RuntimeError("group_send_from_thread called on the consumers' event loop")
-    future = asyncio.run_coroutine_threadsafe(_send_all(layer, messages), loop)
+        work.close()
+        raise RuntimeError("a *_from_thread function called on the consumers' event loop")
+    future = asyncio.run_coroutine_threadsafe(work, loop)
     try:
-        future.result(timeout)
+        return future.result(timeout)
     except TimeoutError:
         future.cancel()
         raise
 
 
+async def _listened(layer: Any, groups: Collection[str]) -> set[str]:
+    if isinstance(layer, InMemoryChannelLayer):
+        return {group for group in groups if layer.groups.get(group)}
+    if isinstance(layer, PubSubChannelLayer):
+        return await layer.listened(groups)
+    return set(groups)
+
+
 async def _send_all(layer: Any, messages: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    if isinstance(layer, PubSubChannelLayer):
+        await layer.group_send_many(messages)
+        return
     for group, message in messages:
         await layer.group_send(group, dict(message))
 

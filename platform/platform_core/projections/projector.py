@@ -37,7 +37,9 @@ from platform_core.projections.checkpoints import (
     projected_to,
     waiting_to_retry,
 )
+from platform_core.projections.collector import collector_paused
 from platform_core.projections.read_models import ReadState, Row
+from platform_core.projections.shared_reads import SharedReads
 from platform_core.storage.backends import backend
 from platform_core.storage.heartbeats import SILENT, Heartbeat
 
@@ -103,6 +105,8 @@ class ProjectionRunner:
     ) -> None:
         self._store = store
         self._clock = clock
+        # Projections at the same place (all of them, catching up from 0) read it once.
+        self._reads = SharedReads(store)
         self._backoff = backoff
         self._codec = codec
         self._batch_size, self._max_batch_size = batch_size, max(batch_size, max_batch_size)
@@ -159,13 +163,17 @@ class ProjectionRunner:
 
     def run_batch(self, name: str) -> int:
         """Project the next batch for one projection; the number of events it passed."""
+        with collector_paused():
+            return self._run_batch(name)
+
+    def _run_batch(self, name: str) -> int:
         try:
             with transaction.atomic():
                 checkpoint = locked_checkpoint(name)
                 if waiting_to_retry(checkpoint):
                     return 0
                 size = self._next_size.get(name, self._batch_size)
-                events = self._store.read_all(position_of(checkpoint), size)
+                events = self._reads.read_all(position_of(checkpoint), size)
                 state = ReadState.live(self._projections[name].tables)
                 self.apply(name, events, state)
                 changed: Changes = state.flush()
@@ -195,6 +203,7 @@ class ProjectionRunner:
             )
             total += read
             if read == 0:
+                self._reads.forget()
                 return total
 
     def checkpoint(self, name: str) -> LogPosition:

@@ -22,6 +22,7 @@ from django.db import connection, connections, models, transaction
 from platform_core.eventsourcing.eventstore import LOG_START, LogPosition, RecordedEvent
 from platform_core.models import StoredEvent
 from platform_core.projections.checkpoints import locked_checkpoint, reset_to
+from platform_core.projections.collector import collector_paused
 from platform_core.projections.projector import ProjectionRunner
 from platform_core.projections.read_models import ReadState, TableRows, quoted_columns, shadow_model
 
@@ -109,14 +110,15 @@ class ProjectionRebuild:
         for events in batches:
             if not events:
                 break
-            self._runner.apply(self._name, events, state)
-            position, self._last = events[-1].log_position, events[-1]
-            self._events += len(events)
-            since_flush += len(events)
-            self._progress(len(events))
-            if since_flush >= self._flush_every:
-                self._flush(state)
-                since_flush = 0
+            with collector_paused():  # see platform_core.projections.collector
+                self._runner.apply(self._name, events, state)
+                position, self._last = events[-1].log_position, events[-1]
+                self._events += len(events)
+                since_flush += len(events)
+                self._progress(len(events))
+                if since_flush >= self._flush_every:
+                    self._flush(state)
+                    since_flush = 0
         self._flush(state)
         return position
 

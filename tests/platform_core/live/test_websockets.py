@@ -210,7 +210,7 @@ def redis_channel_layer(settings) -> Iterator[None]:  # type: ignore[no-untyped-
     prefix = f"test-ws-{uuid.uuid4().hex}"
     # What settings.py chose for Redis (the tests' conftest puts the in-memory layer in).
     deployed = config_settings.CHANNEL_LAYERS["default"]
-    assert deployed["BACKEND"].startswith("channels_redis."), deployed["BACKEND"]
+    assert deployed["BACKEND"] == "platform_core.live.pubsub.PubSubChannelLayer", deployed
     settings.CHANNEL_LAYERS = {
         "default": {**deployed, "CONFIG": {**deployed["CONFIG"], "prefix": prefix}}
     }

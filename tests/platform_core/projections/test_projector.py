@@ -328,11 +328,14 @@ class _RecordingStore:
     """The real store, noting the batch size of each log read."""
 
     def __init__(self, store: Any) -> None:
-        self._store, self.limits = store, []
+        self._store, self.limits, self.full = store, [], []
 
     def read_all(self, after: LogPosition, limit: int = 1000) -> list[RecordedEvent]:
         self.limits.append(limit)
-        return self._store.read_all(after, limit)
+        events = self._store.read_all(after, limit)
+        if len(events) == limit:
+            self.full.append(after)
+        return events
 
     def head(self) -> LogPosition:
         return self._store.head()
@@ -356,3 +359,29 @@ def test_a_projector_far_behind_reads_in_growing_batches_then_small_ones(platfor
     assert store.limits[:4] == [2, 4, 8, 8], "full batches double the next, up to the cap"
     assert store.limits[caught_up] == 2, "once caught up, batches start small again"
     assert OrderSummary.objects.count() == 25
+
+
+def test_projections_catching_up_together_read_each_batch_of_the_log_once(platform_runtime):
+    rt = platform_runtime
+    _register(rt, stock=1000)
+    for _ in range(12):
+        _place(rt)
+    _settle(_runner(rt))
+    orders, stock = _order_rows(), _stock_rows()
+    ProjectionCheckpoint.objects.all().delete()
+    OrderSummary.objects.all().delete()
+    ProductStock.objects.all().delete()
+    store = _RecordingStore(rt.store)
+    runner = ProjectionRunner(
+        [OrderSummaryProjection(), ProductStockProjection()],
+        store=store,
+        codec=rt.codec,
+        batch_size=2,
+        max_batch_size=4,
+    )
+
+    _settle(runner)
+
+    assert len(store.full) > 2, "the log took several full batches"
+    assert len(store.full) == len(set(store.full)), "each read once for both projections"
+    assert (_order_rows(), _stock_rows()) == (orders, stock)
