@@ -34,7 +34,11 @@ PRODUCTS = 50
 CONNECTION_ENVS = {
     "reuse": {
         "web": {"CONN_MAX_AGE": "0", "DATABASE_POOL": "true", "DATABASE_POOL_MAX": "16"},
-        "worker": {"CONN_MAX_AGE": "300", "CELERY_DB_REUSE_MAX": "1000"},
+        "worker": {
+            "CONN_MAX_AGE": "300",
+            "CELERY_DB_REUSE_MAX": "1000",
+            "CONN_HEALTH_CHECKS": "0",
+        },
     },
     "per-use": {"web": {"CONN_MAX_AGE": "0"}, "worker": {}},
 }

@@ -126,7 +126,10 @@ DATABASES = {
         # connection is never reused and they pile up until PostgreSQL refuses clients:
         # close at the end of each request, or share a pool (DATABASE_POOL).
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0")),
-        conn_health_checks=True,
+        # A kept connection is checked (one query) before each request or task reuses it.
+        # The Celery worker can go without (CONN_HEALTH_CHECKS=0): a command that fails on a
+        # connection that had died is run again at once on a new one (CommandTask.execute).
+        conn_health_checks=env_bool("CONN_HEALTH_CHECKS", True),
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool("DATABASE_POOL", False):

@@ -165,6 +165,11 @@ def _environment(database: str, bootstrap: str, vhost: str, settings: Mapping[st
     return env
 
 
+# As docker-compose.yml: the worker reuses its connections without a health-check query
+# before each task (a command on a connection that had died runs again on a new one).
+_ROLE_ENV = {role: {"CONN_HEALTH_CHECKS": "0"} for role in ("worker", "worker-2")}
+
+
 @contextlib.contextmanager
 def deployment(
     scratch: Path, *, worker_pool: str = "threads", copies: int = 1, **settings: str
@@ -185,10 +190,8 @@ def deployment(
         fleet.run("migrate", "migrate", "--noinput")
         fleet.run("seed", "seed_demo")
         port = free_port()
-        procs = {
-            role: fleet.start(role, argv)
-            for role, argv in _roles(port, f"deploy-{os.getpid()}@%h", worker_pool, copies).items()
-        }
+        roles = _roles(port, f"deploy-{os.getpid()}@%h", worker_pool, copies)
+        procs = {role: fleet.start(role, argv, _ROLE_ENV.get(role)) for role, argv in roles.items()}
         running = Deployment(fleet, procs, f"http://127.0.0.1:{port}", database, kafka)
         _stock_a_product(running)
         yield running

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from celery import Task, current_app, shared_task  # type: ignore[import-untyped]
 from celery.signals import task_postrun  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, close_old_connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, connections
 
 from platform_core.commands import dead_letter_queues
 from platform_core.commands.command_outbox import CONTEXT_HEADER, command_envelope, command_failure
@@ -138,19 +138,38 @@ class CommandTask(Task):  # type: ignore[misc]
             if not claim(consumer, [str(command.command_id)]):
                 raise _HandledBefore
 
-        try:
-            _wired().bus.handle(command, context=self.message_context(), first=claim_it)
-        except _HandledBefore:
-            logger.info("%s %s was handled before", type(command).__name__, command.command_id)
-            return DUPLICATE
-        except DatabaseError as error:
-            if self.request.is_eager or database_reachable():
+        reconnected = False
+        while True:
+            connection = connections[DEFAULT_DB_ALIAS].connection
+            try:
+                _wired().bus.handle(command, context=self.message_context(), first=claim_it)
+            except _HandledBefore:
+                logger.info("%s %s was handled before", type(command).__name__, command.command_id)
+                return DUPLICATE
+            except DatabaseError as error:
+                if self.request.is_eager:
+                    raise
+                if not database_reachable():
+                    # The database is down: not the command's fault. Retry for as long as
+                    # the outage lasts, backing off, rather than dead-letter it.
+                    wait = min(self.retry_backoff_max, 2 ** min(self.request.retries, 6))
+                    raise self.retry(exc=error, countdown=wait, max_retries=None) from error
+                if (
+                    not reconnected
+                    and connection is not None
+                    and (connections[DEFAULT_DB_ALIAS].connection is not connection)
+                ):
+                    # The connection kept from an earlier task had died (the server
+                    # restarted, an idle timeout) and was replaced: run once more on the
+                    # new one, as Django's per-request health check would have, without
+                    # its query on every task (CONN_HEALTH_CHECKS off on the worker).
+                    logger.info(
+                        "%s %s: reconnected; running it again", self.name, command.command_id
+                    )
+                    reconnected = True
+                    continue
                 raise  # counted like any failure: retried, then dead-lettered
-            # The database is down: not the command's fault. Retry for as long as the
-            # outage lasts, backing off, rather than dead-letter it after five tries.
-            wait = min(self.retry_backoff_max, 2 ** min(self.request.retries, 6))
-            raise self.retry(exc=error, countdown=wait, max_retries=None) from error
-        return PROCESSED
+            return PROCESSED
 
     def message_context(self) -> MessageContext:
         """The context the sender put in the task's headers (a fresh one if none)."""

@@ -249,7 +249,7 @@ def test_a_dead_letter_the_store_refuses_is_stored_once_it_takes_it(monkeypatch)
 
     waits: list[float] = []
     monkeypatch.setattr(celery_commands.dead_letters, "record", record)
-    monkeypatch.setattr(celery_commands, "database_reachable", lambda: False)
+    monkeypatch.setattr(celery_commands.dead_letters, "close_old_connections", lambda: None)
     monkeypatch.setattr(celery_commands.time, "sleep", waits.append)
     command_id = str(uuid4())
     restock_product.push_request(is_eager=False, retries=4, headers={})
