@@ -255,6 +255,8 @@ class OutboxRelay:
             return True  # a session lock lives as long as the connection that took it
         held = database.try_advisory_lock(LEADER_LOCK_KEY)
         self._leader_connection = connection.connection if held else None
+        if held:
+            database.scan_in_index_order()
         return held
 
     def _resign(self) -> None:

@@ -84,6 +84,10 @@ class Backend:
         """Wait for, then hold until the transaction ends, the lock named `name`."""
         raise NotImplementedError(f"{type(self).__name__} has no advisory locks")
 
+    def scan_in_index_order(self) -> None:
+        """Have this session's queries walk an index in its order rather than gather
+        its matches first (the relay's: see PostgresBackend)."""
+
 
 class PostgresBackend(Backend):
     prepared = True
@@ -138,6 +142,15 @@ class PostgresBackend(Backend):
         with connections[self.using].cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
             return bool(cursor.fetchone()[0])
+
+    def scan_in_index_order(self) -> None:
+        # The relay asks for the first unpublished rows in id order. Its partial index
+        # keeps an entry for every row published since the last vacuum, and a bitmap scan
+        # (what the planner picks, expecting few unpublished rows) visits each of them on
+        # every round; an index scan in id order marks them dead as it passes, so the
+        # next round skips them: 0.05 ms instead of 1.6 ms after 6,500 published rows.
+        with connections[self.using].cursor() as cursor:
+            cursor.execute("SET enable_bitmapscan = off")
 
     def hold_for_transaction(self, name: str, seed: int) -> None:
         pg.fetchall(
