@@ -19,6 +19,7 @@ from _common import Fleet, Proc
 from confluent_kafka import Consumer, Producer
 from floor_app import DONE_TOPIC, EVENTS_TOPIC, QUEUE, STEPS, next_batch
 from fulfillment_fleet import BENCH, BIN, ENTRY_POINT
+from fulfillment_load import Arrivals
 
 from platform_core.messaging.kafka import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
 
@@ -70,10 +71,11 @@ def start_floor(
     return [worker, consumer]
 
 
-class Completions:
+class Completions(Arrivals):
     """Reads `floor.done` and wakes the client waiting for each order."""
 
     def __init__(self, bootstrap: str, fetch_wait_ms: int) -> None:
+        super().__init__()
         self._consumer = Consumer(
             {
                 **CONSUMER_DEFAULTS,
@@ -84,18 +86,10 @@ class Completions:
             }
         )
         self._consumer.subscribe([DONE_TOPIC])
-        self._lock = threading.Lock()
-        self._waiting: dict[str, threading.Event] = {}
         self.at: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="floor-done", daemon=True)
         self._thread.start()
-
-    def expect(self, order: str) -> threading.Event:
-        event = threading.Event()
-        with self._lock:
-            self._waiting[order] = event
-        return event
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -105,9 +99,7 @@ class Completions:
                 order = json.loads(message.value())["order"]
                 with self._lock:
                     self.at[order] = time.time()
-                    event = self._waiting.pop(order, None)
-                if event is not None:
-                    event.set()
+                    self.arrived(order)
 
     def close(self) -> None:
         self._stop.set()

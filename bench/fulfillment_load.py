@@ -84,26 +84,39 @@ class OrderMaker:
 # --------------------------------------------------------------------------- watching
 
 
-class Watcher:
-    """Watches the read model (read_order_summary) for orders in flight, one query every
-    WATCH_SECONDS, and notes when each one was first seen out of `pending`: the time of
-    the query that saw it (so at most one interval late)."""
+class Arrivals:
+    """Clients waiting for their orders: `expect` an order, `arrived` wakes its client."""
 
-    def __init__(self, url: str) -> None:
-        self._conn = psycopg.connect(url, autocommit=True, application_name=f"{APP_PREFIX}bench")
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiting: dict[str, threading.Event] = {}
-        self.seen: dict[str, tuple[float, str]] = {}
-        self.queries = 0  # the bench's own transactions, left out of the product's count
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
-        self._thread.start()
 
     def expect(self, order_id: str) -> threading.Event:
         event = threading.Event()
         with self._lock:
             self._waiting[order_id] = event
         return event
+
+    def arrived(self, order_id: str) -> None:
+        """Call with the lock held."""
+        event = self._waiting.pop(order_id, None)
+        if event is not None:
+            event.set()
+
+
+class Watcher(Arrivals):
+    """Watches the read model (read_order_summary) for orders in flight, one query every
+    WATCH_SECONDS, and notes when each one was first seen out of `pending`: the time of
+    the query that saw it (so at most one interval late)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self._conn = psycopg.connect(url, autocommit=True, application_name=f"{APP_PREFIX}bench")
+        self.seen: dict[str, tuple[float, str]] = {}
+        self.queries = 0  # the bench's own transactions, left out of the product's count
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
+        self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -120,9 +133,7 @@ class Watcher:
                 with self._lock:
                     for order_id, status in rows:
                         self.seen[order_id] = (at, status)
-                        event = self._waiting.pop(order_id, None)
-                        if event is not None:
-                            event.set()
+                        self.arrived(order_id)
             self._stop.wait(WATCH_SECONDS)
 
     def close(self) -> None:
@@ -146,6 +157,32 @@ class SagaRun:
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     started: float = 0.0
     ended: float = 0.0
+
+
+def place_and_wait(
+    http_: Http, body: bytes, sent: float, watcher: Watcher, run: SagaRun, lock: threading.Lock
+) -> bool:
+    """POST one order (timed from `sent`) and wait until the read model shows it out of
+    `pending`; note it in `run`. False when it was not confirmed in time."""
+    status, answer = http_.request(
+        "POST", "/api/orders/", body, {"Idempotency-Key": str(uuid.uuid4())}
+    )
+    answered = time.time()
+    if status != 202:
+        with lock:
+            run.errors[f"POST {status}"] += 1
+        return True
+    placed = Placed(str(json.loads(answer)["id"]), sent, answered)
+    if not watcher.expect(placed.order_id).wait(ORDER_TIMEOUT):
+        with lock:
+            run.errors["not confirmed in time"] += 1
+        return False
+    placed.confirmed, placed.status = watcher.seen[placed.order_id]
+    with lock:
+        run.orders.append(placed)
+        if placed.status != "confirmed":
+            run.errors[f"order {placed.status}"] += 1
+    return True
 
 
 def closed_loop(
@@ -176,27 +213,8 @@ def closed_loop(
                     return
                 if stop_at is not None and time.monotonic() >= stop_at:
                     return
-                body = maker.body()
-                sent = time.time()
-                status, answer = http_.request(
-                    "POST", "/api/orders/", body, {"Idempotency-Key": str(uuid.uuid4())}
-                )
-                answered = time.time()
-                if status != 202:
-                    with lock:
-                        run.errors[f"POST {status}"] += 1
-                    continue
-                placed = Placed(str(json.loads(answer)["id"]), sent, answered)
-                done = watcher.expect(placed.order_id)
-                if not done.wait(ORDER_TIMEOUT):
-                    with lock:
-                        run.errors["not confirmed in time"] += 1
+                if not place_and_wait(http_, maker.body(), time.time(), watcher, run, lock):
                     return
-                placed.confirmed, placed.status = watcher.seen[placed.order_id]
-                with lock:
-                    run.orders.append(placed)
-                    if placed.status != "confirmed":
-                        run.errors[f"order {placed.status}"] += 1
         finally:
             http_.close()
 
@@ -233,24 +251,7 @@ def open_loop(
             local.http = Http(port, token)
         with maker_lock:
             body = maker.body()
-        status, answer = local.http.request(
-            "POST", "/api/orders/", body, {"Idempotency-Key": str(uuid.uuid4())}
-        )
-        answered = time.time()
-        if status != 202:
-            with lock:
-                run.errors[f"POST {status}"] += 1
-            return
-        placed = Placed(str(json.loads(answer)["id"]), due, answered)
-        if not watcher.expect(placed.order_id).wait(ORDER_TIMEOUT):
-            with lock:
-                run.errors["not confirmed in time"] += 1
-            return
-        placed.confirmed, placed.status = watcher.seen[placed.order_id]
-        with lock:
-            run.orders.append(placed)
-            if placed.status != "confirmed":
-                run.errors[f"order {placed.status}"] += 1
+        place_and_wait(local.http, body, due, watcher, run, lock)
 
     with concurrent.futures.ThreadPoolExecutor(threads, "open-loop") as pool:
         run.started = time.time()
