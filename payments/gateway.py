@@ -372,6 +372,12 @@ def _on_own_connection(work: Callable[[], T]) -> T:
 
     def run() -> T:
         close_old_connections()
+        for connection in connections.all(initialized_only=True):
+            # Checked before each call whatever CONN_HEALTH_CHECKS says (the worker runs
+            # without): a connection that died since the last charge would fail this one,
+            # and the gateway stands for a service of its own, not the command's database.
+            if connection.connection is not None and not connection.is_usable():
+                connection.close()
         try:
             return work()
         finally:

@@ -32,7 +32,7 @@ def platform_defaults() -> dict[str, Any]:
     return {k: v for k, v in defaults.items() if not hasattr(settings, f"CELERY_{k.upper()}")}
 
 
-app = Celery("fulfillment")
+app = Celery("fulfillment", task_cls="platform_core.commands.celery_queues:PlatformTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.add_defaults(platform_defaults)  # read lazily, when the app is first configured
 app.steps["consumer"].add(DeclareDeadLetterQueues)

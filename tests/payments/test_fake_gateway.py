@@ -239,3 +239,33 @@ def test_tok_refund_fail_is_captured_and_its_refunds_are_refused(gateway):
             gateway.refund(idempotency_key="order-0001-refund", charge_id=charged.charge_id)
 
     assert gateway.refunds_made("0001") == 0
+
+
+@pytest.mark.postgres
+@TABLE
+def test_a_charge_after_the_gateways_connection_died_goes_through(monkeypatch):
+    """The worker runs without a health check on its kept connections: the gateway checks
+    its own before each call, so a connection that died between charges fails none."""
+    from django.db import connections
+
+    from payments.gateway import _on_own_connection
+
+    # As the reference worker runs: connections kept, not checked before each use.
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 300)
+    monkeypatch.setitem(connections.settings["default"], "CONN_HEALTH_CHECKS", False)
+    _on_own_connection(lambda: connections["default"].close())  # reopened with them
+    gateway = FakeGateway()
+    charge(gateway, "tok_visa", key="first")
+
+    def backend_pid() -> int:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return int(cursor.fetchone()[0])
+
+    dead = _on_own_connection(backend_pid)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [dead])
+
+    assert charge(gateway, "tok_visa", key="second").charge_id.startswith("ch_")
+    assert _on_own_connection(backend_pid) != dead
+    _on_own_connection(lambda: connections["default"].close())  # not kept past the test

@@ -29,12 +29,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from celery import Task, current_app, shared_task  # type: ignore[import-untyped]
+from celery import current_app, shared_task  # type: ignore[import-untyped]
 from celery.signals import task_postrun  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, connections
 
 from platform_core.commands import dead_letter_queues
+from platform_core.commands.celery_queues import PlatformTask
 from platform_core.commands.command_outbox import CONTEXT_HEADER, command_envelope, command_failure
 from platform_core.eventsourcing.bus import CommandBus, UnknownCommand
 from platform_core.eventsourcing.errors import DomainError
@@ -96,7 +97,7 @@ class _HandledBefore(Exception):
     """The command's id is in the inbox already: nothing to do."""
 
 
-class CommandTask(Task):  # type: ignore[misc]
+class CommandTask(PlatformTask):
     """Base of the tasks that carry a command to a bounded context's queue.
 
     Each task (made by `command_task(queue)`) names the queue of the context that accepts

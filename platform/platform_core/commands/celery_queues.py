@@ -17,7 +17,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from celery import bootsteps  # type: ignore[import-untyped]
+from celery import Task, bootsteps  # type: ignore[import-untyped]
+from celery.exceptions import InvalidTaskError  # type: ignore[import-untyped]
+from celery.worker.request import Request  # type: ignore[import-untyped]
 from kombu.entity import Exchange, Queue
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,28 @@ def command_queue(name: str) -> Queue:
 def dead_letter_queue(name: str) -> Queue:
     """Where RabbitMQ puts the messages rejected from the command queue `name`."""
     return Queue(f"{name}.dead", dead_letter_exchange(name), durable=True)  # type: ignore[no-untyped-call]
+
+
+class GuardedRequest(Request):  # type: ignore[misc]
+    """A task message whose body is not Celery's `[args, kwargs, embed]` (a known task's
+    name over a body of anything else) is invalid. Celery's own Request fails to unpack it
+    while the worker takes the message, which stops the worker; RabbitMQ hands the message
+    to the restarted worker, which stops again, and every context's commands wait. Raised
+    as InvalidTaskError, Celery rejects it instead: to the queue's dead-letter queue, and
+    from there into the dead-letter store."""
+
+    def __init__(self, message: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().__init__(message, *args, **kwargs)
+        except (ValueError, TypeError) as error:
+            raise InvalidTaskError(f"malformed task body: {error!r}") from error
+
+
+class PlatformTask(Task):  # type: ignore[misc]
+    """The project app's base task (`Celery(task_cls=...)`): messages it cannot take apart
+    are rejected, not fatal to the worker."""
+
+    Request = GuardedRequest
 
 
 def route_to_context_queue(
