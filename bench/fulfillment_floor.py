@@ -19,7 +19,7 @@ from _common import Fleet, Proc
 from confluent_kafka import Consumer, Producer
 from floor_app import DONE_TOPIC, EVENTS_TOPIC, QUEUE, STEPS, next_batch
 from fulfillment_fleet import BENCH, BIN, ENTRY_POINT
-from fulfillment_load import Arrivals
+from fulfillment_load import Arrivals, run_clients
 
 from platform_core.messaging.kafka import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
 
@@ -138,7 +138,7 @@ def _loop(
     tickets, lock = itertools.count(), threading.Lock()
     barrier = threading.Barrier(clients)
 
-    def client() -> None:
+    def client(_n: int) -> None:
         barrier.wait()
         while next(tickets) < orders:
             order = str(uuid.uuid4())
@@ -154,14 +154,7 @@ def _loop(
                 run.latencies_ms.append((finished - sent) * 1000)
                 run.done_at.append(finished)
 
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    run.started = time.time()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    run.ended = time.time()
-    return run
+    return run_clients(client, clients, run)
 
 
 MESSAGES_PER_ORDER = {"celery_tasks": STEPS, "kafka_messages": STEPS + 2}

@@ -14,8 +14,9 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import psycopg
 from _common import ADDRESS, APP_PREFIX, Http, percentile
@@ -185,6 +186,26 @@ def place_and_wait(
     return True
 
 
+class Timed(Protocol):
+    started: float
+    ended: float
+
+
+R = TypeVar("R", bound=Timed)
+
+
+def run_clients(client: Callable[[int], None], clients: int, run: R) -> R:
+    """Run `clients` threads of `client` (given its number) to the end; `run` timed."""
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
+    run.started = time.time()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run.ended = time.time()
+    return run
+
+
 def closed_loop(
     port: int,
     token: str,
@@ -218,14 +239,7 @@ def closed_loop(
         finally:
             http_.close()
 
-    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
-    run.started = time.time()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    run.ended = time.time()
-    return run
+    return run_clients(client, clients, run)
 
 
 def open_loop(

@@ -42,3 +42,21 @@ def catch_up_fully(
             return
         assert time.monotonic() < deadline, f"projections never reached position {newest}"
         time.sleep(0.01)
+
+
+def terminate_this_connection() -> int:
+    """Kill this thread's database connection from another one (PostgreSQL), as a server
+    restart or an idle timeout would; its backend pid."""
+    from django.db import DEFAULT_DB_ALIAS, connection, connections
+
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = int(cursor.fetchone()[0])
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        other.close()
+    return pid

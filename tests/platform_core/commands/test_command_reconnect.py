@@ -11,11 +11,8 @@ from uuid import uuid4
 
 import pytest
 from django.db import (
-    DEFAULT_DB_ALIAS,
     OperationalError,
     close_old_connections,
-    connection,
-    connections,
     transaction,
 )
 
@@ -23,20 +20,9 @@ from inventory.tasks import restock_product
 from platform_core.commands import celery_commands
 from platform_core.messaging.inbox import claim
 from platform_core.storage import pg
+from tests.support import terminate_this_connection
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def terminate_this_connection() -> int:
-    connection.ensure_connection()
-    pid = int(pg.fetchall("SELECT pg_backend_pid()")[0][0])
-    other = connections.create_connection(DEFAULT_DB_ALIAS)
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    finally:
-        other.close()
-    return pid
 
 
 @pytest.fixture

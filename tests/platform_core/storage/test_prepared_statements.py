@@ -50,6 +50,7 @@ from platform_core.storage import pg
 from platform_core.storage.row_writer import RowWriter
 from platform_core.web.token_auth import PreparedTokenAuthentication
 from projections.models import OrderSummary
+from tests.support import terminate_this_connection
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -349,13 +350,7 @@ def test_a_broken_connection_fails_as_django_error_and_is_dropped_though_kept_by
     unless an error marked it. A statement on psycopg must mark it too."""
     connection.ensure_connection()
     connection.close_at = time.monotonic() + 600
-    pid = pg.fetchall("SELECT pg_backend_pid()")[0][0]
-    other = connections.create_connection(DEFAULT_DB_ALIAS)
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    finally:
-        other.close()
+    pid = terminate_this_connection()
 
     with pytest.raises(OperationalError):
         pg.fetchall("SELECT 1")
