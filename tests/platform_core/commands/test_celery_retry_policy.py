@@ -13,11 +13,16 @@ import pytest
 from celery import shared_task
 from celery.signals import task_retry
 from celery.utils.time import get_exponential_backoff_interval
+from django.db import DatabaseError
 
 from config.celery import CONTEXT_QUEUES, app
 from inventory.tasks import restock_product
 from orders.tasks import cancel_order, confirm_order
-from platform_core.commands.celery_commands import CONTEXT_HEADER, CommandTask
+from platform_core.commands.celery_commands import (
+    CONTEXT_HEADER,
+    OUTAGE_RETRIES_HEADER,
+    CommandTask,
+)
 from platform_core.commands.celery_queues import celery_settings, command_queue, dead_letter_queue
 from platform_core.eventsourcing.errors import Conflict
 from platform_core.eventsourcing.messages import MessageContext, current_context, message_context
@@ -32,7 +37,7 @@ class FailureRecordingTask(CommandTask):
     contexts: list[MessageContext] = []
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        self.failures.append((exc, self.request.retries + 1))
+        self.failures.append((exc, self.attempt))
 
 
 @shared_task(
@@ -222,15 +227,57 @@ def test_a_command_the_database_outage_failed_is_retried_for_as_long_as_it_lasts
     )
     monkeypatch.setattr(celery_commands, "database_reachable", lambda: False)
     monkeypatch.setattr(restock_product, "retry", retry)
-    restock_product.push_request(is_eager=False, retries=7, headers={})
+    sent = {CONTEXT_HEADER: {"correlation_id": "corr-1"}, OUTAGE_RETRIES_HEADER: 7}
+    restock_product.push_request(is_eager=False, retries=9, headers=sent)
     try:
         with pytest.raises(Retried) as retried:
             restock_product.execute(SimpleNamespace(command_id=uuid4()))
     finally:
         restock_product.pop_request()
 
-    assert retried.value.args[0]["max_retries"] is None
-    assert retried.value.args[0]["countdown"] == 60, "backed off to the longest wait"
+    options = retried.value.args[0]
+    assert options["countdown"] == 60, "backed off to the longest wait"
+    assert options["headers"] == {**sent, OUTAGE_RETRIES_HEADER: 8}, "one more outage counted"
+
+
+@shared_task(
+    base=FailureRecordingTask, bind=True, context_queue="inventory", name="tests.unit.script"
+)
+def follow_script(task: FailureRecordingTask, *, script: str, command_id: str) -> str:
+    """Run n does what the script's n-th letter says: O an outage of the database (as
+    `execute` retries it on a worker), T a transient failure, S succeed."""
+    step = script[task.request.retries]
+    if step == "O":
+        raise task.retry_outage(DatabaseError("connection refused"))
+    if step == "T":
+        raise ConnectionError("the gateway went away")
+    return "done"
+
+
+@pytest.mark.parametrize(
+    ("script", "succeeds", "outages"),
+    [
+        ("OOOOOOOOS", True, 8),
+        ("OOOTTTTTT", False, 3),
+        ("TTTTTOOOS", True, 3),
+        ("TOTOTOTOTS", True, 4),
+        ("TTOTTTT", False, 1),
+    ],
+)
+def test_retries_for_an_outage_are_not_counted_against_the_commands_attempts(
+    retries: list[float], script: str, succeeds: bool, outages: int
+) -> None:
+    result = follow_script.apply(kwargs={"script": script, "command_id": str(uuid4())})
+
+    assert result.successful() is succeeds
+    assert len(retries) == len(script) - 1, "every run but the last was retried"
+    outage_waits = [wait for wait, step in zip(retries, script[:-1], strict=True) if step == "O"]
+    assert outage_waits == [min(60, 2**n) for n in range(outages)]
+    if not succeeds:
+        [(error, attempts)] = FailureRecordingTask.failures
+        assert isinstance(error, ConnectionError)
+        assert attempts == CommandTask.max_retries + 1, "the outages were no attempts"
+    assert "override_max_retries" not in vars(follow_script), "no limit left for later runs"
 
 
 def test_a_dead_letter_the_store_refuses_is_stored_once_it_takes_it(monkeypatch):

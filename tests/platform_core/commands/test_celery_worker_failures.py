@@ -19,7 +19,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from config.celery import app
 from inventory.commands import RestockProduct
@@ -62,6 +62,27 @@ def restock_unless_broken(
     """Fails for as long as the file `broken` exists: a bug until the fix is deployed."""
     if Path(broken).exists():
         raise RuntimeError("the stock service is misconfigured")
+    return task.execute(RestockProduct(sku=sku, quantity=quantity, command_id=UUID(command_id)))
+
+
+@command_task(
+    "inventory",
+    name="tests.celery.restock_by_script",
+    max_retries=1,
+    retry_kwargs={"countdown": 0},
+    retry_backoff=0,
+    outage_backoff=0,
+)
+def restock_by_script(
+    task: CommandTask, *, sku: str, quantity: int, command_id: str, script: str
+) -> str:
+    """Run n does what the script's n-th letter says: O the database out of reach (as
+    `execute` retries it), T a transient failure, S restock."""
+    step = script[task.request.retries]
+    if step == "O":
+        raise task.retry_outage(DatabaseError("connection refused"))
+    if step == "T":
+        raise ConnectionError("the gateway went away")
     return task.execute(RestockProduct(sku=sku, quantity=quantity, command_id=UUID(command_id)))
 
 
@@ -115,6 +136,24 @@ def test_a_command_that_keeps_failing_is_dead_lettered_and_retried_once_after_th
     assert restocked.metadata["correlation_id"] == "corr-worker-dl"
     letter.refresh_from_db()
     assert letter.status == DeadLetter.Status.RETRIED
+
+
+def test_retries_for_a_database_outage_are_not_attempts_of_the_command(
+    start_worker: Callable[..., Worker], product: str
+) -> None:
+    """One attempt may be retried (max_retries=1); the outages between attempts, carried
+    from retry to retry in a header through RabbitMQ, are not counted."""
+    worker = start_worker()
+
+    send(restock_by_script, sku=product, quantity=2, script="TOOOS")
+    failing = send(restock_by_script, sku=product, quantity=5, script="OTOOT")
+
+    letter = wait_for(
+        lambda: DeadLetter.objects.filter(message_id=failing).first(), "the dead letter", [worker]
+    )
+    assert (letter.attempts, letter.error) == (2, "ConnectionError: the gateway went away")
+    [restocked] = wait_for(lambda: restocks(product), "the restock after its outages", [worker])
+    assert restocked.data["quantity"] == 2
 
 
 def test_a_domain_error_is_dead_lettered_without_a_retry(
