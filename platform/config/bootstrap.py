@@ -67,7 +67,8 @@ def with_commands(events: Publisher) -> OutboxRelay:
     """A relay with `events` for the outbox's integration events, Celery for its
     command tasks."""
     return OutboxRelay(
-        lanes=relay_lanes(commands=CeleryCommandPublisher(celery_app), events=events)
+        lanes=relay_lanes(commands=CeleryCommandPublisher(celery_app), events=events),
+        leader_idle_seconds=settings.RELAY_LEADER_IDLE_SECONDS,
     )
 
 

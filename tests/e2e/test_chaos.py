@@ -227,6 +227,40 @@ def test_a_standby_relay_takes_over_when_the_leader_is_killed(running: Deploymen
     scenario(running, "standby-relay-takeover", inject, seed=8)
 
 
+def test_a_standby_relay_takes_over_from_a_leader_that_hangs(running: Deployment) -> None:
+    """SIGSTOP, as a process frozen or hung holding the leader's lock: its connection
+    stays open, so only PostgreSQL ending its silent session (RELAY_LEADER_IDLE_SECONDS,
+    3 s here) frees the lock. Woken later, the old leader must find itself a standby."""
+    prefix = running.fleet.app_prefix
+
+    def inject(running: Deployment, flowing: Traffic) -> str:
+        running.stop("relay")
+        hangs = running.fleet.manage(
+            "relay-hangs", "relay_outbox", extra_env={"RELAY_LEADER_IDLE_SECONDS": "3"}
+        )
+        poll(running, lambda: relay_leader(running) == prefix + "relay-hangs", "it to lead")
+        running.start("relay")  # the standby
+        flowing.wait_for_orders(2)
+        os.kill(hangs.pid, signal.SIGSTOP)
+        try:
+            began = time.monotonic()
+            poll(running, lambda: relay_leader(running) == prefix + "relay", "a takeover")
+            takeover = time.monotonic() - began
+            flowing.wait_for_orders(2)
+        finally:
+            os.kill(hangs.pid, signal.SIGCONT)
+        running.wait_until(
+            lambda: "outbox relay batch failed" in hangs.log.read_text(errors="replace"),
+            "the woken relay to find its session gone",
+        )
+        flowing.wait_for_orders(2)
+        assert relay_leader(running) == prefix + "relay", "the woken relay stands by"
+        running.fleet.stop(hangs)
+        return f"leader relay stopped (SIGSTOP), the standby took the lock in {takeover:.1f} s"
+
+    scenario(running, "hung-relay-takeover", inject, seed=18)
+
+
 def test_the_kafka_brokers_down(running: Deployment) -> None:
     def inject(running: Deployment, flowing: Traffic) -> str:
         running.kafka.take_down()

@@ -5,7 +5,8 @@ Rows go out by lane (`Lane`): in the deployment, command rows to RabbitMQ and th
 to Kafka, each lane in id order and backed off on its own, so a broker that is down holds
 up only the messages that go to it. Only one relay publishes at a time (a PostgreSQL
 advisory lock elects it), which keeps one aggregate's messages in order; a second relay
-waits as a hot standby and takes over when the first one's connection goes away. No
+waits as a hot standby and takes over when the first one's connection goes away, or when
+the first one hangs (PostgreSQL ends a leader's session idle `leader_idle_seconds`). No
 transaction is held while waiting for the broker, so the relay never holds back readers
 of the event log. A relay killed between publishing and marking republishes those rows on
 restart: delivery is at-least-once and consumers deduplicate by message id.
@@ -68,6 +69,7 @@ class OutboxRelay:
         using: str = DEFAULT_DB_ALIAS,
         on_published: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        leader_idle_seconds: float = 60.0,
     ) -> None:
         if publisher is not None:
             lanes = [*lanes, Lane(publisher=publisher)]
@@ -79,6 +81,7 @@ class OutboxRelay:
         self._using = using
         self._on_published = on_published
         self._clock = clock
+        self._leader_idle_seconds = leader_idle_seconds
         self._leader_connection: object | None = None
         self._left_behind = False  # the last round filled a batch: more may be waiting
         self._queries: dict[tuple[int, ...], tuple[str, tuple[Any, ...]]] = {}
@@ -90,7 +93,7 @@ class OutboxRelay:
         now = self._clock()
         lanes = [lane for lane in self._lanes if not (waiting and lane.retry_at > now)]
         # In id order, whatever order the union gives them in.
-        rows = sorted(self._due(lanes), key=operator.itemgetter(0)) if lanes else []
+        rows = sorted(self._due(lanes), key=operator.itemgetter(0)) if lanes else self._idle()
         delivered: list[int] = []
         failed: dict[int, str] = {}
         self._left_behind = False
@@ -107,6 +110,13 @@ class OutboxRelay:
             self._back_off(lane, refused=len(report.failed))
         self._record(delivered, failed)
         return len(delivered), len(failed)
+
+    def _idle(self) -> list[Any]:
+        """Every lane backs off: the leader says it is alive all the same, or its session
+        would end as a hung one's does (`leader_idle_seconds`)."""
+        if self._leader_connection is not None:
+            pg.fetchall("SELECT 1", (), using=self._using)
+        return []
 
     @staticmethod
     def _publish(lane: Lane, batch: Sequence[Outgoing]) -> PublishReport:
@@ -257,6 +267,9 @@ class OutboxRelay:
         self._leader_connection = connection.connection if held else None
         if held:
             database.scan_in_index_order()
+            # A leader stopped or hung keeps its connection, hence the lock: the server
+            # ends a session that says nothing for this long, and a standby takes over.
+            database.end_session_when_idle(self._leader_idle_seconds)
         return held
 
     def _resign(self) -> None:

@@ -385,6 +385,63 @@ def test_a_standby_relay_takes_over_soon_after_the_leader_goes(platform_runtime,
     assert {name for name, _ in log} == {"leader", "standby"}
 
 
+class _Hanging(_Recording):
+    """A publisher whose broker client hangs on its first batch until `release` is set."""
+
+    def __init__(self, *args: Any, release: threading.Event) -> None:
+        super().__init__(*args)
+        self.release, self.hung = release, threading.Event()
+
+    def publish(self, batch: list[Outgoing]) -> PublishReport:
+        if not self.hung.is_set():
+            self.hung.set()
+            self.release.wait(60)
+        return super().publish(batch)
+
+
+@pytest.mark.postgres
+def test_a_leader_that_hangs_holding_the_lock_loses_it_to_the_standby(platform_runtime, kafka):
+    """A leader that hangs (a stopped process, a broker client that never returns) keeps
+    its connection, hence the lock: PostgreSQL ends its session once it has said nothing
+    for `leader_idle_seconds`, and the standby takes over. Woken, the old leader finds
+    its session gone and waits as the standby."""
+    log: list[tuple[str, int]] = []
+    release = threading.Event()
+    hanging = _Hanging(KafkaPublisher(quiet(kafka)), log, "hung", release=release)
+    relays = {
+        "hung": OutboxRelay(hanging, leader_idle_seconds=1),
+        "standby": OutboxRelay(_Recording(KafkaPublisher(quiet(kafka)), log, "standby")),
+    }
+    stops = {name: threading.Event() for name in relays}
+    wakes = {name: threading.Event() for name in relays}
+    threads = {
+        name: threading.Thread(target=_relay_thread, args=(relays[name], stops[name], wakes[name]))
+        for name in relays
+    }
+    threads["hung"].start()
+    register(platform_runtime.bus, 3, prefix="FIRST")
+    wakes["hung"].set()
+    try:
+        wait_until(hanging.hung.is_set, what="the leader to hang publishing")
+        threads["standby"].start()
+        wait_until(lambda: relays["standby"].backlog() == 0, what="the standby to take over")
+        release.set()
+        register(platform_runtime.bus, 3, prefix="LATER")
+        for wake in wakes.values():
+            wake.set()
+        wait_until(lambda: len({row for _, row in log}) == 6, what="the later rows")
+    finally:
+        release.set()
+        for name in relays:
+            stops[name].set()
+            wakes[name].set()
+        for thread in threads.values():
+            thread.join(timeout=30)
+    by_relay = {name: {row for who, row in log if who == name} for name in relays}
+    assert len(by_relay["standby"]) == 6, "the standby published every row"
+    assert len(by_relay["hung"]) <= 3, "the old leader published no more than its hung batch"
+
+
 def _committed(kafka: dict[str, Any], group: str) -> int:
     consumer = Consumer(quiet({**kafka, "group.id": group}))
     try:

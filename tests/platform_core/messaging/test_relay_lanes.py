@@ -21,8 +21,9 @@ from platform_core.eventsourcing.retry import RetryPolicy
 from platform_core.messaging.envelope import Envelope, Outgoing, PublishReport
 from platform_core.messaging.local import LocalPublisher
 from platform_core.messaging.outbox import Outbox
-from platform_core.messaging.relay import OutboxRelay
+from platform_core.messaging.relay import LEADER_LOCK_KEY, OutboxRelay
 from platform_core.models import OutboxMessage
+from platform_core.storage import pg
 from tests.platform_core.messaging.messaging_support import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -151,6 +152,54 @@ def _relaying(relay: OutboxRelay, wake: _Wake, rounds_then: Callable[[int], bool
         wake.set()
         thread.join(timeout=30)
     return relay.rounds if isinstance(relay, _CountingRelay) else 0
+
+
+def leader_pid() -> int | None:
+    """The backend holding the relay leader's lock, if one does."""
+    rows = pg.fetchall(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND classid = %s AND objid = %s",
+        [LEADER_LOCK_KEY >> 32, LEADER_LOCK_KEY & 0xFFFFFFFF],
+    )
+    return int(rows[0][0]) if rows else None
+
+
+@pytest.mark.postgres
+def test_a_leader_whose_every_lane_backs_off_keeps_its_session(through_a_broker: None) -> None:
+    """PostgreSQL ends a leader's session silent for `leader_idle_seconds` (a hung
+    leader's); one waiting out a broker's backoff is not hung, and says so each round."""
+    send_command(restock_product, sku="MUG-1", quantity=1)
+    an_event()
+    slow = RetryPolicy(max_attempts=1_000_000, base_delay=30, max_delay=30, jitter=Random(7))
+    relay = OutboxRelay(
+        lanes=relay_lanes(
+            commands=CeleryCommandPublisher(app, broker_url=NOTHING_LISTENS), events=_Raising()
+        ),
+        backoff=slow,
+        clock=clock_at(1000.0),  # the lanes' backoff never runs out
+        leader_idle_seconds=1,
+    )
+    stop, wake = threading.Event(), _Wake()
+
+    def run() -> None:
+        try:
+            relay.run_forever(stop, wake, idle_seconds=0.05)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        wait_until(lambda: leader_pid() is not None, what="the relay to lead")
+        leader = leader_pid()
+        # Each wait lasts its 0.05 s (nothing wakes it): 60 of them outlast the idle limit.
+        wait_until(lambda: wake.waits >= 60, what="60 rounds backing off")
+        assert leader_pid() == leader, "the same session leads"
+    finally:
+        stop.set()
+        wake.set()
+        thread.join(timeout=30)
+    assert (unpublished("command"), unpublished("event")) == (1, 1)
 
 
 def test_a_round_that_found_rows_waits_for_a_wake_up_rather_than_querying_again() -> None:
