@@ -133,13 +133,16 @@ class _CountingRelay(OutboxRelay):
         return super().relay_once(waiting=waiting)
 
 
-def _relaying(relay: OutboxRelay, wake: _Wake, rounds_then: Callable[[int], bool]) -> int:
-    """Run the relay in a thread (60 s poll) until `rounds_then(waits)` holds; its rounds."""
+def _relaying(
+    relay: OutboxRelay, wake: _Wake, rounds_then: Callable[[int], bool], poll: float = 60
+) -> int:
+    """Run the relay in a thread (polling every `poll` seconds) until `rounds_then(waits)`
+    holds; its rounds."""
     stop = threading.Event()
 
     def run() -> None:
         try:
-            relay.run_forever(stop, wake, idle_seconds=60)
+            relay.run_forever(stop, wake, idle_seconds=poll)
         finally:
             connections.close_all()
 
@@ -179,26 +182,17 @@ def test_a_leader_whose_every_lane_backs_off_keeps_its_session(through_a_broker:
         clock=clock_at(1000.0),  # the lanes' backoff never runs out
         leader_idle_seconds=1,
     )
-    stop, wake = threading.Event(), _Wake()
+    leaders: list[int | None] = []
 
-    def run() -> None:
-        try:
-            relay.run_forever(stop, wake, idle_seconds=0.05)
-        finally:
-            connections.close_all()
+    def sixty_rounds(waits: int) -> bool:
+        leaders.append(leader_pid())
+        return waits >= 60
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    try:
-        wait_until(lambda: leader_pid() is not None, what="the relay to lead")
-        leader = leader_pid()
-        # Each wait lasts its 0.05 s (nothing wakes it): 60 of them outlast the idle limit.
-        wait_until(lambda: wake.waits >= 60, what="60 rounds backing off")
-        assert leader_pid() == leader, "the same session leads"
-    finally:
-        stop.set()
-        wake.set()
-        thread.join(timeout=30)
+    # Each wait lasts its 0.05 s (nothing wakes it): 60 of them outlast the idle limit.
+    _relaying(relay, _Wake(), sixty_rounds, poll=0.05)
+
+    assert leaders[-1] is not None
+    assert set(leaders) - {None} == {leaders[-1]}, "one session led throughout"
     assert (unpublished("command"), unpublished("event")) == (1, 1)
 
 
