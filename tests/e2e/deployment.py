@@ -20,12 +20,13 @@ from urllib.parse import urlparse, urlunparse
 
 import psycopg
 
-from platform_core.testing.fleet import Fleet, Proc, free_port, recreate_vhost
+from platform_core.testing.fleet import Fleet, Proc, free_port, queued, recreate_vhost
 from platform_core.testing.kafka_mock import MockKafkaProcess
 from tests.e2e.board_support import ROOT, Api, database_url
 
 TOPICS = ("orders.events.v1", "inventory.events.v1", "payments.events.v1", "shipping.events.v1")
 CONSUMER_GROUPS = ("order-fulfillment", "orders", "inventory")
+COMMAND_QUEUES = ("orders", "inventory", "payments", "shipping")
 BIN = Path(sys.executable).parent
 STOCK = 100_000
 SKU = "FAULT-TEA"
@@ -48,7 +49,7 @@ def _roles(port: int, worker_name: str, worker_pool: str, copies: int) -> dict[s
         roles[f"saga-timers{copy}"] = [*manage, "run_saga_timers"]
         roles[f"worker{copy}"] = [
             str(BIN / "celery"),
-            *("-A", "config.celery:app", "worker", "-Q", "orders,inventory,payments,shipping"),
+            *("-A", "config.celery:app", "worker", "-Q", ",".join(COMMAND_QUEUES)),
             *("-P", worker_pool, "-c", "8" if worker_pool == "threads" else "3"),
             *("--without-mingle", "--without-gossip"),
             *("-n", worker_name.replace("@", f"{copy}@"), "--loglevel", "INFO"),
@@ -67,6 +68,11 @@ class Deployment:
     url: str
     database_url: str
     kafka: MockKafkaProcess
+    vhost: str
+
+    def commands_queued(self) -> int:
+        """Command messages in RabbitMQ: waiting, running, or held for a retry."""
+        return sum(n for name, n in queued(self.vhost).items() if name in COMMAND_QUEUES)
 
     def stop(self, role: str) -> None:
         """SIGTERM, as an orchestrator stops a container (SIGKILL after 10 s)."""
@@ -192,7 +198,7 @@ def deployment(
         port = free_port()
         roles = _roles(port, f"deploy-{os.getpid()}@%h", worker_pool, copies)
         procs = {role: fleet.start(role, argv, _ROLE_ENV.get(role)) for role, argv in roles.items()}
-        running = Deployment(fleet, procs, f"http://127.0.0.1:{port}", database, kafka)
+        running = Deployment(fleet, procs, f"http://127.0.0.1:{port}", database, kafka, vhost)
         _stock_a_product(running)
         yield running
     finally:

@@ -347,6 +347,10 @@ def test_the_database_refuses_every_connection_for_a_while(running: Deployment) 
     [(last_letter,)] = running.query("SELECT coalesce(max(id), 0) FROM dead_letters")
 
     def inject(running: Deployment, flowing: Traffic) -> str:
+        # Commands pile up while the worker is stopped, so that it takes them (and runs
+        # them, and retries them) while no connection opens.
+        running.stop("worker")
+        running.wait_until(lambda: running.commands_queued() >= 8, "commands waiting")
         with psycopg.connect(running.database_url, dbname="postgres", autocommit=True) as admin:
             name = psycopg.sql.Identifier(database)
             admin.execute(psycopg.sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(name))
@@ -356,15 +360,24 @@ def test_the_database_refuses_every_connection_for_a_while(running: Deployment) 
                     " WHERE datname = %s AND application_name LIKE %s",
                     [database, running.fleet.app_prefix + "%"],
                 ).fetchall()
+                held = running.commands_queued()
+                running.start("worker")
                 began = time.monotonic()
                 running.wait_until(lambda: time.monotonic() - began >= OUTAGE, "the outage")
             finally:
                 admin.execute(
                     psycopg.sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(name)
                 )
-        return f"the database refused connections for {OUTAGE:.0f} s ({killed} terminated)"
+        return (
+            f"the database refused connections for {OUTAGE:.0f} s ({killed} terminated,"
+            f" {held} commands queued for the worker)"
+        )
 
     scenario(running, "database-away", inject, seed=16)
+    # The retries a worker holds until their countdown ends are no part of settling.
+    running.wait_until(lambda: running.commands_queued() == 0, "every command run")
+    worker_log = running.procs["worker"].log.read_text(errors="replace")
+    assert "retry: Retry in" in worker_log, "commands met the outage and were retried for it"
     # A charge on `tok_timeout` (the fake gateway never answers it) is dead-lettered when
     # its retries run out before the saga's compensation voids the payment, outage or not.
     letters = running.query(

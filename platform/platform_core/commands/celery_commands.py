@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from celery import current_app, shared_task  # type: ignore[import-untyped]
-from celery.exceptions import Retry  # type: ignore[import-untyped]
+from celery.exceptions import Reject, Retry  # type: ignore[import-untyped]
 from celery.signals import task_postrun  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, connections
@@ -90,8 +90,10 @@ def _wired() -> Collaborators:
     return _collaborators()
 
 
-# The retries of a request that an outage of the database caused (`retry_outage`).
+# The retries of a command that an outage of the database caused (`retry_outage`),
+# 0.5 s up to 10 s apart.
 OUTAGE_RETRIES_HEADER = "platform_outage_retries"
+OUTAGE_RETRY = RetryPolicy(max_attempts=1_000_000, base_delay=0.5, max_delay=10)
 
 # Storing a dead letter while the database is away: 0.5 s, doubling, up to 30 s.
 STORE_RETRY = RetryPolicy(base_delay=0.5, max_delay=30)
@@ -120,8 +122,7 @@ class CommandTask(PlatformTask):
     retry_backoff = 1
     retry_backoff_max = 60
     retry_jitter = True
-    outage_backoff = 1
-    outage_backoff_max = 60
+    outage_retry = OUTAGE_RETRY
 
     @property
     def command_queue(self) -> str:
@@ -179,45 +180,28 @@ class CommandTask(PlatformTask):
 
     @property
     def outage_retries(self) -> int:
-        """How many of this request's retries an outage of the database caused."""
-        return _outages(self.request.headers)
-
-    @property
-    def attempt(self) -> int:
-        """Which attempt of the command this run is, the retries for outages not counted."""
-        return int(self.request.retries) - self.outage_retries + 1
+        """How many retries of this command an outage of the database caused."""
+        count = (self.request.headers or {}).get(OUTAGE_RETRIES_HEADER)
+        return count if type(count) is int and count > 0 else 0
 
     def retry_outage(self, error: Exception) -> Retry:
-        """Retry for an outage of the database: not an attempt of the command's, so not
-        counted against `max_retries` (the count rides in a header of the retry), and
-        backed off from 1 s, doubling, up to `outage_backoff_max`."""
+        """Send the command again later, for an outage of the database: no attempt of the
+        command's. Unlike Celery's `retry`, the new message keeps the request's count of
+        retries, which `max_retries` limits; it counts the outage's in a header of its
+        own. Backed off by `outage_retry`, jittered, so that the commands an outage held
+        do not all come back at one instant."""
         outages = self.outage_retries + 1
-        wait = min(self.outage_backoff_max, self.outage_backoff * 2 ** min(outages - 1, 6))
-        headers = {**(self.request.headers or {}), OUTAGE_RETRIES_HEADER: outages}
-        return self.retry(exc=error, countdown=wait, headers=headers)
-
-    def retry(
-        self,
-        args: Any = None,
-        kwargs: Any = None,
-        exc: Exception | None = None,
-        throw: bool = True,
-        eta: Any = None,
-        countdown: float | None = None,
-        max_retries: int | None = None,
-        **options: Any,
-    ) -> Retry:
-        """Celery's retry, its limit counting the command's own attempts: the retries an
-        outage caused (in the header the retry carries) raise it by as many."""
-        limit = self.max_retries if max_retries is None else max_retries
-        if limit is not None:
-            limit += _outages(options.get("headers", self.request.headers))
+        wait = self.outage_retry.delay(outages)
+        again = self.signature_from_request(
+            countdown=wait,
+            retries=self.request.retries,
+            headers={**(self.request.headers or {}), OUTAGE_RETRIES_HEADER: outages},
+        )
         try:
-            return super().retry(args, kwargs, exc, throw, eta, countdown, limit, **options)
-        finally:
-            # Celery keeps an explicit limit on the task object, which every later
-            # request of this process shares; this one was for this request only.
-            self.__dict__.pop("override_max_retries", None)
+            again.apply_async()
+        except Exception as failed:  # as Celery's own retry answers a broker that refuses
+            raise Reject(failed, requeue=False) from failed
+        return Retry(exc=error, when=wait, sig=again)
 
     def message_context(self) -> MessageContext:
         """The context the sender put in the task's headers (a fresh one if none)."""
@@ -253,7 +237,7 @@ class CommandTask(PlatformTask):
             message_id=str(kwargs.get("command_id") or task_id),
             payload=json.dumps(kwargs, sort_keys=True, default=str),
             context=self.message_context(),
-            attempts=self.attempt,
+            attempts=self.request.retries + 1,
             task_id=task_id,
         )
         letter = self._store(failure, exc)
@@ -276,13 +260,6 @@ class CommandTask(PlatformTask):
             who=self.name,
             give_up=bool(self.request.is_eager),
         )
-
-
-def _outages(headers: dict[str, Any] | None) -> int:
-    try:
-        return max(0, int((headers or {}).get(OUTAGE_RETRIES_HEADER) or 0))
-    except (TypeError, ValueError):
-        return 0
 
 
 def _leave_message_context(task: Any = None, **_: Any) -> None:

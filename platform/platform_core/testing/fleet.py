@@ -163,6 +163,23 @@ def delete_vhost(vhost: str) -> None:
         subprocess.run([ctl, "-q", "delete_vhost", vhost], check=True, timeout=60)
 
 
+def queued(vhost: str) -> dict[str, int]:
+    """The messages in each queue of `vhost`, ready or delivered and not yet acknowledged
+    (a retry a worker holds until its countdown ends is one)."""
+    command = ["-q", "list_queues", "-p", vhost, "--no-table-headers", "name", "messages"]
+    listed = subprocess.run(
+        [_rabbitmqctl(), *command],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return {
+        name: int(count)
+        for name, count in (line.split("\t") for line in listed.stdout.splitlines())
+    }
+
+
 def _rabbitmqctl() -> str:
     ctl = shutil.which("rabbitmqctl")
     if ctl is None:

@@ -10,10 +10,10 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from celery import shared_task
+from celery import Signature, shared_task
+from celery.exceptions import Retry
 from celery.signals import task_retry
 from celery.utils.time import get_exponential_backoff_interval
-from django.db import DatabaseError
 
 from config.celery import CONTEXT_QUEUES, app
 from inventory.tasks import restock_product
@@ -37,7 +37,7 @@ class FailureRecordingTask(CommandTask):
     contexts: list[MessageContext] = []
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        self.failures.append((exc, self.attempt))
+        self.failures.append((exc, self.request.retries + 1))
 
 
 @shared_task(
@@ -205,79 +205,50 @@ def test_command_tasks_go_to_their_contexts_queue() -> None:
         assert route["queue"] == command_queue(queue)
 
 
-class Retried(Exception):
-    """What `task.retry` raised here, with the arguments it was given."""
-
-
 def test_a_command_the_database_outage_failed_is_retried_for_as_long_as_it_lasts(monkeypatch):
     """On a worker, a database error while no connection opens is no attempt of the
-    command's: it is retried without a limit (backing off) instead of dead-lettered."""
+    command's: it is sent again (backing off) keeping its count of retries, which
+    `max_retries` limits, and counting the outage's in a header of its own."""
     from platform_core.commands import celery_commands
 
     def outage(*args: Any, **kwargs: Any) -> None:
         raise celery_commands.DatabaseError("the connection is lost")
 
-    def retry(**options: Any) -> None:
-        raise Retried(options)
-
+    sent: list[Signature] = []
     monkeypatch.setattr(
         celery_commands,
         "_wired",
         lambda: type("W", (), {"bus": type("B", (), {"handle": outage})()})(),
     )
     monkeypatch.setattr(celery_commands, "database_reachable", lambda: False)
-    monkeypatch.setattr(restock_product, "retry", retry)
-    sent = {CONTEXT_HEADER: {"correlation_id": "corr-1"}, OUTAGE_RETRIES_HEADER: 7}
-    restock_product.push_request(is_eager=False, retries=9, headers=sent)
+    monkeypatch.setattr(Signature, "apply_async", lambda self, *a, **k: sent.append(self))
+    headers = {CONTEXT_HEADER: {"correlation_id": "corr-1"}, OUTAGE_RETRIES_HEADER: 7}
+    restock_product.push_request(
+        is_eager=False, retries=4, headers=headers, kwargs={"command_id": "c-1"}
+    )
     try:
-        with pytest.raises(Retried) as retried:
+        with pytest.raises(Retry) as retried:
             restock_product.execute(SimpleNamespace(command_id=uuid4()))
     finally:
         restock_product.pop_request()
 
-    options = retried.value.args[0]
-    assert options["countdown"] == 60, "backed off to the longest wait"
-    assert options["headers"] == {**sent, OUTAGE_RETRIES_HEADER: 8}, "one more outage counted"
-
-
-@shared_task(
-    base=FailureRecordingTask, bind=True, context_queue="inventory", name="tests.unit.script"
-)
-def follow_script(task: FailureRecordingTask, *, script: str, command_id: str) -> str:
-    """Run n does what the script's n-th letter says: O an outage of the database (as
-    `execute` retries it on a worker), T a transient failure, S succeed."""
-    step = script[task.request.retries]
-    if step == "O":
-        raise task.retry_outage(DatabaseError("connection refused"))
-    if step == "T":
-        raise ConnectionError("the gateway went away")
-    return "done"
+    [again] = sent
+    assert retried.value.sig is again
+    assert again.kwargs == {"command_id": "c-1"}
+    assert again.options["retries"] == 4, "not an attempt: the count of retries is kept"
+    assert again.options["headers"] == {**headers, OUTAGE_RETRIES_HEADER: 8}
+    assert 0 <= again.options["countdown"] <= 10, "jittered, at most 10 s"
 
 
 @pytest.mark.parametrize(
-    ("script", "succeeds", "outages"),
-    [
-        ("OOOOOOOOS", True, 8),
-        ("OOOTTTTTT", False, 3),
-        ("TTTTTOOOS", True, 3),
-        ("TOTOTOTOTS", True, 4),
-        ("TTOTTTT", False, 1),
-    ],
+    ("value", "counted"), [(3, 3), (0, 0), (-5, 0), (2.5, 0), ("7", 0), (True, 0), (None, 0)]
 )
-def test_retries_for_an_outage_are_not_counted_against_the_commands_attempts(
-    retries: list[float], script: str, succeeds: bool, outages: int
-) -> None:
-    result = follow_script.apply(kwargs={"script": script, "command_id": str(uuid4())})
-
-    assert result.successful() is succeeds
-    assert len(retries) == len(script) - 1, "every run but the last was retried"
-    outage_waits = [wait for wait, step in zip(retries, script[:-1], strict=True) if step == "O"]
-    assert outage_waits == [min(60, 2**n) for n in range(outages)]
-    if not succeeds:
-        [(error, attempts)] = FailureRecordingTask.failures
-        assert isinstance(error, ConnectionError)
-        assert attempts == CommandTask.max_retries + 1, "the outages were no attempts"
-    assert "override_max_retries" not in vars(follow_script), "no limit left for later runs"
+def test_only_a_positive_whole_number_counts_as_outage_retries(value: Any, counted: int) -> None:
+    restock_product.push_request(headers={OUTAGE_RETRIES_HEADER: value})
+    try:
+        assert restock_product.outage_retries == counted
+    finally:
+        restock_product.pop_request()
 
 
 def test_a_dead_letter_the_store_refuses_is_stored_once_it_takes_it(monkeypatch):

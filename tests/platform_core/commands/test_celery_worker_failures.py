@@ -31,6 +31,7 @@ from platform_core.commands.command_outbox import (
     relay_lanes,
 )
 from platform_core.eventsourcing.messages import MessageContext, message_context
+from platform_core.eventsourcing.retry import RetryPolicy
 from platform_core.messaging.envelope import Outgoing
 from platform_core.messaging.local import LocalPublisher
 from platform_core.messaging.relay import OutboxRelay
@@ -71,14 +72,14 @@ def restock_unless_broken(
     max_retries=1,
     retry_kwargs={"countdown": 0},
     retry_backoff=0,
-    outage_backoff=0,
+    outage_retry=RetryPolicy(max_attempts=1_000_000, base_delay=0, max_delay=0),
 )
 def restock_by_script(
     task: CommandTask, *, sku: str, quantity: int, command_id: str, script: str
 ) -> str:
     """Run n does what the script's n-th letter says: O the database out of reach (as
     `execute` retries it), T a transient failure, S restock."""
-    step = script[task.request.retries]
+    step = script[task.request.retries + task.outage_retries]
     if step == "O":
         raise task.retry_outage(DatabaseError("connection refused"))
     if step == "T":
