@@ -314,6 +314,9 @@ def redeliver(letter: DeadLetter) -> bool:
     result = app.tasks[name].apply(
         kwargs=json.loads(letter.payload),
         headers={CONTEXT_HEADER: {k: v for k, v in sent.items() if v}},
+        # A task without a command id is known by its task id: failing again, it
+        # updates this letter rather than leave a new one.
+        task_id=letter.headers.get("task_id") or None,
         throw=False,
     )
     return bool(result.successful())

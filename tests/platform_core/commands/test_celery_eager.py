@@ -11,7 +11,8 @@ from decimal import Decimal
 from uuid import uuid4
 
 import pytest
-from django.core.management import call_command
+from celery import shared_task
+from django.core.management import CommandError, call_command
 from django.db import transaction
 
 from config.celery import app
@@ -31,6 +32,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @command_task("inventory", name="tests.eager.always_fail", max_retries=2)
 def always_fail(task: CommandTask, *, sku: str, command_id: str) -> str:
     raise RuntimeError(f"the stock service is misconfigured for {sku}")
+
+
+@shared_task(base=CommandTask, bind=True, context_queue="inventory", name="tests.eager.no_id")
+def fail_without_a_command_id(task: CommandTask, *, sku: str) -> str:
+    raise RuntimeError(f"no stock service for {sku}")
 
 
 @pytest.fixture(autouse=True)
@@ -207,3 +213,16 @@ def test_a_command_that_cannot_start_is_dead_lettered_and_the_relay_goes_on(
     assert "warehouse" in letter.error
     assert letter.headers["task"] == "inventory.tasks.restock_product"
     assert not OutboxMessage.objects.filter(published_at__isnull=True).exists()
+
+
+def test_a_task_without_a_command_id_failing_again_updates_its_letter() -> None:
+    """Its letter is known by the task's id, which the retry keeps."""
+    fail_without_a_command_id.apply(kwargs={"sku": "MUG-1"}, throw=False)
+    [letter] = DeadLetter.objects.filter(destination="tests.eager.no_id")
+    assert letter.message_id == letter.headers["task_id"]
+
+    with pytest.raises(CommandError, match="1 dead letter"):
+        call_command("dead_letters", "retry", str(letter.pk))
+
+    [again] = DeadLetter.objects.filter(destination="tests.eager.no_id")
+    assert (again.pk, again.status) == (letter.pk, DeadLetter.Status.PENDING)
