@@ -157,9 +157,11 @@ class PostgresBackend(Backend):
             cursor.execute("SET enable_bitmapscan = off")
 
     def end_session_when_idle(self, seconds: float) -> None:
+        # idle_session_timeout is PostgreSQL 14's; an older server goes without.
         with connections[self.using].cursor() as cursor:
             cursor.execute(
-                "SELECT set_config('idle_session_timeout', %s, false)",
+                "SELECT CASE WHEN current_setting('server_version_num')::int >= 140000"
+                " THEN set_config('idle_session_timeout', %s, false) END",
                 [str(max(1, round(seconds * 1000)))],
             )
 
