@@ -337,8 +337,8 @@ RELAY_LINGER_SECONDS = float(os.environ.get("RELAY_LINGER_SECONDS", "0.01"))
 PROJECTOR_LINGER_SECONDS = float(os.environ.get("PROJECTOR_LINGER_SECONDS", "0.02"))
 # PostgreSQL ends the leading relay's session when it sends nothing for this long (a
 # process stopped or hung while holding the leader's lock), so a standby takes over. A
-# working leader queries every round: at least each second, or each round's publishing
-# (up to about 20 s when Kafka does not answer).
+# working leader queries every round: at least each second, or after each round's
+# publishing (up to about 20 s when Kafka does not answer: keep this above that).
 RELAY_LEADER_IDLE_SECONDS = float(os.environ.get("RELAY_LEADER_IDLE_SECONDS", "60"))
 # How long a read given `min_position` waits for the projection
 # (platform_core.web.read_your_writes).

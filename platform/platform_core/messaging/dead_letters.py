@@ -21,11 +21,17 @@ from django.utils import timezone
 
 from platform_core.messaging.envelope import Envelope
 from platform_core.models import DeadLetter
+from platform_core.storage.connectivity import database_reachable
 
 logger = logging.getLogger(__name__)
 
 _VOLATILE = re.compile(r"0x[0-9a-f]+|[0-9a-f]{8}-[0-9a-f-]{27}|\d+")
 ENCODING = "payload_encoding"  # the header saying a payload is kept in base64
+# A letter's count of attempts is kept between 1 and this (its column is an integer).
+MAX_ATTEMPTS = 1_000_000
+# How often the store may refuse a letter while the database answers before the message
+# is let go unrecorded (logged): the letter itself is what it refuses, not an outage.
+STORE_REFUSALS = 5
 
 
 def fingerprint(error: BaseException) -> str:
@@ -52,6 +58,8 @@ class Failure:
         # 300 characters): a letter that cannot be stored would stop its consumer for good.
         for name, limit in (("source", 150), ("destination", 255), ("message_id", 255)):
             object.__setattr__(self, name, storable_key(getattr(self, name), limit))
+        # So may the count (a Celery message's own `retries`, negative or huge).
+        object.__setattr__(self, "attempts", min(max(int(self.attempts), 1), MAX_ATTEMPTS))
 
 
 def payload_of(raw: bytes) -> tuple[str, dict[str, str]]:
@@ -152,8 +160,12 @@ def record_until_stored(
     `delays`) until the store takes it: whoever holds the message lets it go only once
     this returns, so a database outage neither loses it nor stops the caller. With
     `give_up` (a task run in the sender's request), one failure is logged and None
-    answered instead."""
-    attempt = 0
+    answered instead.
+
+    A store that refuses the letter STORE_REFUSALS times while the database answers
+    refuses the letter, not for an outage: that is logged as an error and None answered,
+    rather than hold the message, and the consumer or worker slot with it, for good."""
+    attempt = refusals = 0
     while True:
         try:
             return record(failure, error)
@@ -162,12 +174,22 @@ def record_until_stored(
             if give_up:
                 logger.exception("%s could not dead-letter %s", who, failure.message_id)
                 return None
+            close_old_connections()
+            if database_reachable():
+                refusals += 1
+                if refusals >= STORE_REFUSALS:
+                    logger.exception(
+                        "%s: the store refused the dead letter of %s (%s, from %s) %d times"
+                        " while the database answers; the message goes unrecorded",
+                        *(who, failure.message_id, failure.destination, failure.source),
+                        refusals,
+                    )
+                    return None
             logger.warning(
                 "%s could not store the dead letter of %s (attempt %d); trying again",
                 *(who, failure.message_id, attempt),
                 exc_info=True,
             )
-            close_old_connections()
             sleep(delays.delay(attempt))
 
 

@@ -89,8 +89,9 @@ class Backend:
         its matches first (the relay's: see PostgresBackend)."""
 
     def end_session_when_idle(self, seconds: float) -> None:
-        """Have the server end this session when it sends nothing for `seconds` (its
-        session locks go with it), where the server can (PostgresBackend)."""
+        """Have the server end this session when it sends nothing for `seconds`, in a
+        transaction or not (its session locks go with it), where the server can
+        (PostgresBackend)."""
 
 
 class PostgresBackend(Backend):
@@ -157,12 +158,14 @@ class PostgresBackend(Backend):
             cursor.execute("SET enable_bitmapscan = off")
 
     def end_session_when_idle(self, seconds: float) -> None:
+        # Idle in a transaction too: a leader may hang between two statements of one.
         # idle_session_timeout is PostgreSQL 14's; an older server goes without.
         with connections[self.using].cursor() as cursor:
             cursor.execute(
-                "SELECT CASE WHEN current_setting('server_version_num')::int >= 140000"
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, false),"
+                " CASE WHEN current_setting('server_version_num')::int >= 140000"
                 " THEN set_config('idle_session_timeout', %s, false) END",
-                [str(max(1, round(seconds * 1000)))],
+                [str(max(1, round(seconds * 1000)))] * 2,
             )
 
     def hold_for_transaction(self, name: str, seed: int) -> None:

@@ -32,6 +32,7 @@ from platform_core.commands.command_outbox import (
 )
 from platform_core.eventsourcing.messages import MessageContext, message_context
 from platform_core.eventsourcing.retry import RetryPolicy
+from platform_core.messaging import dead_letters
 from platform_core.messaging.envelope import Outgoing
 from platform_core.messaging.local import LocalPublisher
 from platform_core.messaging.relay import OutboxRelay
@@ -171,6 +172,30 @@ def test_a_domain_error_is_dead_lettered_without_a_retry(
     )
     assert letter.attempts == 1
     assert letter.error.startswith("AggregateNotFound")
+
+
+def test_a_message_whose_count_of_retries_says_anything_is_dead_lettered_all_the_same(
+    start_worker: Callable[..., Worker], product: str
+) -> None:
+    """A Celery message carries its own count of retries: negative, or beyond what an
+    integer column holds, its letter is stored and the worker goes on."""
+    worker = start_worker()
+    sent = {}
+    for retries in (-5, 2**40):
+        command_id = str(uuid4())
+        kwargs = {"sku": "NO-SUCH-SKU", "quantity": 1, "command_id": command_id}
+        app.send_task(restock_product.name, kwargs=kwargs, queue="inventory", retries=retries)
+        sent[command_id] = retries
+
+    letters = wait_for(
+        lambda: len(found := DeadLetter.objects.filter(message_id__in=sent)) == 2 and found,
+        "both letters",
+        [worker],
+    )
+    assert sorted(letter.attempts for letter in letters) == [1, dead_letters.MAX_ATTEMPTS]
+    send(restock_product, sku=product, quantity=3)
+    [restocked] = wait_for(lambda: restocks(product), "a good command after them", [worker])
+    assert restocked.data["quantity"] == 3
 
 
 def test_a_message_no_worker_can_run_goes_to_the_queues_dead_letter_queue(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from django.db import OperationalError
+from django.db import DataError, OperationalError
 
 from platform_core.eventsourcing.retry import RetryPolicy
 from platform_core.messaging import dead_letters
@@ -77,3 +77,55 @@ def test_a_caller_that_gives_up_is_answered_none_after_one_refusal(monkeypatch):
     assert letter is None
     assert calls == ["m-1"]
     assert slept == []
+
+
+def test_a_letter_the_store_refuses_while_the_database_answers_is_let_go(monkeypatch, caplog):
+    """Not an outage: the letter itself is refused (a value its columns cannot hold). The
+    message must not hold its consumer or worker slot for good."""
+    calls: list[str] = []
+
+    def record(failure: dead_letters.Failure, error: BaseException) -> object:
+        calls.append(failure.message_id)
+        raise DataError("integer out of range")
+
+    monkeypatch.setattr(dead_letters, "record", record)
+    slept = Naps()
+
+    letter = dead_letters.record_until_stored(
+        FAILURE, ValueError("poison"), delays=RetryPolicy(), sleep=slept, who="test"
+    )
+
+    assert letter is None
+    assert len(calls) == dead_letters.STORE_REFUSALS
+    assert len(slept) == dead_letters.STORE_REFUSALS - 1
+    assert "the message goes unrecorded" in caplog.text
+
+
+def test_refusals_while_the_database_is_out_of_reach_are_waited_out(monkeypatch):
+    calls, slept = refusing(dead_letters.STORE_REFUSALS + 2, monkeypatch), Naps()
+    monkeypatch.setattr(dead_letters, "database_reachable", lambda: False)
+
+    letter = dead_letters.record_until_stored(
+        FAILURE, ValueError("poison"), delays=RetryPolicy(), sleep=slept, who="test"
+    )
+
+    assert letter is not None
+    assert len(calls) == dead_letters.STORE_REFUSALS + 3
+
+
+@pytest.mark.parametrize(
+    ("attempts", "kept"), [(-4, 1), (0, 1), (6, 6), (2**40, dead_letters.MAX_ATTEMPTS)]
+)
+def test_a_failures_count_of_attempts_is_one_its_column_holds(attempts: int, kept: int) -> None:
+    """A Celery message's own `retries` may say anything."""
+    failure = dead_letters.Failure(
+        source="celery:orders",
+        destination="orders.tasks.confirm_order",
+        message_id="m-2",
+        payload="{}",
+        headers={},
+        attempts=attempts,
+    )
+
+    assert failure.attempts == kept
+    assert dead_letters.record(failure, ValueError("bad")).attempts == kept
