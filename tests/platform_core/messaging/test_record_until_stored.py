@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from django.db import DataError, OperationalError
@@ -118,14 +119,7 @@ def test_refusals_while_the_database_is_out_of_reach_are_waited_out(monkeypatch)
 )
 def test_a_failures_count_of_attempts_is_one_its_column_holds(attempts: int, kept: int) -> None:
     """A Celery message's own `retries` may say anything."""
-    failure = dead_letters.Failure(
-        source="celery:orders",
-        destination="orders.tasks.confirm_order",
-        message_id="m-2",
-        payload="{}",
-        headers={},
-        attempts=attempts,
-    )
+    failure = replace(FAILURE, message_id="m-2", attempts=attempts)
 
     assert failure.attempts == kept
     assert dead_letters.record(failure, ValueError("bad")).attempts == kept
