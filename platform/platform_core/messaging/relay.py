@@ -2,15 +2,16 @@
 after the broker acknowledged it.
 
 Rows go out by lane (`Lane`): in the deployment, command rows to RabbitMQ and the others
-to Kafka, each lane in id order and backed off on its own, so a broker that refuses holds
-up only the messages that go to it (one that does not answer blocks the relay's thread
-while its client waits, each time its lane comes due). Only one relay publishes at a time (a PostgreSQL
-advisory lock elects it), which keeps one aggregate's messages in order; a second relay
-waits as a hot standby and takes over when the first one's connection goes away, or when
-the first one hangs (PostgreSQL ends a leader's session idle `leader_idle_seconds`). No
-transaction is held while waiting for the broker, so the relay never holds back readers
-of the event log. A relay killed between publishing and marking republishes those rows on
-restart: delivery is at-least-once and consumers deduplicate by message id.
+to Kafka, each lane in id order and backed off on its own, so a broker that refuses
+holds up only the messages that go to it (one that does not answer blocks the relay's
+thread while its client waits, each time its lane comes due). Only one relay publishes
+at a time (a PostgreSQL advisory lock elects it), which keeps one aggregate's messages
+in order; a second relay waits as a hot standby and takes over when the first one's
+connection goes away, or when the first one hangs (PostgreSQL ends a leader's session
+idle `leader_idle_seconds`). No transaction is held while waiting for the broker, so the
+relay never holds back readers of the event log. A relay killed between publishing and
+marking republishes those rows on restart: delivery is at-least-once and consumers
+deduplicate by message id.
 """
 
 from __future__ import annotations
