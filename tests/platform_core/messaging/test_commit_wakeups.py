@@ -214,10 +214,12 @@ def worker_idle_after_a_read() -> bool:
 
     Asked once the test has seen the worker's last commit, that statement came after the
     worker's last read: the round has read and done what there was (a relay ends a round
-    that published on the UPDATE that marks the rows), and only a wake-up (or the poll)
-    starts another."""
+    that published on the UPDATE that marks the rows, one that found none on its read, a
+    union in parentheses; a heartbeat's upsert on its COMMIT), and only a wake-up (or the
+    poll) starts another."""
     worker = "application_name <> %s"
-    ends = "query LIKE 'SELECT%%' OR query LIKE 'UPDATE%%' OR query = 'COMMIT'"
+    reads = "query LIKE 'SELECT%%' OR query LIKE '(SELECT%%'"
+    ends = f"{reads} OR query LIKE 'UPDATE%%' OR query = 'COMMIT'"
     idle = f"{worker} AND state = 'idle' AND ({ends})"
     return other_sessions(worker, APPLICATION_NAME) == 1 == other_sessions(idle, APPLICATION_NAME)
 
