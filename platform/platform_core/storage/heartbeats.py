@@ -80,17 +80,15 @@ class Heartbeat:
     def _write(self, **fields: object) -> None:
         self._written_at = self._clock()
         try:
-            # One statement: the row is inserted the first time (a loop failing from its
-            # start gets its start as beat), then only `fields` change.
-            row = LoopHeartbeat(
-                loop=self.loop, instance=self.instance, **{"beat_at": self._now(), **fields}
+            updated = LoopHeartbeat.objects.filter(loop=self.loop, instance=self.instance).update(
+                **fields
             )
-            LoopHeartbeat.objects.bulk_create(
-                [row],
-                update_conflicts=True,
-                unique_fields=["loop", "instance"],
-                update_fields=list(fields),
-            )
+            if not updated:
+                LoopHeartbeat.objects.create(
+                    loop=self.loop,
+                    instance=self.instance,
+                    **{"beat_at": self._now(), **fields},
+                )
         except Exception:  # the database is down or the row raced: the next beat tries again
             logger.debug("heartbeat of %s not written", self.loop, exc_info=True)
             # An idle loop's only query may be this one: a connection killed under it must

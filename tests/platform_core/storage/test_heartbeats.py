@@ -114,7 +114,7 @@ def test_a_beat_the_database_refuses_does_not_fail_the_loop(
     def refuse(*args: object, **kwargs: object) -> None:
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(LoopHeartbeat.objects, "bulk_create", refuse)
+    monkeypatch.setattr(LoopHeartbeat.objects, "filter", refuse)
 
     heartbeat.beat()
     heartbeat.failed(RuntimeError("down"))
